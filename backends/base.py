@@ -1,0 +1,74 @@
+"""The backend contract. A backend knows nothing of suites: it gets a torch module and example
+inputs, and returns a Session that the measurement loop drives with run() and synchronize().
+
+Everything backend-specific (device placement, dtype, memory format, IO binding, thread settings)
+lives behind this contract; the loop is written once for all of them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar, Sequence
+
+__all__ = ["Availability", "Backend", "Session", "PARITY_TOLERANCE"]
+
+# Largest relative error (max |out - ref| / max |ref|, per output) accepted against the PyTorch fp32
+# reference; beyond it the result is invalid and never ranked.
+PARITY_TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2, "bf16": 1e-2}
+
+
+@dataclass(frozen=True)
+class Availability:
+    ok: bool
+    reason: str = ""
+    install: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"available": self.ok, "reason": self.reason, "install": self.install}
+
+
+class Session(ABC):
+    """A model prepared for one runtime and device. ``run`` is one inference of one batch."""
+
+    @abstractmethod
+    def load_inputs(self, inputs: Sequence[Any]) -> Any:
+        """Move host fp32 tensors to where and how ``run`` wants them (outside any timing)."""
+
+    @abstractmethod
+    def run(self, inputs: Any) -> Any:
+        """One inference of one batch; may return before the device is done (see synchronize)."""
+
+    @abstractmethod
+    def synchronize(self) -> None:
+        """Wait until the device has finished all work queued by run(); a no-op on the CPU."""
+
+    @abstractmethod
+    def to_numpy(self, outputs: Any) -> list[Any]:
+        """Outputs as host float32 numpy arrays, in a fixed order, for the parity check."""
+
+    def device_memory(self) -> dict[str, float]:
+        """What the runtime can tell of device memory, in MiB; {} when nothing."""
+        return {}
+
+    def effective_settings(self) -> dict[str, Any]:
+        """The settings that actually ran, as the runtime reports them (recorded, not the request)."""
+        return {}
+
+
+class Backend(ABC):
+    """One runtime. Subclasses set ``name`` and are built with their typed settings."""
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+
+    @classmethod
+    @abstractmethod
+    def available(cls, settings: Any) -> Availability:
+        """Whether this backend can run with these settings here; if not, why, and how to install."""
+
+    @abstractmethod
+    def prepare(self, model: Any, example_inputs: Sequence[Any]) -> Session:
+        """Convert, compile or place ``model`` (a torch nn.Module in eval mode) for this runtime."""

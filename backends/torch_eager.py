@@ -1,0 +1,142 @@
+"""PyTorch eager execution on the CPU (``backend=cpu``) or an NVIDIA GPU (``backend=cuda``).
+
+The CUDA path is written to PyTorch's documented API (torch.cuda.synchronize, max_memory_allocated)
+and tested here only for its unavailable path: it has not yet run on a GPU.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any, Sequence
+
+from backends.base import Availability, Backend, Session
+
+__all__ = ["TorchBackend", "TorchSession"]
+
+_INSTALL_TORCH = "pip install -c constraints.txt -e .  (installs torch, pinned in constraints.txt)"
+_INSTALL_CUDA = "install a CUDA build of PyTorch for your driver (pytorch.org, 'Get started'), then rerun"
+
+
+def _dtype(precision: str) -> Any:
+    import torch
+
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+
+
+def flatten_outputs(outputs: Any) -> list[Any]:
+    """A model's outputs (tensor, tuple, list or dict of them) as a flat list of tensors."""
+    import torch
+
+    if isinstance(outputs, torch.Tensor):
+        return [outputs]
+    if isinstance(outputs, dict):
+        return [t for key in sorted(outputs) for t in flatten_outputs(outputs[key])]
+    if isinstance(outputs, (list, tuple)):
+        return [t for item in outputs for t in flatten_outputs(item)]
+    raise TypeError(f"model output of type {type(outputs).__name__} is not a tensor, tuple, list or dict")
+
+
+class TorchSession(Session):
+    def __init__(self, model: Any, device: Any, dtype: Any, channels_last: bool) -> None:
+        import torch
+
+        self._torch = torch
+        self.model = model
+        self.device = device
+        self.dtype = dtype
+        self.channels_last = channels_last
+        self._cuda = device.type == "cuda"
+
+    def load_inputs(self, inputs: Sequence[Any]) -> Any:
+        torch = self._torch
+        loaded = []
+        for tensor in inputs:
+            tensor = tensor.to(self.device)
+            if tensor.is_floating_point():
+                tensor = tensor.to(self.dtype)
+            if self.channels_last and tensor.dim() == 4:
+                tensor = tensor.contiguous(memory_format=torch.channels_last)
+            loaded.append(tensor)
+        return tuple(loaded)
+
+    def run(self, inputs: Any) -> Any:
+        with self._torch.inference_mode():
+            return self.model(*inputs)
+
+    def synchronize(self) -> None:
+        if self._cuda:
+            self._torch.cuda.synchronize(self.device)
+
+    def to_numpy(self, outputs: Any) -> list[Any]:
+        return [t.detach().to("cpu", self._torch.float32).numpy() for t in flatten_outputs(outputs)]
+
+    def device_memory(self) -> dict[str, float]:
+        if not self._cuda:
+            return {}
+        cuda = self._torch.cuda
+        mib = 1024.0 * 1024.0
+        return {
+            "torch_max_allocated_mib": cuda.max_memory_allocated(self.device) / mib,
+            "torch_max_reserved_mib": cuda.max_memory_reserved(self.device) / mib,
+        }
+
+    def effective_settings(self) -> dict[str, Any]:
+        torch = self._torch
+        settings: dict[str, Any] = {
+            "torch_version": torch.__version__,
+            "device": str(self.device),
+            "dtype": str(self.dtype).replace("torch.", ""),
+            "channels_last": self.channels_last,
+            "intra_op_threads": torch.get_num_threads(),
+            "inter_op_threads": torch.get_num_interop_threads(),
+            "mkldnn_enabled": bool(torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        }
+        if self._cuda:
+            settings["cuda_device_name"] = torch.cuda.get_device_name(self.device)
+            settings["cuda_version"] = torch.version.cuda
+            settings["cudnn_version"] = torch.backends.cudnn.version()
+        return settings
+
+
+class TorchBackend(Backend):
+    name = "torch"
+
+    @classmethod
+    def available(cls, settings: Any) -> Availability:
+        if importlib.util.find_spec("torch") is None:
+            return Availability(False, "PyTorch is not installed", _INSTALL_TORCH)
+        device = str(settings.device)
+        if device == "cpu":
+            return Availability(True)
+        if not device.startswith("cuda"):
+            return Availability(False, f"device {device!r} is not cpu or cuda[:N]", "set backend.device=cpu or cuda")
+        import torch
+
+        if torch.version.cuda is None:
+            return Availability(False, f"this PyTorch ({torch.__version__}) is built without CUDA", _INSTALL_CUDA)
+        count = torch.cuda.device_count()
+        if count == 0 or not torch.cuda.is_available():
+            return Availability(False, "no CUDA device is visible (check the driver and CUDA_VISIBLE_DEVICES)",
+                                "run on a machine with an NVIDIA GPU and driver")
+        index = int(device.split(":", 1)[1]) if ":" in device else 0
+        if index >= count:
+            return Availability(False, f"{device} asked but only {count} CUDA device(s) visible",
+                                f"use backend.device=cuda:0 .. cuda:{count - 1}")
+        return Availability(True)
+
+    def prepare(self, model: Any, example_inputs: Sequence[Any]) -> Session:
+        import torch
+
+        s = self.settings
+        if s.threads is not None:
+            torch.set_num_threads(int(s.threads))
+        if s.interop_threads is not None:
+            torch.set_num_interop_threads(int(s.interop_threads))
+        device = torch.device(s.device)
+        dtype = _dtype(s.precision)
+        model = model.to(device=device, dtype=dtype)
+        if s.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        model.eval()
+        return TorchSession(model, device, dtype, bool(s.channels_last))

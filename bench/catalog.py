@@ -1,0 +1,138 @@
+"""`bench list`: the suites with their workloads (shape, data set, parameters, FLOPs) and the backends
+with their availability, read from conf/ (the config groups are the registry).
+
+Parameters and FLOPs are computed from the model (suites.cost), never typed in. Building a model to
+count them takes seconds, so the counts are cached per workload, keyed by the model code's hash and
+the PyTorch version; without PyTorch they are shown as unknown.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+from bench.config import CONF_DIR
+from bench.errors import ConfigError
+
+__all__ = ["group_options", "catalog", "render_catalog", "workload_cost"]
+
+
+def group_options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def _cache_path() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "bench" / "cost.json"
+
+
+def _code_hash(workload: Any) -> str:
+    digest = hashlib.sha256()
+    for path in (workload.builder, workload.inputs):
+        if not path:
+            continue
+        spec = importlib.util.find_spec(path.partition(":")[0])
+        if spec and spec.origin and os.path.exists(spec.origin):
+            digest.update(Path(spec.origin).read_bytes())
+        digest.update(path.encode())
+    digest.update(repr(workload.input_shape).encode())
+    return digest.hexdigest()[:16]
+
+
+def workload_cost(workload: Any, seed: int = 0) -> dict[str, Any]:
+    """{"params", "flops_per_sample"} of one workload at batch 1, cached; None values without torch."""
+    if importlib.util.find_spec("torch") is None:
+        return {"params": None, "flops_per_sample": None, "note": "PyTorch not installed"}
+    from importlib.metadata import version
+
+    key = f"{workload.name}:{_code_hash(workload)}:{version('torch')}"
+    path = _cache_path()
+    try:
+        cache = json.loads(path.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    if key in cache:
+        return cache[key]
+    from suites.cost import model_cost
+
+    model = workload.build(seed)
+    cost = model_cost(model, workload.make_inputs(1, seed))
+    entry = {"params": cost["params"], "flops_per_sample": cost["flops"]}
+    cache[key] = entry
+    try:
+        from bench.store import atomic_write_json
+
+        atomic_write_json(path, cache)
+    except OSError:
+        pass  # a cache that cannot be written only costs time
+    return entry
+
+
+def _compose_group(group: str, option: str) -> Any:
+    from bench.cli import compose, to_config
+
+    return to_config(compose([f"{group}={option}"]))
+
+
+def catalog(suite_filter: Optional[str] = None, sort: str = "name") -> dict[str, Any]:
+    from suites.base import load_suite
+
+    suites = group_options("suite")
+    if suite_filter is not None and suite_filter not in suites:
+        raise ConfigError("suite", suite_filter, f"use one of {', '.join(suites)}", "is not a known suite")
+    out: dict[str, Any] = {"suites": [], "backends": []}
+    for name in suites:
+        if suite_filter is not None and name != suite_filter:
+            continue
+        cfg = _compose_group("suite", name)
+        suite = load_suite(cfg.suite.catalog)
+        rows = [{**w.catalog(), **workload_cost(w, cfg.suite.seed)} for w in suite.workloads]
+        if sort != "name":
+            key = "flops_per_sample" if sort == "flops" else "params"
+            rows.sort(key=lambda r: (r[key] is None, r[key] or 0))
+        out["suites"].append({"name": name, "description": suite.description, "workloads": rows})
+    for name in group_options("backend"):
+        cfg = _compose_group("backend", name)
+        from suites.base import resolve
+
+        try:
+            availability = resolve(cfg.backend.impl).available(cfg.backend).to_dict()
+        except (ImportError, ValueError) as exc:
+            availability = {"available": False, "reason": f"cannot load {cfg.backend.impl}: {exc}", "install": ""}
+        out["backends"].append({"name": name, "device": cfg.backend.device, "impl": cfg.backend.impl,
+                                **availability})
+    return out
+
+
+def _si(value: Optional[float], unit: str) -> str:
+    if value is None:
+        return "?"
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}"
+
+
+def render_catalog(data: dict[str, Any]) -> str:
+    lines: list[str] = []
+    for suite in data["suites"]:
+        lines.append(f"suite {suite['name']}: {suite['description']}")
+        header = f"  {'workload':18} {'input':14} {'params':>9} {'FLOPs/sample':>13} {'budget':>7}  data set"
+        lines.append(header)
+        for w in suite["workloads"]:
+            shape = "x".join(str(d) for d in w["input_shape"])
+            lines.append(f"  {w['name']:18} {shape:14} {_si(w['params'], ''):>9} "
+                         f"{_si(w['flops_per_sample'], 'FLOP'):>13} {str(w['latency_tier_ms']) + ' ms':>7}  "
+                         f"{w['dataset']} ({w['preprocessing']})")
+        lines.append("")
+    lines.append("backends:")
+    for b in data["backends"]:
+        state = "available" if b["available"] else f"unavailable: {b['reason']}"
+        lines.append(f"  {b['name']:18} device={b['device']:8} {state}")
+        if not b["available"] and b.get("install"):
+            lines.append(f"  {'':18} install: {b['install']}")
+    return "\n".join(lines)

@@ -1,0 +1,247 @@
+"""Config schemas (dataclasses registered in Hydra's ConfigStore) and the one place where a composed
+config becomes typed, validated Python objects.
+
+YAML in conf/ extends these schemas; every field carries a help text (``metadata["help"]``), shown by
+``bench run --help`` through conf/hydra/help. Nothing below the CLI sees a DictConfig.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import MISSING
+
+from bench.errors import ConfigError
+
+__all__ = [
+    "CONF_DIR",
+    "SuiteConfig",
+    "BackendConfig",
+    "TorchBackendConfig",
+    "ScenarioConfig",
+    "ResultsConfig",
+    "WorkerConfig",
+    "Config",
+    "register_schemas",
+    "validate",
+    "field_help",
+    "SCENARIOS",
+    "PRECISIONS",
+]
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+SCENARIOS = ("latency", "throughput")
+PRECISIONS = ("fp32", "fp16", "bf16")
+
+
+def _f(default: Any = MISSING, help: str = "", **kw: Any) -> Any:
+    if isinstance(default, (list, dict)):
+        value = default
+        return field(default_factory=lambda: type(value)(value), metadata={"help": help}, **kw)
+    return field(default=default, metadata={"help": help}, **kw)
+
+
+@dataclass
+class SuiteConfig:
+    name: str = _f(help="suite name, the file name in conf/suite/")
+    catalog: str = _f(help="import path of the suite's Suite object, 'module:attribute'")
+    only: list[str] = _f([], help="run only these workloads of the suite, e.g. [efficientad_s]; empty runs all")
+    seed: int = _f(0, help="seed of the model weights and of the generated inputs")
+
+
+@dataclass
+class BackendConfig:
+    name: str = _f(help="backend name, the file name in conf/backend/")
+    impl: str = _f(help="import path of the Backend class, 'module:Class'")
+    device: str = _f("cpu", help="device the backend runs on (cpu, cuda, cuda:1, ...)")
+    precision: str = _f("fp32", help="numeric precision: fp32, fp16 or bf16")
+
+
+@dataclass
+class TorchBackendConfig(BackendConfig):
+    channels_last: bool = _f(False, help="convert model and inputs to the channels_last memory format")
+    threads: Optional[int] = _f(None, help="intra-op threads (torch.set_num_threads); null keeps PyTorch's default")
+    interop_threads: Optional[int] = _f(None, help="inter-op threads; null keeps PyTorch's default")
+
+
+@dataclass
+class ScenarioConfig:
+    name: str = _f(help="latency (one request at a time) or throughput (back-to-back batches)")
+    default_batch_size: int = _f(1, help="batch size when batch_size is not given")
+    warmup_iterations: int = _f(10, help="warm-up runs at least this many iterations ...")
+    warmup_s: float = _f(1.0, help="... and for at least this long (seconds)")
+    warmup_max_s: float = _f(30.0, help="the warm-up never takes longer than this (seconds)")
+    min_iterations: int = _f(30, help="measure at least this many iterations")
+    min_duration_s: float = _f(5.0, help="measure for at least this long (seconds)")
+    max_duration_s: float = _f(60.0, help="stop measuring after this long even if not converged (then flagged)")
+    target_rel_ci: float = _f(0.01, help="stop once the CI half-width of the median (latency) or of the "
+                                         "throughput is within this fraction of it")
+    confidence: float = _f(0.95, help="confidence level of every interval")
+    max_iterations: int = _f(1_000_000, help="hard cap on measured iterations (memory bound for raw samples)")
+
+
+@dataclass
+class ResultsConfig:
+    name: str = _f("local", help="results profile, the file name in conf/results/")
+    dir: str = _f("results", help="folder for the JSON records and the embedded database")
+    url: Optional[str] = _f(None, help="SQLAlchemy database URL; null means sqlite in results.dir/bench.db")
+
+
+@dataclass
+class WorkerConfig:
+    timeout_s: float = _f(900.0, help="a work item running longer than this is killed and recorded as failed")
+    memory_limit_mib: Optional[int] = _f(None, help="address-space limit of a worker (RLIMIT_AS); null: none")
+
+
+@dataclass
+class Config:
+    suite: Any = MISSING
+    backend: Any = MISSING
+    scenario: Any = MISSING
+    results: Any = MISSING
+    worker: WorkerConfig = field(default_factory=WorkerConfig)
+    batch_size: Optional[int] = _f(None, help="samples per inference; null uses the scenario's default")
+    tag: str = _f("", help="free label stored with every record (e.g. a ticket or a driver version)")
+
+
+def register_schemas() -> None:
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="bench_schema", node=Config)
+    # Schemas live in their own group so that they never show up as a choice of suite/backend/...
+    cs.store(group="schema/suite", name="suite", node=SuiteConfig, package="suite")
+    cs.store(group="schema/backend", name="torch", node=TorchBackendConfig, package="backend")
+    cs.store(group="schema/scenario", name="scenario", node=ScenarioConfig, package="scenario")
+    cs.store(group="schema/results", name="results", node=ResultsConfig, package="results")
+    cs.store(group="hydra/help", name="bench", node={"app_name": "bench", "template": help_text()})
+
+
+def help_text() -> str:
+    """`bench run --help`: the groups, every field with its help text, then the composed config."""
+    sections = [
+        ("suite", SuiteConfig), ("backend", TorchBackendConfig), ("scenario", ScenarioConfig),
+        ("results", ResultsConfig), ("worker", WorkerConfig),
+    ]
+    lines = [
+        "bench run: measure a suite's workloads on one backend (Hydra app).",
+        "",
+        "  bench run                                   # suite=anomaly backend=cpu scenario=latency",
+        "  bench run scenario=throughput batch_size=16",
+        "  bench run -m batch_size=1,4,16              # multirun: one job per value",
+        "  bench run --cfg job                         # print the composed config and exit",
+        "",
+        "== Config groups (choose with group=option) ==",
+        "$APP_CONFIG_GROUPS",
+        "== Fields (set with key=value) ==",
+    ]
+    for name, help_ in field_help(Config).items():
+        if help_:
+            lines.append(f"  {name:28} {help_}")
+    for prefix, cls in sections:
+        for name, help_ in field_help(cls).items():
+            lines.append(f"  {prefix + '.' + name:28} {help_}")
+    lines += ["", "== Composed config ==", "$CONFIG", "$FLAGS_HELP"]
+    return "\n".join(lines).replace("${", "$ {")
+
+
+def field_help(cls: type) -> dict[str, str]:
+    return {f.name: f.metadata.get("help", "") for f in fields(cls)}
+
+
+def _positive(key: str, value: float | int | None, fix: str) -> None:
+    if value is None or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+        raise ConfigError(key, value, fix, "must be > 0")
+
+
+def validate(cfg: Config) -> Config:
+    """Check values a schema's types cannot express. Raises ConfigError naming key, value and fix."""
+    from suites.base import load_suite
+
+    if cfg.batch_size is not None and cfg.batch_size < 1:
+        raise ConfigError("batch_size", cfg.batch_size, "give a whole number >= 1, e.g. batch_size=8", "must be >= 1")
+    sc: ScenarioConfig = cfg.scenario
+    if sc.name not in SCENARIOS:
+        raise ConfigError("scenario.name", sc.name, f"use one of {', '.join(SCENARIOS)}", "is not a scenario")
+    if sc.default_batch_size < 1:
+        raise ConfigError("scenario.default_batch_size", sc.default_batch_size, "give a whole number >= 1", "must be >= 1")
+    for key in ("warmup_s", "warmup_max_s", "min_duration_s", "max_duration_s"):
+        _positive(f"scenario.{key}", getattr(sc, key), "give a duration in seconds, e.g. 5")
+    for key in ("min_iterations", "max_iterations"):
+        _positive(f"scenario.{key}", getattr(sc, key), "give a whole number >= 1")
+    if sc.warmup_iterations < 0:
+        raise ConfigError("scenario.warmup_iterations", sc.warmup_iterations, "give 0 or more", "must be >= 0")
+    if sc.max_duration_s < sc.min_duration_s:
+        raise ConfigError("scenario.max_duration_s", sc.max_duration_s,
+                          f"make it >= scenario.min_duration_s ({sc.min_duration_s})", "is below the minimum duration")
+    if sc.max_iterations < sc.min_iterations:
+        raise ConfigError("scenario.max_iterations", sc.max_iterations,
+                          f"make it >= scenario.min_iterations ({sc.min_iterations})", "is below the minimum")
+    for key in ("target_rel_ci", "confidence"):
+        value = getattr(sc, key)
+        if not (0.0 < value < 1.0):
+            raise ConfigError(f"scenario.{key}", value, "give a fraction strictly between 0 and 1, e.g. 0.01",
+                              "must be in (0, 1)")
+    _positive("worker.timeout_s", cfg.worker.timeout_s, "give a timeout in seconds, e.g. 900")
+    if cfg.worker.memory_limit_mib is not None:
+        _positive("worker.memory_limit_mib", cfg.worker.memory_limit_mib, "give MiB, e.g. 8192, or null")
+    be: BackendConfig = cfg.backend
+    if be.precision not in PRECISIONS:
+        raise ConfigError("backend.precision", be.precision, f"use one of {', '.join(PRECISIONS)}",
+                          "is not a precision")
+    if isinstance(be, TorchBackendConfig):
+        for key in ("threads", "interop_threads"):
+            value = getattr(be, key)
+            if value is not None and value < 1:
+                raise ConfigError(f"backend.{key}", value, "give a whole number >= 1, or null for the default",
+                                  "must be >= 1")
+    try:
+        suite = load_suite(cfg.suite.catalog)
+    except (ImportError, ValueError, TypeError) as exc:
+        raise ConfigError("suite.catalog", cfg.suite.catalog, f"fix conf/suite/{cfg.suite.name}.yaml ({exc})",
+                          "cannot be loaded") from None
+    unknown = [name for name in cfg.suite.only if name not in suite.names()]
+    if unknown:
+        raise ConfigError("suite.only", unknown[0] if len(unknown) == 1 else unknown,
+                          f"choose among {', '.join(suite.names())} (see `bench list`)",
+                          f"is not a workload of suite {suite.name!r}")
+    _check_results_writable(cfg.results)
+    return cfg
+
+
+def _check_results_writable(results: ResultsConfig) -> None:
+    if results.url:
+        return  # a database URL is checked when the store opens it
+    path = Path(results.dir)
+    fix = "point results.dir at a folder you can write, e.g. results.dir=$HOME/bench-results"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError("results.dir", str(path), fix, f"cannot be created ({exc.strerror})") from None
+    if not path.is_dir():
+        raise ConfigError("results.dir", str(path), fix, "is not a folder")
+    # Root ignores permission bits, so try a real write rather than os.access.
+    probe = path / f".write-probe-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError("results.dir", str(path), fix, f"is not writable ({exc.strerror})") from None
+
+
+def as_plain(obj: Any) -> Any:
+    """A dataclass config as plain dicts and lists (for records and JSON)."""
+    if is_dataclass(obj):
+        return {f.name: as_plain(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [as_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: as_plain(v) for k, v in obj.items()}
+    return obj
+
+
+__all__ += ["as_plain"]

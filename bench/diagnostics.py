@@ -1,0 +1,117 @@
+"""Warnings as a closed, typed set, each with a named threshold and a hint of what to do.
+
+They are computed in the parent from the raw result, stored in the record, and shown in the summary.
+
+Contamination is judged by the CPU time other processes used during the measured window (from
+/proc/stat minus the worker's own CPU time). The load average and Linux's CPU pressure (PSI) are
+recorded with every result but raise no warning: both count the worker's own threads (a runtime's
+thread pool on every core shows as pressure), so they cannot tell interference from the work itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Optional
+
+__all__ = ["Code", "BenchWarning", "THRESHOLDS", "diagnose"]
+
+
+class Code(str, Enum):
+    NOT_CONVERGED = "not_converged"
+    HIGH_VARIATION = "high_variation"
+    OUTLIERS = "outliers"
+    SLOW_FIRST_RUN = "slow_first_run"
+    CLOCK_RESOLUTION = "clock_resolution"
+    FOREIGN_CPU = "foreign_cpu"
+    SPEED_DRIFT = "speed_drift"
+    STEAL = "cpu_steal"
+    PARITY = "parity"
+
+
+THRESHOLDS = {
+    # coefficient of variation of the samples
+    "high_variation_cv": 0.10,
+    # first request this many times slower than the median
+    "slow_first_run_ratio": 10.0,
+    # a sample shorter than this many clock resolutions
+    "clock_resolution_factor": 1000.0,
+    # CPU that other processes used during the window, in cores
+    "foreign_cpu_cores": 0.25,
+    # compute-speed check after vs before the measurement, relative change
+    "speed_drift": 0.10,
+    # share of CPU time stolen by the hypervisor
+    "steal_fraction": 0.02,
+}
+
+
+@dataclass(frozen=True)
+class BenchWarning:
+    code: Code
+    message: str
+    hint: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code.value, "message": self.message, "hint": self.hint}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, str]) -> "BenchWarning":
+        return cls(Code(data["code"]), data["message"], data["hint"])
+
+
+def diagnose(
+    metrics: dict[str, Any],
+    loop: dict[str, Any],
+    noise: dict[str, Any],
+    first_inference_ms: Optional[float],
+    parity: Optional[dict[str, Any]] = None,
+) -> list[BenchWarning]:
+    t = THRESHOLDS
+    out: list[BenchWarning] = []
+    quiet = "close other programs (or pin this run to idle cores) and run again"
+    if not metrics.get("converged", True):
+        rel = metrics.get("rel_ci")
+        rel_txt = f"{rel:.1%}" if rel is not None else "unbounded"
+        out.append(BenchWarning(
+            Code.NOT_CONVERGED,
+            f"stopped by {loop.get('stop_reason')} with the interval at ±{rel_txt}, not within the target",
+            "raise scenario.max_duration_s, loosen scenario.target_rel_ci, or " + quiet))
+    cv = metrics.get("latency_cv")
+    if cv is not None and cv > t["high_variation_cv"]:
+        out.append(BenchWarning(Code.HIGH_VARIATION, f"samples vary a lot (cv {cv:.1%})",
+                                "look at the raw samples; " + quiet))
+    if metrics.get("outliers"):
+        out.append(BenchWarning(Code.OUTLIERS, f"{metrics['outliers']} statistical outlier(s) among the samples",
+                                "interference from other programs is likely; " + quiet))
+    p50 = metrics.get("latency_p50_ms")
+    if first_inference_ms and p50 and first_inference_ms > t["slow_first_run_ratio"] * p50:
+        out.append(BenchWarning(Code.SLOW_FIRST_RUN,
+                                f"the first request took {first_inference_ms / p50:.0f}x the median",
+                                "it is reported apart as first_inference_ms; steady state excludes it"))
+    samples = loop.get("samples_ns") or []
+    resolution = loop.get("clock_resolution_ns") or 0.0
+    if samples and resolution and min(samples) < t["clock_resolution_factor"] * resolution:
+        out.append(BenchWarning(Code.CLOCK_RESOLUTION, "samples are close to the clock's resolution",
+                                "the harness times blocks of requests; report this as a bug"))
+    foreign = noise.get("foreign_cpu_cores")
+    if foreign is not None and foreign > t["foreign_cpu_cores"]:
+        out.append(BenchWarning(Code.FOREIGN_CPU,
+                                f"other processes used {foreign:.2f} CPU cores during the measurement",
+                                quiet))
+    before = (noise.get("speed_before") or {}).get("ops_per_s")
+    after = (noise.get("speed_after") or {}).get("ops_per_s")
+    if before and after and abs(after - before) / before > t["speed_drift"]:
+        out.append(BenchWarning(Code.SPEED_DRIFT,
+                                f"the host's compute-speed check changed by {after / before - 1:+.0%} across the run",
+                                "frequency scaling, thermal throttling or interference; " + quiet))
+    steal = noise.get("steal_fraction")
+    if steal is not None and steal > t["steal_fraction"]:
+        out.append(BenchWarning(Code.STEAL, f"the hypervisor stole {steal:.1%} of CPU time",
+                                "use a dedicated host or instance"))
+    if parity and not parity.get("ok", True):
+        out.append(BenchWarning(
+            Code.PARITY,
+            f"outputs differ from the PyTorch fp32 reference by {parity['max_rel_error']:.2e} "
+            f"(tolerance {parity['tolerance']:.0e}): result invalid, never ranked",
+            "check the backend's precision and conversion"))
+    return out

@@ -1,0 +1,39 @@
+"""The error hierarchy. Only the CLI turns these into exit codes (0 ok, 1 some items failed, 2 usage).
+
+Messages name the key, the value and the fix, in one line: they are shown to the user as they are.
+"""
+
+from __future__ import annotations
+
+__all__ = ["BenchError", "ConfigError", "BackendUnavailable", "WorkerFailed", "StoreError"]
+
+
+class BenchError(Exception):
+    """Base of every error bench raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(BenchError):
+    """The user's configuration or command line is wrong; nothing has run and nothing was written."""
+
+    exit_code = 2
+
+    def __init__(self, key: str, value: object, fix: str, problem: str = "") -> None:
+        self.key, self.value, self.fix = key, value, fix
+        what = problem or "is not valid"
+        super().__init__(f"{key}={value!r} {what}: {fix}" if key else f"{what}: {fix}")
+
+
+class BackendUnavailable(ConfigError):
+    """The backend asked for cannot run here (library missing, no device). Carries the install hint."""
+
+
+class WorkerFailed(BenchError):
+    """A work item's worker process crashed, timed out, ran out of memory or raised."""
+
+
+class StoreError(BenchError):
+    """The results store cannot be opened or written."""
+
+    exit_code = 2

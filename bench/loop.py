@@ -1,0 +1,244 @@
+"""The measurement loop, written once for every backend.
+
+Inside a timed region there is nothing but the clock, ``run`` and ``synchronize``. Everything else
+(the stopping rule, progress) happens between timed regions, on a schedule that thins out as the run
+grows, so that its cost never lands inside a sample.
+
+Latency scenario: one request at a time; each sample is one clock pair around ``block`` requests
+(block = 1 unless a request is so short that the clock's own cost would exceed 1% of it).
+Throughput scenario: back-to-back blocks of requests with one synchronize per block; each sample is
+the time of one block, and consecutive samples tile the measured window.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Optional
+
+from bench.stats import Sample, throughput_estimate
+
+__all__ = ["LoopSettings", "LoopResult", "warm_up", "measure", "clock_cost_ns", "block_size_for"]
+
+Clock = Callable[[], int]
+Progress = Callable[[str, dict[str, Any]], None]
+
+# The clock pair may cost at most this fraction of what it measures.
+CLOCK_COST_FRACTION = 0.01
+MAX_BLOCK = 10_000
+# The stopping rule is evaluated at most this often, and at least every 10% of the elapsed time.
+MIN_CHECK_INTERVAL_NS = 200_000_000
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    scenario: str
+    batch_size: int
+    warmup_iterations: int
+    warmup_s: float
+    warmup_max_s: float
+    min_iterations: int
+    min_duration_s: float
+    max_duration_s: float
+    target_rel_ci: float
+    confidence: float
+    max_iterations: int
+
+
+@dataclass
+class LoopResult:
+    """Raw timings of one measurement, as the worker sends them back. Statistics derive from these."""
+
+    scenario: str
+    batch_size: int
+    block: int  # requests per sample
+    samples_ns: list[int]  # one per clock pair: the time of ``block`` requests
+    warmup_ns: list[int]  # each warm-up request, timed alone
+    warmup_stop: str  # "iterations_and_time" or "max_time"
+    clock_cost_ns: float
+    clock_resolution_ns: float
+    converged: bool
+    stop_reason: str  # "converged", "max_duration", "max_iterations"
+    elapsed_ns: int  # wall time from the first to the last clock read of the measurement
+    checks: int
+    final_rel_ci: float
+    start_monotonic_ns: int = 0
+    end_monotonic_ns: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def iterations(self) -> int:
+        return self.block * len(self.samples_ns)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["final_rel_ci"] = _finite_or_none(self.final_rel_ci)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "LoopResult":
+        data = dict(data)
+        if data.get("final_rel_ci") is None:
+            data["final_rel_ci"] = math.inf
+        return cls(**data)
+
+
+def _finite_or_none(value: float) -> Optional[float]:
+    return value if math.isfinite(value) else None
+
+
+def clock_cost_ns(clock: Clock, reads: int = 1000) -> float:
+    """Average cost of one clock read, from back-to-back reads."""
+    first = clock()
+    last = first
+    for _ in range(reads):
+        last = clock()
+    return (last - first) / reads
+
+
+def block_size_for(request_ns: float, cost_ns: float) -> int:
+    """Requests per clock pair so that one pair (two reads) costs at most 1% of the block."""
+    if request_ns <= 0:
+        return MAX_BLOCK if cost_ns > 0 else 1
+    needed = math.ceil(2 * cost_ns / (CLOCK_COST_FRACTION * request_ns))
+    return max(1, min(MAX_BLOCK, needed))
+
+
+def _rel_ci(settings: LoopSettings, samples: list[int], block: int) -> float:
+    if settings.scenario == "latency":
+        return Sample(samples, settings.confidence).median_rel_half_width
+    return throughput_estimate(samples, settings.batch_size * block, settings.confidence).rel_half_width
+
+
+def warm_up(
+    run: Callable[[], Any],
+    synchronize: Callable[[], None],
+    settings: LoopSettings,
+    clock: Clock = time.perf_counter_ns,
+) -> tuple[list[int], str]:
+    """Bounded warm-up: at least warmup_iterations and warmup_s, never longer than warmup_max_s.
+    Returns each request's time and why it stopped."""
+    warmup: list[int] = []
+    min_warm_ns = int(settings.warmup_s * 1e9)
+    max_warm_ns = int(settings.warmup_max_s * 1e9)
+    warm_start = clock()
+    while True:
+        t0 = clock()
+        run()
+        synchronize()
+        t1 = clock()
+        warmup.append(t1 - t0)
+        spent = t1 - warm_start
+        if len(warmup) >= settings.warmup_iterations and spent >= min_warm_ns:
+            return warmup, "iterations_and_time"
+        if spent >= max_warm_ns:
+            return warmup, "max_time"
+
+
+def measure(
+    run: Callable[[], Any],
+    synchronize: Callable[[], None],
+    settings: LoopSettings,
+    warmup: tuple[list[int], str],
+    clock: Clock = time.perf_counter_ns,
+    on_progress: Optional[Progress] = None,
+) -> LoopResult:
+    """Calibrate the block from the warm-up, then measure until the stopping rule holds."""
+    progress = on_progress or (lambda phase, info: None)
+    warmup_ns, warm_stop = warmup
+    cost = clock_cost_ns(clock)
+    tail = sorted(warmup_ns[-max(1, len(warmup_ns) // 2):])
+    block = block_size_for(tail[len(tail) // 2], cost)
+    resolution_ns = time.get_clock_info("perf_counter").resolution * 1e9
+
+    samples: list[int] = []
+    min_samples = math.ceil(settings.min_iterations / block)
+    max_samples = max(min_samples, settings.max_iterations // block)
+    min_ns = int(settings.min_duration_s * 1e9)
+    max_ns = int(settings.max_duration_s * 1e9)
+    target = settings.target_rel_ci
+    checks = 0
+    rel_ci = math.inf
+    progress("measure", {"block": block})
+
+    start_mono = time.monotonic_ns()
+    start = clock()
+    next_check = start + MIN_CHECK_INTERVAL_NS
+    latency = settings.scenario == "latency"
+    prev = start
+    while True:
+        if latency:
+            t0 = clock()
+            for _ in range(block):
+                run()
+                synchronize()
+            now = clock()
+            samples.append(now - t0)
+        else:
+            for _ in range(block):
+                run()
+            synchronize()
+            now = clock()
+            samples.append(now - prev)
+            prev = now
+        if now < next_check and len(samples) < max_samples:
+            continue
+        # Between timed regions: the stopping rule.
+        elapsed = now - start
+        checks += 1
+        enough = len(samples) >= min_samples and elapsed >= min_ns
+        rel_ci = _rel_ci(settings, samples, block) if len(samples) >= 2 else math.inf
+        if enough and rel_ci <= target:
+            stop_reason = "converged"
+            break
+        if elapsed >= max_ns:
+            stop_reason = "max_duration"
+            break
+        if len(samples) >= max_samples:
+            stop_reason = "max_iterations"
+            break
+        progress("measure", _estimate(samples, block, elapsed, rel_ci, target, min_ns, max_ns))
+        next_check = now + max(MIN_CHECK_INTERVAL_NS, elapsed // 10)
+        if not latency:
+            # The check's own time is not part of the window: restart the tiling after it.
+            prev = clock()
+    end_mono = time.monotonic_ns()
+    return LoopResult(
+        scenario=settings.scenario,
+        batch_size=settings.batch_size,
+        block=block,
+        samples_ns=samples,
+        warmup_ns=warmup_ns,
+        warmup_stop=warm_stop,
+        clock_cost_ns=cost,
+        clock_resolution_ns=resolution_ns,
+        converged=stop_reason == "converged",
+        stop_reason=stop_reason,
+        elapsed_ns=now - start,
+        checks=checks,
+        final_rel_ci=rel_ci,
+        start_monotonic_ns=start_mono,
+        end_monotonic_ns=end_mono,
+    )
+
+
+def _estimate(samples: list[int], block: int, elapsed: int, rel_ci: float, target: float,
+              min_ns: int, max_ns: int) -> dict[str, Any]:
+    """A live estimate of the time left: an interval's width shrinks as 1/sqrt(n)."""
+    n = len(samples)
+    per_sample = elapsed / n
+    if math.isfinite(rel_ci) and rel_ci > 0:
+        needed = n * (rel_ci / target) ** 2
+        left = max(0.0, needed - n) * per_sample
+    else:
+        left = float(max_ns - elapsed)
+    left = max(left, min_ns - elapsed)
+    left = min(left, max_ns - elapsed)
+    return {
+        "iterations": n * block,
+        "elapsed_s": elapsed / 1e9,
+        "rel_ci": _finite_or_none(rel_ci),
+        "left_s": max(0.0, left / 1e9),
+        "median_ms": sorted(samples)[n // 2] / block / 1e6,
+    }

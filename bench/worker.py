@@ -1,0 +1,222 @@
+"""The worker: one work item in a freshly spawned process (``python -m bench.worker FD``).
+
+It reads the item as JSON on stdin and writes JSON lines to the file descriptor FD: progress
+events, then exactly one ``result`` or ``error`` message. Its own stdout and stderr go to a log file
+the parent keeps, so a library that prints cannot corrupt the protocol, and a crash leaves its last
+words (faulthandler's traceback) for the failure record. The worker never decides what the user sees.
+
+This is the one place where a suite and a backend meet: the suite builds the model and its inputs,
+the backend prepares it, and the loop measures it.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import json
+import os
+import resource
+import sys
+import time
+import traceback
+from typing import Any, Callable
+
+__all__ = ["PROTOCOL_VERSION", "run_item", "main", "classify_exception"]
+
+PROTOCOL_VERSION = 1
+
+
+def classify_exception(exc: BaseException) -> str:
+    """'oom' for running out of host or device memory, else 'exception'."""
+    if isinstance(exc, MemoryError):
+        return "oom"
+    text = str(exc).lower()
+    if isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text):
+        return "oom"
+    return "exception"
+
+
+def _peak_rss_mib() -> float:
+    # ru_maxrss is in KiB on Linux: the peak resident set of this process over its life.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def parity_check(outputs: list[Any], reference: list[Any], precision: str) -> dict[str, Any]:
+    """Largest relative error per output, as max |out - ref| / max |ref|, against the fp32 reference."""
+    import numpy as np
+
+    from backends.base import PARITY_TOLERANCE
+
+    tolerance = PARITY_TOLERANCE[precision]
+    result: dict[str, Any] = {"reference": "PyTorch eager fp32 on the CPU", "tolerance": tolerance,
+                              "precision": precision}
+    if len(outputs) != len(reference):
+        return {**result, "ok": False, "max_rel_error": float("inf"),
+                "detail": f"{len(outputs)} outputs, reference has {len(reference)}"}
+    errors = []
+    for out, ref in zip(outputs, reference):
+        if out.shape != ref.shape:
+            return {**result, "ok": False, "max_rel_error": None,
+                    "detail": f"output shape {list(out.shape)} != reference {list(ref.shape)}"}
+        if not np.isfinite(out).all():
+            return {**result, "ok": False, "max_rel_error": None, "detail": "non-finite values in the output"}
+        scale = float(np.abs(ref).max()) if ref.size else 0.0
+        diff = float(np.abs(out.astype(np.float64) - ref.astype(np.float64)).max()) if ref.size else 0.0
+        errors.append(diff / scale if scale > 0 else diff)
+    worst = max(errors, default=0.0)
+    return {**result, "ok": worst <= tolerance, "max_rel_error": worst, "per_output": errors}
+
+
+def run_item(item: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Build, check, warm up and measure one work item; return its raw result."""
+    from bench import noise
+    from bench.loop import LoopSettings, measure, warm_up
+    from suites.base import load_suite, resolve
+
+    def phase(name: str, **info: Any) -> None:
+        emit({"type": "progress", "phase": name, "info": info})
+
+    batch_size = int(item["batch_size"])
+    seed = int(item["seed"])
+    phase("build")
+    t0 = time.perf_counter()
+    suite = load_suite(item["suite_catalog"])
+    workload = suite.get(item["workload"])
+    model = workload.build(seed)
+    inputs = workload.make_inputs(batch_size, seed)
+    build_s = time.perf_counter() - t0
+
+    phase("reference")
+    import torch
+
+    from suites.cost import model_cost
+
+    cost = model_cost(model, workload.make_inputs(1, seed))
+    with torch.inference_mode():
+        from backends.torch_eager import flatten_outputs
+
+        reference = [t.detach().float().numpy() for t in flatten_outputs(model(*inputs))]
+
+    phase("prepare")
+    settings_cls = resolve(item["backend_settings_type"])
+    settings = settings_cls(**item["backend"])
+    backend = resolve(item["backend"]["impl"])(settings)
+    t0 = time.perf_counter()
+    session = backend.prepare(model, inputs)
+    loaded = session.load_inputs(inputs)
+    prepare_s = time.perf_counter() - t0
+
+    phase("first")
+    t0_ns = time.perf_counter_ns()
+    outputs = session.run(loaded)
+    session.synchronize()
+    first_ns = time.perf_counter_ns() - t0_ns
+    parity = parity_check(session.to_numpy(outputs), reference, settings.precision)
+    del outputs, reference
+
+    def run() -> Any:
+        return session.run(loaded)
+
+    sc = item["scenario"]
+    loop_settings = LoopSettings(
+        scenario=sc["name"], batch_size=batch_size, warmup_iterations=sc["warmup_iterations"],
+        warmup_s=sc["warmup_s"], warmup_max_s=sc["warmup_max_s"], min_iterations=sc["min_iterations"],
+        min_duration_s=sc["min_duration_s"], max_duration_s=sc["max_duration_s"],
+        target_rel_ci=sc["target_rel_ci"], confidence=sc["confidence"], max_iterations=sc["max_iterations"],
+    )
+    phase("warmup")
+    warm = warm_up(run, session.synchronize, loop_settings)
+
+    # Noise evidence brackets the measured window only.
+    speed_before = noise.compute_speed_check()
+    before = noise.snapshot()
+    own_before = noise.own_cpu_seconds()
+    loop = measure(run, session.synchronize, loop_settings, warm,
+                   on_progress=lambda name, info: phase(name, **info))
+    own_after = noise.own_cpu_seconds()
+    after = noise.snapshot()
+    speed_after = noise.compute_speed_check()
+    usable = len(os.sched_getaffinity(0))
+    try:
+        window = noise.window_noise(before, after, own_after - own_before, usable).to_dict()
+    except ValueError as exc:
+        window = {"error": str(exc)}
+    noise_info = {**window, "speed_before": speed_before, "speed_after": speed_after,
+                  "snapshot_before": before.to_dict(), "snapshot_after": after.to_dict()}
+
+    return {
+        "workload": {
+            **workload.catalog(),
+            "suite": suite.name,
+            "batch_size": batch_size,
+            "seed": seed,
+            "input_shapes": [list(t.shape) for t in inputs],
+            "input_dtypes": [str(t.dtype).replace("torch.", "") for t in inputs],
+            "params": cost["params"],
+            "flops_per_sample": cost["flops"],
+        },
+        "backend": {
+            "name": settings.name,
+            "device": settings.device,
+            "precision": settings.precision,
+            "effective": session.effective_settings(),
+            "device_memory": session.device_memory(),
+        },
+        "setup": {"build_s": build_s, "prepare_s": prepare_s, "first_inference_ms": first_ns / 1e6},
+        "parity": parity,
+        "loop": loop.to_dict(),
+        "noise": noise_info,
+        "memory": {"peak_rss_mib": _peak_rss_mib()},
+    }
+
+
+def _limit_memory(mib: int | None) -> None:
+    if mib:
+        limit = int(mib) * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    channel = os.fdopen(int(argv[0]), "w", buffering=1, encoding="utf-8")
+    faulthandler.enable(file=sys.stderr, all_threads=True)
+
+    def emit(message: dict[str, Any]) -> None:
+        channel.write(json.dumps({"v": PROTOCOL_VERSION, **message}, allow_nan=False, default=str) + "\n")
+        channel.flush()
+
+    request = json.loads(sys.stdin.read())
+    if request.get("v") != PROTOCOL_VERSION:
+        emit({"type": "error", "kind": "exception", "message": f"protocol version {request.get('v')} unknown"})
+        return 3
+    item = request["item"]
+    try:
+        _limit_memory(item.get("memory_limit_mib"))
+        result = run_item(item, emit)
+        emit({"type": "result", "data": _json_safe(result)})
+        return 0
+    except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent as a record
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        kind = classify_exception(exc)
+        try:
+            emit({"type": "error", "kind": kind, "message": f"{type(exc).__name__}: {exc}".strip(),
+                  "traceback": traceback.format_exc(limit=20)})
+        except MemoryError:
+            os.write(2, b"worker: out of memory while reporting an error\n")
+            return 4
+        return 1
+
+
+def _json_safe(value: Any) -> Any:
+    """Infinities and NaN as None: JSON has no such numbers."""
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+if __name__ == "__main__":
+    sys.exit(main())

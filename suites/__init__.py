@@ -1,0 +1,1 @@
+"""Model suites: one module per domain, each a catalog of workloads (suites.base.Workload)."""
