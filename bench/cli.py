@@ -167,11 +167,16 @@ def compose_jobs(args: HydraArgs) -> list[Config]:
         parsed = OverridesParser.create().parse_overrides(args.overrides)
     except Exception as exc:  # noqa: BLE001 - Hydra's parse errors, explained in one line
         raise _explain(exc, args.overrides) from None
-    sweeps = [o for o in parsed if o.is_sweep_override()]
-    if sweeps and not args.multirun:
-        o = sweeps[0]
-        raise ConfigError(o.get_key_element(), o.get_value_element_as_str(),
-                          "add -m (multirun) to run one job per value", "is a sweep")
+    for o in parsed:
+        key = o.get_key_element().lstrip("+~")
+        if o.is_add() or o.is_force_add() or o.is_delete():
+            if not key.startswith("hydra."):
+                raise ConfigError(o.input_line, None, f"set an existing key instead ({key}=...; "
+                                  "`bench run --help` lists every key)", "adds or deletes a config key")
+        if o.is_sweep_override() and not args.multirun:
+            value = o.input_line.partition("=")[2]
+            raise ConfigError(key, value, f"add -m (multirun) to run one job per value: bench run -m {o.input_line}",
+                              "is a sweep")
     if args.multirun:
         try:
             jobs = BasicSweeper.split_arguments(parsed, None)[0]
@@ -205,8 +210,8 @@ def check_runnable(cfg: Config) -> Config:
                           "cannot be loaded") from None
     availability = backend_cls.available(cfg.backend)
     if not availability.ok:
-        raise BackendUnavailable(f"backend={cfg.backend.name} backend.device", cfg.backend.device,
-                                 availability.install, f"cannot run here: {availability.reason}")
+        raise BackendUnavailable("backend", cfg.backend.name, availability.install,
+                                 f"(device {cfg.backend.device}) cannot run here: {availability.reason}")
     return cfg
 
 

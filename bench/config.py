@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -136,7 +137,8 @@ def help_text() -> str:
         "  bench run --cfg job                         # print the composed config and exit",
         "",
         "== Config groups (choose with group=option) ==",
-        "$APP_CONFIG_GROUPS",
+        *[f"  {group}: {', '.join(sorted(p.stem for p in (CONF_DIR / group).glob('*.yaml')))}"
+          for group in ("suite", "backend", "scenario", "results")],
         "== Fields (set with key=value) ==",
     ]
     for name, help_ in field_help(Config).items():
@@ -214,23 +216,25 @@ def validate(cfg: Config) -> Config:
 
 
 def _check_results_writable(results: ResultsConfig) -> None:
+    """The folder exists and takes a file, or can be created; checked without leaving a trace."""
     if results.url:
         return  # a database URL is checked when the store opens it
-    path = Path(results.dir)
+    path = Path(results.dir).expanduser()
     fix = "point results.dir at a folder you can write, e.g. results.dir=$HOME/bench-results"
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "is not a folder" if existing == path else f"cannot be created ({existing} is not a folder)"
+        raise ConfigError("results.dir", str(results.dir), fix, what)
+    # Root ignores permission bits, so try a real write (and remove it) rather than os.access.
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.mkdtemp(prefix=".bench-write-probe-", dir=existing)
+        os.rmdir(probe)
     except OSError as exc:
-        raise ConfigError("results.dir", str(path), fix, f"cannot be created ({exc.strerror})") from None
-    if not path.is_dir():
-        raise ConfigError("results.dir", str(path), fix, "is not a folder")
-    # Root ignores permission bits, so try a real write rather than os.access.
-    probe = path / f".write-probe-{os.getpid()}"
-    try:
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise ConfigError("results.dir", str(path), fix, f"is not writable ({exc.strerror})") from None
+        raise ConfigError("results.dir", str(results.dir), fix, f"is not writable ({exc.strerror})") from None
 
 
 def as_plain(obj: Any) -> Any:

@@ -30,8 +30,12 @@ class Code(str, Enum):
 
 
 THRESHOLDS = {
-    # coefficient of variation of the samples
+    # robust coefficient of variation (1.4826 MAD / median): the spread of the bulk of the samples
     "high_variation_cv": 0.10,
+    # share of samples that are outliers (modified z-score > bench.stats.OUTLIER_MODIFIED_Z); a few
+    # among thousands are the ordinary timer interrupts of any OS (a sample of tens of microseconds
+    # meets one every few hundred samples)
+    "outlier_fraction": 0.05,
     # first request this many times slower than the median
     "slow_first_run_ratio": 10.0,
     # a sample shorter than this many clock resolutions
@@ -76,12 +80,13 @@ def diagnose(
             Code.NOT_CONVERGED,
             f"stopped by {loop.get('stop_reason')} with the interval at ±{rel_txt}, not within the target",
             "raise scenario.max_duration_s, loosen scenario.target_rel_ci, or " + quiet))
-    cv = metrics.get("latency_cv")
+    cv = metrics.get("latency_robust_cv")
     if cv is not None and cv > t["high_variation_cv"]:
-        out.append(BenchWarning(Code.HIGH_VARIATION, f"samples vary a lot (cv {cv:.1%})",
+        out.append(BenchWarning(Code.HIGH_VARIATION, f"the bulk of the samples varies a lot (robust cv {cv:.1%})",
                                 "look at the raw samples; " + quiet))
-    if metrics.get("outliers"):
-        out.append(BenchWarning(Code.OUTLIERS, f"{metrics['outliers']} statistical outlier(s) among the samples",
+    outliers, n = metrics.get("outliers") or 0, metrics.get("samples") or 0
+    if n and outliers / n > t["outlier_fraction"]:
+        out.append(BenchWarning(Code.OUTLIERS, f"{outliers} of {n} samples are statistical outliers",
                                 "interference from other programs is likely; " + quiet))
     p50 = metrics.get("latency_p50_ms")
     if first_inference_ms and p50 and first_inference_ms > t["slow_first_run_ratio"] * p50:

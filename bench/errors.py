@@ -22,7 +22,13 @@ class ConfigError(BenchError):
     def __init__(self, key: str, value: object, fix: str, problem: str = "") -> None:
         self.key, self.value, self.fix = key, value, fix
         what = problem or "is not valid"
-        super().__init__(f"{key}={value!r} {what}: {fix}" if key else f"{what}: {fix}")
+        if not key:
+            text = f"{what}: {fix}"
+        elif value is None:  # the key is the whole override as typed
+            text = f"{key} {what}: {fix}"
+        else:
+            text = f"{key}={value!r} {what}: {fix}"
+        super().__init__(text)
 
 
 class BackendUnavailable(ConfigError):

@@ -5,13 +5,14 @@ Inside a timed region there is nothing but the clock, ``run`` and ``synchronize`
 grows, so that its cost never lands inside a sample.
 
 Latency scenario: one request at a time; each sample is one clock pair around ``block`` requests
-(block = 1 unless a request is so short that the clock's own cost would exceed 1% of it).
+(block = 1 unless a request is so short that the loop's own cost would exceed 1% of it).
 Throughput scenario: back-to-back blocks of requests with one synchronize per block; each sample is
 the time of one block, and consecutive samples tile the measured window.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -19,12 +20,12 @@ from typing import Any, Callable, Optional
 
 from bench.stats import Sample, throughput_estimate
 
-__all__ = ["LoopSettings", "LoopResult", "warm_up", "measure", "clock_cost_ns", "block_size_for"]
+__all__ = ["LoopSettings", "LoopResult", "warm_up", "measure", "measure_timing_overhead", "block_size_for"]
 
 Clock = Callable[[], int]
 Progress = Callable[[str, dict[str, Any]], None]
 
-# The clock pair may cost at most this fraction of what it measures.
+# The loop's own cost (a clock read and bookkeeping) may be at most this fraction of a sample.
 CLOCK_COST_FRACTION = 0.01
 MAX_BLOCK = 10_000
 # The stopping rule is evaluated at most this often, and at least every 10% of the elapsed time.
@@ -56,7 +57,7 @@ class LoopResult:
     samples_ns: list[int]  # one per clock pair: the time of ``block`` requests
     warmup_ns: list[int]  # each warm-up request, timed alone
     warmup_stop: str  # "iterations_and_time" or "max_time"
-    clock_cost_ns: float
+    timing_overhead_ns: float
     clock_resolution_ns: float
     converged: bool
     stop_reason: str  # "converged", "max_duration", "max_iterations"
@@ -88,20 +89,25 @@ def _finite_or_none(value: float) -> Optional[float]:
     return value if math.isfinite(value) else None
 
 
-def clock_cost_ns(clock: Clock, reads: int = 1000) -> float:
-    """Average cost of one clock read, from back-to-back reads."""
-    first = clock()
-    last = first
-    for _ in range(reads):
-        last = clock()
-    return (last - first) / reads
+def measure_timing_overhead(clock: Clock, samples: int = 1000) -> float:
+    """What one sample costs the loop itself: a clock read plus the bookkeeping around it, from
+    the throughput loop run on no-ops (the latency loop has the same inside its timed region)."""
+    times: list[int] = []
+    _throughput_chunk(_noop, _noop, clock, 1, times, until=2**62, cap=samples)
+    return sum(times) / len(times)
 
 
-def block_size_for(request_ns: float, cost_ns: float) -> int:
-    """Requests per clock pair so that one pair (two reads) costs at most 1% of the block."""
+def _noop() -> None:
+    return None
+
+
+def block_size_for(request_ns: float, overhead_ns: float) -> int:
+    """Requests per sample so that the loop's own cost stays within 1% of what a sample measures."""
+    if overhead_ns <= 0:
+        return 1
     if request_ns <= 0:
-        return MAX_BLOCK if cost_ns > 0 else 1
-    needed = math.ceil(2 * cost_ns / (CLOCK_COST_FRACTION * request_ns))
+        return MAX_BLOCK
+    needed = math.ceil(overhead_ns / (CLOCK_COST_FRACTION * request_ns))
     return max(1, min(MAX_BLOCK, needed))
 
 
@@ -147,9 +153,10 @@ def measure(
     """Calibrate the block from the warm-up, then measure until the stopping rule holds."""
     progress = on_progress or (lambda phase, info: None)
     warmup_ns, warm_stop = warmup
-    cost = clock_cost_ns(clock)
+    cost = measure_timing_overhead(clock)
     tail = sorted(warmup_ns[-max(1, len(warmup_ns) // 2):])
-    block = block_size_for(tail[len(tail) // 2], cost)
+    # A warm-up sample holds the loop's own cost besides the request: take it out before sizing blocks.
+    block = block_size_for(max(0.0, tail[len(tail) // 2] - cost), cost)
     resolution_ns = time.get_clock_info("perf_counter").resolution * 1e9
 
     samples: list[int] = []
@@ -162,28 +169,13 @@ def measure(
     rel_ci = math.inf
     progress("measure", {"block": block})
 
+    latency = settings.scenario == "latency"
+    timed = _latency_chunk if latency else _throughput_chunk
     start_mono = time.monotonic_ns()
     start = clock()
     next_check = start + MIN_CHECK_INTERVAL_NS
-    latency = settings.scenario == "latency"
-    prev = start
     while True:
-        if latency:
-            t0 = clock()
-            for _ in range(block):
-                run()
-                synchronize()
-            now = clock()
-            samples.append(now - t0)
-        else:
-            for _ in range(block):
-                run()
-            synchronize()
-            now = clock()
-            samples.append(now - prev)
-            prev = now
-        if now < next_check and len(samples) < max_samples:
-            continue
+        now = timed(run, synchronize, clock, block, samples, next_check, max_samples)
         # Between timed regions: the stopping rule.
         elapsed = now - start
         checks += 1
@@ -200,9 +192,6 @@ def measure(
             break
         progress("measure", _estimate(samples, block, elapsed, rel_ci, target, min_ns, max_ns))
         next_check = now + max(MIN_CHECK_INTERVAL_NS, elapsed // 10)
-        if not latency:
-            # The check's own time is not part of the window: restart the tiling after it.
-            prev = clock()
     end_mono = time.monotonic_ns()
     return LoopResult(
         scenario=settings.scenario,
@@ -211,7 +200,7 @@ def measure(
         samples_ns=samples,
         warmup_ns=warmup_ns,
         warmup_stop=warm_stop,
-        clock_cost_ns=cost,
+        timing_overhead_ns=cost,
         clock_resolution_ns=resolution_ns,
         converged=stop_reason == "converged",
         stop_reason=stop_reason,
@@ -221,6 +210,48 @@ def measure(
         start_monotonic_ns=start_mono,
         end_monotonic_ns=end_mono,
     )
+
+
+def _latency_chunk(run: Callable[[], Any], synchronize: Callable[[], None], clock: Clock, block: int,
+                   samples: list[int], until: int, cap: int) -> int:
+    """Timed requests, one clock pair around each block, until the clock passes ``until``."""
+    append = samples.append
+    if block == 1:
+        while True:
+            t0 = clock()
+            run()
+            synchronize()
+            now = clock()
+            append(now - t0)
+            if now >= until or len(samples) >= cap:
+                return now
+    while True:
+        t0 = clock()
+        for _ in itertools.repeat(None, block):
+            run()
+            synchronize()
+        now = clock()
+        append(now - t0)
+        if now >= until or len(samples) >= cap:
+            return now
+
+
+def _throughput_chunk(run: Callable[[], Any], synchronize: Callable[[], None], clock: Clock, block: int,
+                      samples: list[int], until: int, cap: int) -> int:
+    """Back-to-back blocks, one synchronize and one clock read per block; consecutive samples tile
+    the chunk's window. A chunk starts with its own clock read, so the stopping rule's time between
+    chunks is never part of the window."""
+    append = samples.append
+    prev = clock()
+    while True:
+        for _ in itertools.repeat(None, block):
+            run()
+        synchronize()
+        now = clock()
+        append(now - prev)
+        prev = now
+        if now >= until or len(samples) >= cap:
+            return now
 
 
 def _estimate(samples: list[int], block: int, elapsed: int, rel_ci: float, target: float,

@@ -42,6 +42,7 @@ def loop_metrics(loop: LoopResult, confidence: float) -> dict[str, Any]:
     m["latency_min_ms"] = _ms(sample.min, per)
     m["latency_max_ms"] = _ms(sample.max, per)
     m["latency_cv"] = sample.cv
+    m["latency_robust_cv"] = sample.robust_cv
     m["outliers"] = sample.outlier_count
     m["samples"] = sample.n
     m["iterations"] = loop.iterations

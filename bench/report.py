@@ -3,6 +3,7 @@ interval, then the warnings with what to do, then where the records are."""
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Optional, Sequence, TextIO
@@ -18,9 +19,13 @@ __all__ = ["summary", "fmt_ci", "fmt_num"]
 
 
 def fmt_num(value: Optional[float], digits: int = 4) -> str:
+    """Four significant digits, never in exponent notation (2.08, 478.5, 58740)."""
     if value is None:
         return "-"
-    return f"{value:.{digits}g}"
+    if value == 0 or abs(value) >= 10 ** (digits - 1):
+        return f"{value:.0f}"
+    decimals = digits - 1 - math.floor(math.log10(abs(value)))
+    return f"{value:.{decimals}f}"
 
 
 def fmt_ci(low: Optional[float], high: Optional[float], digits: int = 4) -> str:

@@ -149,7 +149,8 @@ def run_worker(
                     break
                 wait = remaining if refresh_s is None else min(remaining, refresh_s)
                 if not selector.select(wait):  # blocks: no busy-waiting
-                    on_tick()
+                    if refresh_s is not None:
+                        on_tick()
                     continue
                 chunk = os.read(read_fd, 65536)
                 if not chunk:

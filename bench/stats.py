@@ -231,6 +231,11 @@ class Sample:
         return float(np.median(np.abs(self.values - self.median)))
 
     @cached_property
+    def robust_cv(self) -> float:
+        """MAD scaled to a normal's sigma, over the median: the spread of the bulk, blind to outliers."""
+        return 1.4826 * self.mad / self.median if self.median else math.inf
+
+    @cached_property
     def outlier_count(self) -> int:
         """Values whose modified z-score exceeds OUTLIER_MODIFIED_Z."""
         if self.mad == 0:

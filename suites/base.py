@@ -33,8 +33,9 @@ class Workload:
     ``builder`` is ``module:function``; the function takes ``seed: int`` and returns a torch
     ``nn.Module`` in eval mode whose forward takes the tensors ``make_inputs`` returns.
     ``inputs`` is ``module:function`` taking ``(batch_size: int, seed: int)`` and returning a tuple of
-    tensors; when empty, one float32 tensor of ``(batch_size, *input_shape)`` is drawn from a
-    seeded standard normal.
+    tensors; when empty, one float32 tensor of ``(batch_size, *input_shape)`` is drawn, seeded, from
+    ``input_range``: "unit" (uniform in [0, 1], an image the model normalises itself) or "normal"
+    (standard normal, an already normalised tensor).
     """
 
     name: str
@@ -48,6 +49,7 @@ class Workload:
     reference: str
     outputs: tuple[str, ...] = ("anomaly_map", "score")
     inputs: str = ""
+    input_range: str = "unit"
     description: str = ""
 
     def build(self, seed: int) -> Any:
@@ -63,7 +65,8 @@ class Workload:
         import torch
 
         generator = torch.Generator().manual_seed(seed)
-        return (torch.randn((batch_size, *self.input_shape), generator=generator),)
+        draw = torch.rand if self.input_range == "unit" else torch.randn
+        return (draw((batch_size, *self.input_shape), generator=generator),)
 
     def catalog(self) -> dict[str, Any]:
         """The fields a person chooses from (without the computed cost; see suites.cost)."""
@@ -73,6 +76,7 @@ class Workload:
             "input_shape": list(self.input_shape),
             "dataset": self.dataset,
             "preprocessing": self.preprocessing,
+            "input_range": self.input_range,
             "latency_tier_ms": self.latency_tier_ms,
             "licence": self.licence,
             "reference": self.reference,

@@ -1,0 +1,1 @@
+"""Model builders of the suites, in plain PyTorch with seeded random weights."""

@@ -1,0 +1,55 @@
+"""Fake workloads for the runner's isolation tests: each misbehaves in one way a real model can."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import time
+
+from suites.base import Suite, Workload
+
+
+def build_tiny(seed: int):
+    import torch
+
+    return torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
+
+
+def build_raises(seed: int):
+    raise ValueError("boom from the model builder")
+
+
+def build_segfault(seed: int):
+    ctypes.string_at(0)  # reads address 0: SIGSEGV
+
+
+def build_hang(seed: int):
+    time.sleep(3600)
+
+
+def build_oom(seed: int):
+    return bytearray(1 << 50)  # a pebibyte: the allocation fails with MemoryError
+
+
+def build_exit(seed: int):
+    os._exit(3)
+
+
+def _w(name: str, builder: str) -> Workload:
+    return Workload(name=name, family="fake", builder=f"tests.fakes:{builder}", input_shape=(16,),
+                    dataset="none", preprocessing="none", latency_tier_ms=100, licence="n/a", reference="n/a",
+                    outputs=("out",), input_range="normal")
+
+
+SUITE = Suite(
+    name="fake",
+    description="fake workloads for tests",
+    workloads=(
+        _w("tiny", "build_tiny"),
+        _w("raises", "build_raises"),
+        _w("segfault", "build_segfault"),
+        _w("hang", "build_hang"),
+        _w("oom", "build_oom"),
+        _w("exit", "build_exit"),
+    ),
+)

@@ -1,0 +1,161 @@
+"""The measurement loop and its stopping rule, with a fake clock and a fake backend."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+
+from bench.loop import LoopSettings, block_size_for, measure, measure_timing_overhead, warm_up
+from bench.metrics import loop_metrics
+
+
+class FakeClock:
+    """Nanoseconds that move only when the fake backend works (or a read is given a cost)."""
+
+    def __init__(self, read_cost_ns: int = 0) -> None:
+        self.now = 0
+        self.read_cost_ns = read_cost_ns
+        self.reads = 0
+
+    def __call__(self) -> int:
+        self.reads += 1
+        self.now += self.read_cost_ns
+        return self.now
+
+
+class FakeBackend:
+    def __init__(self, clock: FakeClock, service_ns) -> None:
+        self.clock = clock
+        self.service = iter(service_ns) if not callable(service_ns) else None
+        self.service_fn = service_ns if callable(service_ns) else None
+        self.runs = 0
+        self.syncs = 0
+
+    def run(self) -> None:
+        self.runs += 1
+        self.clock.now += self.service_fn() if self.service_fn else next(self.service)
+
+    def synchronize(self) -> None:
+        self.syncs += 1
+
+
+def settings(**kw) -> LoopSettings:
+    base = dict(scenario="latency", batch_size=1, warmup_iterations=5, warmup_s=0.01, warmup_max_s=1.0,
+                min_iterations=10, min_duration_s=1.0, max_duration_s=10.0, target_rel_ci=0.01, confidence=0.95,
+                max_iterations=1_000_000)
+    base.update(kw)
+    return LoopSettings(**base)
+
+
+def run_loop(s: LoopSettings, service, read_cost_ns: int = 0):
+    clock = FakeClock(read_cost_ns)
+    backend = FakeBackend(clock, service)
+    warm = warm_up(backend.run, backend.synchronize, s, clock)
+    return measure(backend.run, backend.synchronize, s, warm, clock), backend
+
+
+def test_constant_latency_converges_at_min_duration():
+    s = settings()
+    loop, backend = run_loop(s, itertools.repeat(1_000_000))  # 1 ms per request
+    # Warm-up: 5 iterations reach 5 ms >= 10 ms? no: it runs until 10 ms and 5 iterations.
+    assert len(loop.warmup_ns) == 10 and loop.warmup_stop == "iterations_and_time"
+    assert loop.block == 1
+    # Checks at 200, 400, ... ms of measurement; the first with >= 1 s converges (zero-width interval).
+    assert loop.stop_reason == "converged" and loop.converged
+    assert len(loop.samples_ns) == 1000 and set(loop.samples_ns) == {1_000_000}
+    assert loop.elapsed_ns == 1_000_000_000
+    assert loop.checks == 5
+    assert backend.runs == backend.syncs == 10 + 1000
+    m = loop_metrics(loop, 0.95)
+    assert m["latency_p50_ms"] == m["latency_p99_ms"] == 1.0
+    assert m["throughput_sps"] == pytest.approx(1000.0)
+    assert m["iterations"] == 1000 and m["converged"] is True
+
+
+def test_min_iterations_holds_even_after_min_duration():
+    s = settings(min_iterations=3000, min_duration_s=0.1, max_duration_s=100.0)
+    loop, _ = run_loop(s, itertools.repeat(1_000_000))
+    assert loop.stop_reason == "converged"
+    assert len(loop.samples_ns) >= 3000
+
+
+def test_noisy_samples_that_cannot_converge_stop_at_max_duration():
+    rng = random.Random(3)
+    s = settings(target_rel_ci=1e-9, max_duration_s=2.0)
+    loop, _ = run_loop(s, lambda: rng.choice([1_000_000, 5_000_000]))
+    assert loop.stop_reason == "max_duration" and not loop.converged
+    assert loop.elapsed_ns >= 2_000_000_000
+    # The overshoot is bounded by one check interval (10% of elapsed, at least 200 ms) plus one request.
+    assert loop.elapsed_ns <= 2_000_000_000 + 200_000_000 + 5_000_000
+
+
+def test_max_iterations_caps_the_raw_samples():
+    rng = random.Random(4)
+    s = settings(min_iterations=10, target_rel_ci=1e-9, max_iterations=500, max_duration_s=1000.0)
+    loop, _ = run_loop(s, lambda: rng.randint(900_000, 1_100_000))
+    assert loop.stop_reason == "max_iterations"
+    assert len(loop.samples_ns) == 500
+
+
+def test_noisy_but_stable_samples_converge_on_the_median_interval():
+    rng = random.Random(5)
+    s = settings(target_rel_ci=0.01, max_duration_s=600.0)
+    loop, _ = run_loop(s, lambda: int(rng.gauss(10_000_000, 1_000_000)))  # 10 ms ± 10%
+    assert loop.stop_reason == "converged"
+    m = loop_metrics(loop, 0.95)
+    lo, hi = m["latency_p50_ci_low_ms"], m["latency_p50_ci_high_ms"]
+    assert lo <= m["latency_p50_ms"] <= hi
+    assert max(m["latency_p50_ms"] - lo, hi - m["latency_p50_ms"]) / m["latency_p50_ms"] <= 0.01
+
+
+@pytest.mark.parametrize("scenario", ["latency", "throughput"])
+def test_fast_requests_are_timed_in_blocks_so_the_loop_costs_under_one_percent(scenario):
+    # A clock read costs 1 us and a request 10 us: a sample per request would carry 10% of overhead.
+    s = settings(scenario=scenario, min_duration_s=0.5)
+    loop, backend = run_loop(s, itertools.repeat(10_000), read_cost_ns=1_000)
+    assert loop.timing_overhead_ns == pytest.approx(1_000)
+    assert loop.block == 10
+    assert set(loop.samples_ns) == {10 * 10_000 + 1_000}  # one clock read inside each sample: 1%
+    m = loop_metrics(loop, 0.95)
+    assert m["latency_p50_ms"] == pytest.approx(0.0101)
+    assert m["iterations"] == 10 * len(loop.samples_ns)
+
+
+def test_block_size_for():
+    assert block_size_for(10_000_000, 50) == 1
+    assert block_size_for(10_000, 1_000) == 10
+    assert block_size_for(10_000, 1_001) == 11
+    assert block_size_for(1, 1_000) == 10_000  # capped
+    assert block_size_for(0, 0) == 1
+
+
+def test_timing_overhead_counts_one_clock_read_per_sample():
+    assert measure_timing_overhead(FakeClock()) == 0
+    assert measure_timing_overhead(FakeClock(read_cost_ns=250)) == 250
+
+
+def test_warm_up_is_bounded_by_max_time():
+    clock = FakeClock()
+    backend = FakeBackend(clock, itertools.repeat(300_000_000))  # 300 ms per request
+    warm, stop = warm_up(backend.run, backend.synchronize, settings(warmup_iterations=100, warmup_max_s=1.0), clock)
+    assert stop == "max_time" and len(warm) == 4  # 4 x 300 ms crosses 1 s
+
+
+def test_throughput_scenario_tiles_the_window_and_syncs_once_per_block():
+    s = settings(scenario="throughput", batch_size=4, min_duration_s=0.5)
+    loop, backend = run_loop(s, itertools.repeat(2_000_000))  # 2 ms per batch of 4
+    assert loop.block == 1 and loop.stop_reason == "converged"
+    m = loop_metrics(loop, 0.95)
+    assert m["throughput_sps"] == pytest.approx(2000.0)
+    assert m["throughput_ci_low_sps"] == pytest.approx(2000.0)
+    assert m["latency_p50_ms"] == pytest.approx(2.0)
+
+
+def test_loop_result_round_trips_through_a_dict():
+    from bench.loop import LoopResult
+
+    loop, _ = run_loop(settings(min_duration_s=0.2), itertools.repeat(1_000_000))
+    again = LoopResult.from_dict(loop.to_dict())
+    assert again == loop
