@@ -1,9 +1,9 @@
 """`bench list`: the suites with their workloads (shape, data set, parameters, FLOPs) and the backends
 with their availability, read from conf/ (the config groups are the registry).
 
-Parameters and FLOPs are computed from the model (suites.cost), never typed in. Building a model to
-count them takes seconds, so the counts are cached per workload, keyed by the model code's hash and
-the PyTorch version; without PyTorch they are shown as unknown.
+Parameters and FLOPs are computed from the model (suites.cost, on the meta device), never typed
+in; the counts are cached per workload, keyed by the model code's hash and the PyTorch version;
+without PyTorch they are shown as unknown.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any, Optional
 from bench.config import CONF_DIR
 from bench.errors import ConfigError
 
-__all__ = ["group_options", "catalog", "render_catalog", "workload_cost"]
+__all__ = ["group_options", "catalog", "render_catalog", "cached_cost"]
 
 
 def group_options(group: str) -> list[str]:
@@ -43,7 +43,7 @@ def _code_hash(workload: Any) -> str:
     return digest.hexdigest()[:16]
 
 
-def workload_cost(workload: Any, seed: int = 0) -> dict[str, Any]:
+def cached_cost(workload: Any, seed: int = 0) -> dict[str, Any]:
     """{"params", "flops_per_sample"} of one workload at batch 1, cached; None values without torch."""
     if importlib.util.find_spec("torch") is None:
         return {"params": None, "flops_per_sample": None, "note": "PyTorch not installed"}
@@ -57,11 +57,9 @@ def workload_cost(workload: Any, seed: int = 0) -> dict[str, Any]:
         cache = {}
     if key in cache:
         return cache[key]
-    from suites.cost import model_cost
+    from suites.cost import workload_cost as count
 
-    model = workload.build(seed)
-    cost = model_cost(model, workload.make_inputs(1, seed))
-    entry = {"params": cost["params"], "flops_per_sample": cost["flops"]}
+    entry = count(workload, seed)
     cache[key] = entry
     try:
         from bench.store import atomic_write_json
@@ -90,7 +88,7 @@ def catalog(suite_filter: Optional[str] = None, sort: str = "name") -> dict[str,
             continue
         cfg = _compose_group("suite", name)
         suite = load_suite(cfg.suite.catalog)
-        rows = [{**w.catalog(), **workload_cost(w, cfg.suite.seed)} for w in suite.workloads]
+        rows = [{**w.catalog(), **cached_cost(w, cfg.suite.seed)} for w in suite.workloads]
         if sort != "name":
             key = "flops_per_sample" if sort == "flops" else "params"
             rows.sort(key=lambda r: (r[key] is None, r[key] or 0))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from bench import __version__
-from bench.config import CONF_DIR, Config, register_schemas, validate
+from bench.config import CONF_DIR, Config, register_schemas, suite_options, validate
 from bench.errors import BenchError, ConfigError
 
 __all__ = ["main", "compose", "compose_jobs", "to_config"]
@@ -79,7 +79,6 @@ def _explain(exc: BaseException, overrides: list[str]) -> ConfigError:
         cause = cause.__cause__ or cause.__context__
     if isinstance(cause, ValidationError):
         key = cause.full_key or cause.key or "?"
-        expected = getattr(cause, "ref_type", None) or getattr(cause, "object_type", None)
         msg = str(cause.msg).splitlines()[0]
         return ConfigError(str(key), cause.value, f"give a value of the right type ({msg})", "has the wrong type")
     if isinstance(cause, (ConfigKeyError, OmegaConfBaseException)) and "not in struct" in str(cause).lower() \
@@ -252,7 +251,8 @@ def _task(cfg: Any) -> None:
         _err(str(exc))
         sys.exit(2)
     _STATE.store_url = mask_url(store.url)
-    catalog = {w.name: {**w.catalog(), "suite": suite.name} for w in suite.workloads}
+    options = suite_options(typed)
+    catalog = {w.name: {**suite.workload_info(w, options), "suite": suite.name} for w in suite.workloads}
     runner = Runner(typed, store, fingerprint(), ProgressDisplay())
     _STATE.jobs += 1
     try:

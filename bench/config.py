@@ -26,6 +26,7 @@ __all__ = [
     "ScenarioConfig",
     "ResultsConfig",
     "WorkerConfig",
+    "DataConfig",
     "Config",
     "register_schemas",
     "validate",
@@ -52,6 +53,11 @@ class SuiteConfig:
     catalog: str = _f(help="import path of the suite's Suite object, 'module:attribute'")
     only: list[str] = _f([], help="run only these workloads of the suite, e.g. [efficientad_s]; empty runs all")
     seed: int = _f(0, help="seed of the model weights and of the generated inputs")
+    dataset: str = _f("", help="the data set the inputs represent (anomaly: mvtec_ad, visa, mvtec_ad_2); "
+                               "empty: the suite's default")
+    boundary: str = _f("model", help="model: a preprocessed tensor in, outputs out; pipeline: a uint8 image "
+                                     "of the data set's native size in, pre- and post-processing included")
+    tile_size: int = _f(256, help="tile size in pixels for data sets processed as tiles (MVTec AD 2)")
 
 
 @dataclass
@@ -73,12 +79,12 @@ class TorchBackendConfig(BackendConfig):
 class ScenarioConfig:
     name: str = _f(help="latency (one request at a time) or throughput (back-to-back batches)")
     default_batch_size: int = _f(1, help="batch size when batch_size is not given")
-    warmup_iterations: int = _f(10, help="warm-up runs at least this many iterations ...")
+    warmup_iterations: int = _f(5, help="warm-up runs at least this many iterations ...")
     warmup_s: float = _f(1.0, help="... and for at least this long (seconds)")
-    warmup_max_s: float = _f(30.0, help="the warm-up never takes longer than this (seconds)")
+    warmup_max_s: float = _f(20.0, help="the warm-up never takes longer than this (seconds)")
     min_iterations: int = _f(30, help="measure at least this many iterations")
     min_duration_s: float = _f(5.0, help="measure for at least this long (seconds)")
-    max_duration_s: float = _f(60.0, help="stop measuring after this long even if not converged (then flagged)")
+    max_duration_s: float = _f(30.0, help="stop measuring after this long even if not converged (then flagged)")
     target_rel_ci: float = _f(0.01, help="stop once the CI half-width of the median (latency) or of the "
                                          "throughput is within this fraction of it")
     confidence: float = _f(0.95, help="confidence level of every interval")
@@ -90,6 +96,12 @@ class ResultsConfig:
     name: str = _f("local", help="results profile, the file name in conf/results/")
     dir: str = _f("results", help="folder for the JSON records and the embedded database")
     url: Optional[str] = _f(None, help="SQLAlchemy database URL; null means sqlite in results.dir/bench.db")
+
+
+@dataclass
+class DataConfig:
+    path: Optional[str] = _f(None, help="a folder of your own images for the pipeline boundary "
+                                        "(decoded with Pillow before timing); null: generated images")
 
 
 @dataclass
@@ -105,6 +117,7 @@ class Config:
     scenario: Any = MISSING
     results: Any = MISSING
     worker: WorkerConfig = field(default_factory=WorkerConfig)
+    data: DataConfig = field(default_factory=DataConfig)
     batch_size: Optional[int] = _f(None, help="samples per inference; null uses the scenario's default")
     tag: str = _f("", help="free label stored with every record (e.g. a ticket or a driver version)")
 
@@ -126,7 +139,7 @@ def help_text() -> str:
     """`bench run --help`: the groups, every field with its help text, then the composed config."""
     sections = [
         ("suite", SuiteConfig), ("backend", TorchBackendConfig), ("scenario", ScenarioConfig),
-        ("results", ResultsConfig), ("worker", WorkerConfig),
+        ("results", ResultsConfig), ("worker", WorkerConfig), ("data", DataConfig),
     ]
     lines = [
         "bench run: measure a suite's workloads on one backend (Hydra app).",
@@ -162,7 +175,7 @@ def _positive(key: str, value: float | int | None, fix: str) -> None:
 
 def validate(cfg: Config) -> Config:
     """Check values a schema's types cannot express. Raises ConfigError naming key, value and fix."""
-    from suites.base import load_suite
+    from suites.base import SuiteOptionError, load_suite
 
     if cfg.batch_size is not None and cfg.batch_size < 1:
         raise ConfigError("batch_size", cfg.batch_size, "give a whole number >= 1, e.g. batch_size=8", "must be >= 1")
@@ -211,8 +224,18 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("suite.only", unknown[0] if len(unknown) == 1 else unknown,
                           f"choose among {', '.join(suite.names())} (see `bench list`)",
                           f"is not a workload of suite {suite.name!r}")
+    try:
+        suite.check(suite_options(cfg))
+    except SuiteOptionError as exc:
+        raise ConfigError(exc.key, exc.value, exc.fix, exc.problem) from None
     _check_results_writable(cfg.results)
     return cfg
+
+
+def suite_options(cfg: Config) -> dict[str, Any]:
+    """What the suite is told besides the workload: data set, boundary, tiles, the user's images."""
+    return {"dataset": cfg.suite.dataset, "boundary": cfg.suite.boundary, "tile_size": cfg.suite.tile_size,
+            "data_path": cfg.data.path}
 
 
 def _check_results_writable(results: ResultsConfig) -> None:
@@ -248,4 +271,4 @@ def as_plain(obj: Any) -> Any:
     return obj
 
 
-__all__ += ["as_plain"]
+__all__ += ["as_plain", "suite_options"]

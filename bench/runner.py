@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from bench.config import Config, as_plain
+from bench.config import Config, as_plain, suite_options
 from bench.diagnostics import diagnose
 from bench.loop import LoopResult
 from bench.metrics import loop_metrics
@@ -233,6 +233,7 @@ class Runner:
         backend = self.cfg.backend
         return {
             "suite_catalog": self.cfg.suite.catalog,
+            "suite_options": suite_options(self.cfg),
             "workload": item.workload,
             "seed": self.cfg.suite.seed,
             "batch_size": item.batch_size,

@@ -81,19 +81,21 @@ def run_item(item: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> di
     t0 = time.perf_counter()
     suite = load_suite(item["suite_catalog"])
     workload = suite.get(item["workload"])
-    model = workload.build(seed)
-    inputs = workload.make_inputs(batch_size, seed)
+    instance = suite.make(workload, batch_size, seed, item.get("suite_options") or {})
+    model, inputs = instance.model, instance.inputs
     build_s = time.perf_counter() - t0
 
     phase("reference")
     import torch
 
-    from suites.cost import model_cost
+    from backends.torch_eager import flatten_outputs
+    from suites.cost import workload_cost
 
-    cost = model_cost(model, workload.make_inputs(1, seed))
+    # Parameters and FLOPs of one model run; a pipeline may run the model several times per sample
+    # (tiles), which the FLOPs per sample include.
+    cost = workload_cost(workload, seed)
+    runs_per_sample = int(instance.info.get("model_runs_per_sample", 1))
     with torch.inference_mode():
-        from backends.torch_eager import flatten_outputs
-
         reference = [t.detach().float().numpy() for t in flatten_outputs(model(*inputs))]
 
     phase("prepare")
@@ -146,13 +148,15 @@ def run_item(item: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> di
     return {
         "workload": {
             **workload.catalog(),
+            **instance.info,
             "suite": suite.name,
             "batch_size": batch_size,
             "seed": seed,
             "input_shapes": [list(t.shape) for t in inputs],
             "input_dtypes": [str(t.dtype).replace("torch.", "") for t in inputs],
             "params": cost["params"],
-            "flops_per_sample": cost["flops"],
+            "flops_per_model_run": cost["flops_per_sample"],
+            "flops_per_sample": cost["flops_per_sample"] * runs_per_sample,
         },
         "backend": {
             "name": settings.name,

@@ -9,9 +9,27 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
-__all__ = ["Workload", "Suite", "resolve"]
+__all__ = ["Workload", "Suite", "resolve", "SuiteOptionError", "Instance"]
+
+
+class SuiteOptionError(ValueError):
+    """A suite option (data set, boundary, data folder, ...) the suite cannot honour. The CLI turns it
+    into a one-line usage error naming the key, the value and the fix."""
+
+    def __init__(self, key: str, value: Any, fix: str, problem: str) -> None:
+        self.key, self.value, self.fix, self.problem = key, value, fix, problem
+        super().__init__(f"{key}={value!r} {problem}: {fix}")
+
+
+@dataclass
+class Instance:
+    """What the worker measures: a model, its inputs, and what the record should say about them."""
+
+    model: Any
+    inputs: tuple[Any, ...]
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 def resolve(path: str) -> Any:
@@ -33,9 +51,12 @@ class Workload:
     ``builder`` is ``module:function``; the function takes ``seed: int`` and returns a torch
     ``nn.Module`` in eval mode whose forward takes the tensors ``make_inputs`` returns.
     ``inputs`` is ``module:function`` taking ``(batch_size: int, seed: int)`` and returning a tuple of
-    tensors; when empty, one float32 tensor of ``(batch_size, *input_shape)`` is drawn, seeded, from
-    ``input_range``: "unit" (uniform in [0, 1], an image the model normalises itself) or "normal"
-    (standard normal, an already normalised tensor).
+    tensors; when empty, one float32 tensor of ``(batch_size, *input_shape)`` is drawn, seeded: with
+    ``input_norm="none"`` an image in [0, 1] (the model works on raw images or normalises itself);
+    with "imagenet" such an image normalised with ImageNet's mean and std (what a pipeline feeds a
+    model with an ImageNet backbone); with "normal" a standard normal tensor.
+    ``resize`` is the size an image is resized to before a centre crop to ``input_shape`` (None: no
+    crop, resize straight to the input shape).
     """
 
     name: str
@@ -49,7 +70,8 @@ class Workload:
     reference: str
     outputs: tuple[str, ...] = ("anomaly_map", "score")
     inputs: str = ""
-    input_range: str = "unit"
+    input_norm: str = "imagenet"
+    resize: Optional[int] = None
     description: str = ""
 
     def build(self, seed: int) -> Any:
@@ -65,8 +87,15 @@ class Workload:
         import torch
 
         generator = torch.Generator().manual_seed(seed)
-        draw = torch.rand if self.input_range == "unit" else torch.randn
-        return (draw((batch_size, *self.input_shape), generator=generator),)
+        shape = (batch_size, *self.input_shape)
+        if self.input_norm == "normal":
+            return (torch.randn(shape, generator=generator),)
+        image = torch.rand(shape, generator=generator)
+        if self.input_norm == "imagenet":
+            mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+            std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+            image = (image - mean) / std
+        return (image,)
 
     def catalog(self) -> dict[str, Any]:
         """The fields a person chooses from (without the computed cost; see suites.cost)."""
@@ -76,7 +105,8 @@ class Workload:
             "input_shape": list(self.input_shape),
             "dataset": self.dataset,
             "preprocessing": self.preprocessing,
-            "input_range": self.input_range,
+            "input_norm": self.input_norm,
+            "resize": self.resize,
             "latency_tier_ms": self.latency_tier_ms,
             "licence": self.licence,
             "reference": self.reference,
@@ -87,9 +117,32 @@ class Workload:
 
 @dataclass(frozen=True)
 class Suite:
+    """A catalog of workloads. ``instantiate`` builds what the worker measures from a workload and
+    the suite's options (data set, boundary, ...); ``check_options`` refuses options the suite
+    cannot honour, before any work starts. The defaults measure the bare model on generated inputs."""
+
     name: str
     description: str
     workloads: tuple[Workload, ...] = field(default_factory=tuple)
+    instantiate: Optional[Callable[[Workload, int, int, dict[str, Any]], Instance]] = None
+    check_options: Optional[Callable[["Suite", dict[str, Any]], None]] = None
+    describe: Optional[Callable[[Workload, dict[str, Any]], dict[str, Any]]] = None
+
+    def make(self, workload: Workload, batch_size: int, seed: int, options: dict[str, Any]) -> Instance:
+        if self.instantiate is not None:
+            return self.instantiate(workload, batch_size, seed, options)
+        return Instance(workload.build(seed), workload.make_inputs(batch_size, seed))
+
+    def check(self, options: dict[str, Any]) -> None:
+        if self.check_options is not None:
+            self.check_options(self, options)
+
+    def workload_info(self, workload: Workload, options: dict[str, Any]) -> dict[str, Any]:
+        """The catalog entry as these options make it (the data set chosen, the boundary, ...)."""
+        info = workload.catalog()
+        if self.describe is not None:
+            info.update(self.describe(workload, options))
+        return info
 
     def names(self) -> list[str]:
         return [w.name for w in self.workloads]
@@ -109,4 +162,7 @@ def load_suite(path: str) -> Suite:
     return suite
 
 
-__all__ += ["load_suite"]
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+__all__ += ["load_suite", "IMAGENET_MEAN", "IMAGENET_STD"]

@@ -33,3 +33,29 @@ def model_cost(model: Any, example_inputs: tuple) -> dict[str, int]:
     with torch.no_grad(), counter:
         model(*example_inputs)
     return {"params": int(params), "flops": int(counter.get_total_flops())}
+
+
+def workload_cost(workload: Any, seed: int = 0) -> dict[str, Any]:
+    """Parameters and FLOPs of one model run of a workload (batch 1), counted on the ``meta``
+    device: the model is built without memory and nothing is computed, so even a model with
+    gigabytes of buffers costs a fraction of a second. Falls back to a real build on the CPU for a
+    builder that cannot run on ``meta``."""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            torch.manual_seed(seed)
+            from suites.base import resolve
+
+            model = resolve(workload.builder)(seed=seed).eval()
+            inputs = tuple(torch.empty((1, *workload.input_shape)) for _ in range(1))
+        cost = model_cost(model, inputs)
+        counted_on = "meta"
+    except Exception:  # noqa: BLE001 - any op without a meta kernel: count on the real model
+        model = workload.build(seed)
+        cost = model_cost(model, workload.make_inputs(1, seed))
+        counted_on = "cpu"
+    return {"params": cost["params"], "flops_per_sample": cost["flops"], "counted_on": counted_on}
+
+
+__all__ += ["workload_cost"]

@@ -38,7 +38,7 @@ def build_exit(seed: int):
 def _w(name: str, builder: str) -> Workload:
     return Workload(name=name, family="fake", builder=f"tests.fakes:{builder}", input_shape=(16,),
                     dataset="none", preprocessing="none", latency_tier_ms=100, licence="n/a", reference="n/a",
-                    outputs=("out",), input_range="normal")
+                    outputs=("out",), input_norm="normal")
 
 
 SUITE = Suite(

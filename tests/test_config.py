@@ -35,13 +35,14 @@ def test_defaults_are_the_embedded_default():
 
 
 def test_every_field_has_help():
-    from bench.config import BackendConfig, ResultsConfig, SuiteConfig, WorkerConfig
+    from bench.config import BackendConfig, DataConfig, ResultsConfig, SuiteConfig, WorkerConfig
 
-    for cls in (SuiteConfig, BackendConfig, TorchBackendConfig, ScenarioConfig, ResultsConfig, WorkerConfig):
+    for cls in (SuiteConfig, BackendConfig, TorchBackendConfig, ScenarioConfig, ResultsConfig, WorkerConfig,
+                DataConfig):
         missing = [name for name, text in field_help(cls).items() if not text]
         assert not missing, f"{cls.__name__}: {missing}"
     assert {k for k, v in field_help(Config).items() if not v} == {"suite", "backend", "scenario", "results",
-                                                                   "worker"}  # groups, documented per field
+                                                                   "worker", "data"}  # documented per field
 
 
 @pytest.mark.parametrize(
