@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
-from bench.config import CONF_DIR
+from bench.config import CONF_DIR, suite_options
 from bench.errors import ConfigError
 
 __all__ = ["group_options", "catalog", "render_catalog", "cached_cost"]
@@ -88,7 +88,10 @@ def catalog(suite_filter: Optional[str] = None, sort: str = "name") -> dict[str,
             continue
         cfg = _compose_group("suite", name)
         suite = load_suite(cfg.suite.catalog)
-        rows = [{**w.catalog(), **cached_cost(w, cfg.suite.seed)} for w in suite.workloads]
+        options = suite_options(cfg)
+        selected = set(cfg.suite.only or suite.names())
+        rows = [{**suite.workload_info(w, options), **cached_cost(w, cfg.suite.seed), "default": w.name in selected}
+                for w in suite.workloads]
         if sort != "name":
             key = "flops_per_sample" if sort == "flops" else "params"
             rows.sort(key=lambda r: (r[key] is None, r[key] or 0))
@@ -115,17 +118,33 @@ def _si(value: Optional[float], unit: str) -> str:
     return f"{value:.3g} {unit}"
 
 
+def _table(header: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    def line(cells: list[str]) -> str:
+        return "  " + "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    return [line(header).rstrip(), *(line(r).rstrip() for r in rows)]
+
+
 def render_catalog(data: dict[str, Any]) -> str:
     lines: list[str] = []
     for suite in data["suites"]:
         lines.append(f"suite {suite['name']}: {suite['description']}")
-        header = f"  {'workload':18} {'input':14} {'params':>9} {'FLOPs/sample':>13} {'budget':>7}  data set"
-        lines.append(header)
+        rows = []
         for w in suite["workloads"]:
-            shape = "x".join(str(d) for d in w["input_shape"])
-            lines.append(f"  {w['name']:18} {shape:14} {_si(w['params'], ''):>9} "
-                         f"{_si(w['flops_per_sample'], 'FLOP'):>13} {str(w['latency_tier_ms']) + ' ms':>7}  "
-                         f"{w['dataset']} ({w['preprocessing']})")
+            rows.append([
+                ("* " if w.get("default") else "  ") + w["name"], w["family"],
+                "x".join(str(d) for d in w["input_shape"]), _si(w["params"], ""),
+                _si(w["flops_per_sample"], "FLOP"), f"{w['latency_tier_ms']} ms", w["preprocessing"],
+            ])
+        header = ["  workload", "family", "input", "params", "FLOPs/sample", "budget", "preprocessing"]
+        lines += _table(header, rows, right={3, 4, 5})
+        if suite["workloads"]:
+            first = suite["workloads"][0]
+            if "dataset" in first:
+                lines.append(f"  data set {first['dataset']} ({first.get('native_sizes', '')}), boundary "
+                             f"{first.get('boundary', 'model')}; * = run by default (suite.only)")
+            licences = sorted({w["licence"] for w in suite["workloads"]})
+            lines.append(f"  licences of the reference code: {'; '.join(licences)}")
         lines.append("")
     lines.append("backends:")
     for b in data["backends"]:

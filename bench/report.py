@@ -34,7 +34,8 @@ def fmt_ci(low: Optional[float], high: Optional[float], digits: int = 4) -> str:
 
 def _row(index: int, r: RunRecord) -> list[str]:
     w, b, m = r.workload, r.backend, r.metrics
-    backend = f"{b.get('name')} {b.get('device')} {b.get('precision')}"
+    device = "" if b.get("device") == b.get("name") else f" {b.get('device')}"
+    backend = f"{b.get('name')}{device} {b.get('precision')}"
     base = [str(index), str(w.get("name")), backend, str(w.get("batch_size")), str(r.scenario.get("name"))]
     if r.status != "ok":
         error = r.error or {}

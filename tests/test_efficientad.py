@@ -277,3 +277,13 @@ def test_cost_module_imports_without_torch():
     root = Path(__file__).resolve().parents[1]
     done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+@pytest.mark.parametrize("variant", ["s", "m"])
+def test_onnx_export_with_dynamic_batch_matches_pytorch(variant, tmp_path):
+    from tests.onnx_parity import assert_onnx_matches
+
+    model = {"s": build_efficientad_s, "m": build_efficientad_m}[variant](seed=0)
+    gen = torch.Generator().manual_seed(5)
+    images = torch.rand((3, 3, 256, 256), generator=gen)
+    assert_onnx_matches(model, lambda n: images[:n].clone(), tmp_path / f"efficientad_{variant}.onnx")

@@ -8,8 +8,6 @@ here from the published layer tables.
 
 from __future__ import annotations
 
-import warnings
-from pathlib import Path
 
 import pytest
 
@@ -18,6 +16,7 @@ torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 
 from suites.cost import model_cost  # noqa: E402
+from tests.onnx_parity import assert_onnx_matches  # noqa: E402
 from suites.models import autoencoder, draem  # noqa: E402
 from suites.models.autoencoder import ConvAutoencoder, build_conv_autoencoder  # noqa: E402
 from suites.models.blur import gaussian_kernel2d  # noqa: E402
@@ -341,45 +340,14 @@ def test_different_seed_different_outputs(name):
 # --- ONNX -------------------------------------------------------------------------------------
 
 
-def export_and_run(model: torch.nn.Module, path: Path, size: int, dynamo: bool = True) -> None:
-    """Export with a dynamic batch axis (example batch 2) and compare onnxruntime with PyTorch at
-    batch 1 and 2 (rtol 1e-4, atol 1e-5 of the output's scale). ``dynamo=False``: the TorchScript
-    exporter, several times faster here."""
-    ort = pytest.importorskip("onnxruntime")
-    names = {"input_names": ["input"], "output_names": ["anomaly_map", "score"]}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if dynamo:
-            pytest.importorskip("onnxscript")
-            batch = torch.export.Dim("batch", min=1, max=64)
-            shapes = {"dynamic_shapes": ({0: batch},)}
-        else:
-            shapes = {"dynamic_axes": {name: {0: "batch"} for name in ("input", "anomaly_map", "score")}}
-        torch.onnx.export(model, (image(2, size, seed=7),), str(path), dynamo=dynamo, **names, **shapes)
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    assert session.get_inputs()[0].shape[0] != 2, "batch axis must be dynamic"
-    for n in (1, 2):
-        x = image(n, size, seed=11)
-        with torch.no_grad():
-            expected = model(x)
-        got = session.run(None, {"input": x.numpy()})
-        for name, ref, out in zip(("anomaly_map", "score"), expected, got):
-            out = torch.from_numpy(out)
-            assert out.shape == ref.shape, (name, n)
-            atol = 1e-5 * ref.abs().max().item()
-            torch.testing.assert_close(out, ref, rtol=1e-4, atol=atol, msg=f"{name} at batch {n}")
-    del session
-    path.unlink()  # the full-width DRAEM file holds ~390 MB of weights
-
-
 @pytest.mark.parametrize("name", list(BUILDERS))
 def test_onnx_export_with_dynamic_batch_matches_pytorch(models, name, tmp_path):
-    export_and_run(models[name], tmp_path / f"{name}.onnx", SIZE)
+    assert_onnx_matches(models[name], lambda n: image(n, SIZE, seed=11 + n), tmp_path / f"{name}.onnx")
 
 
 def test_onnx_export_of_the_pooled_draem_score(tmp_path):
-    """The authors' pooled score (AveragePool) exports too, here with the TorchScript exporter;
-    narrow widths keep the test fast (the graph is the same as at full width)."""
+    """The authors' pooled score (AveragePool) exports too; narrow widths keep the test fast (the
+    graph is the same as at full width)."""
     model = build_draem(seed=SEED, input_size=SIZE, recon_base_width=8, disc_base_width=4, score_pooling=True)
     assert model.score_pooling
-    export_and_run(model, tmp_path / "draem_pooled.onnx", SIZE, dynamo=False)
+    assert_onnx_matches(model, lambda n: image(n, SIZE, seed=11 + n), tmp_path / "draem_pooled.onnx")

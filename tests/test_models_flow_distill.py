@@ -18,6 +18,7 @@ torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
 from suites.cost import model_cost  # noqa: E402
+from tests.onnx_parity import assert_onnx_matches  # noqa: E402
 from suites.models import fastflow, reverse_distillation, stfpm  # noqa: E402
 from suites.models.fastflow import FlowStep, build_fastflow  # noqa: E402
 from suites.models.blur import gaussian_kernel2d as gaussian_kernel  # noqa: E402
@@ -379,31 +380,7 @@ def test_default_cost_params_and_flops_scale_with_batch(meta_models, name):
 # --- ONNX -------------------------------------------------------------------------------------
 
 
-def export_and_compare(model: torch.nn.Module, path) -> None:
-    """Export with the dynamo exporter, batch dynamic, at batch 3; run onnxruntime at batch 1
-    and 2; outputs must match PyTorch's (rtol 1e-4, atol 1e-5 of the output's scale)."""
-    onnx = pytest.importorskip("onnx")
-    ort = pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnxscript")
-    batch = torch.export.Dim("batch", min=1, max=64)
-    torch.onnx.export(
-        model, (image(3),), str(path), dynamo=True, input_names=["input"],
-        output_names=["anomaly_map", "score"], dynamic_shapes=({0: batch},), verbose=False,
-    )
-    graph = onnx.load(str(path), load_external_data=False).graph
-    assert graph.input[0].type.tensor_type.shape.dim[0].dim_param, "batch axis must be symbolic"
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    for batch_size in (1, 2):
-        x = image(batch_size, seed=batch_size)
-        with torch.no_grad():
-            expected = model(x)
-        got = session.run(None, {"input": x.numpy()})
-        for out, ref in zip(got, expected):
-            assert out.shape == tuple(ref.shape)
-            scale = float(ref.abs().max())
-            torch.testing.assert_close(torch.from_numpy(out), ref, rtol=1e-4, atol=1e-5 * scale)
-
-
 @pytest.mark.parametrize("name", NAMES)
 def test_onnx_export_with_dynamic_batch_matches_pytorch(models, name, tmp_path):
-    export_and_compare(models[name], tmp_path / f"{name}.onnx")
+    assert_onnx_matches(models[name], lambda n: image(n, seed=n), tmp_path / f"{name}.onnx", export_batch=3,
+                        batches=(1, 2))

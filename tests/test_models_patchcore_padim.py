@@ -16,6 +16,7 @@ torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
 from suites.cost import model_cost  # noqa: E402
+from tests.onnx_parity import assert_onnx_matches  # noqa: E402
 from suites.models import padim, patchcore  # noqa: E402
 from suites.models.padim import PaDiM, build_padim_resnet18, build_padim_wrn50  # noqa: E402
 from suites.models.patchcore import (  # noqa: E402
@@ -342,45 +343,19 @@ def test_flops_beyond_the_backbone_are_the_search_and_the_distance():
 # --- ONNX ---------------------------------------------------------------------------------------
 
 
-def export_and_compare(model: torch.nn.Module, size: int, path) -> None:
-    """Export with the dynamo exporter (batch dynamic, weights as external data, which models
-    above 2 GB need), then run onnxruntime at batch 1 and 2 against PyTorch."""
-    ort = pytest.importorskip("onnxruntime")
-    batch = torch.export.Dim("batch", min=1, max=64)
-    torch.onnx.export(
-        model,
-        (image(2, size),),
-        str(path),
-        dynamo=True,
-        external_data=True,
-        input_names=["input"],
-        output_names=["anomaly_map", "score"],
-        dynamic_shapes={"x": {0: batch}},
-    )
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    for n in (1, 2):
-        x = image(n, size, seed=7 + n)
-        expected = run(model, x)
-        got = session.run(None, {"input": x.numpy()})
-        for want, have in zip(expected, got):
-            assert have.shape == tuple(want.shape)
-            scale = float(want.abs().max())
-            torch.testing.assert_close(torch.from_numpy(have), want, rtol=1e-4, atol=1e-5 * max(scale, 1.0))
-
-
 def test_onnx_patchcore(models, tmp_path):
-    export_and_compare(models["patchcore"], SIZE, tmp_path / "patchcore.onnx")
+    assert_onnx_matches(models["patchcore"], lambda n: image(n, SIZE, seed=7 + n), tmp_path / "patchcore.onnx")
 
 
 def test_onnx_padim_resnet18(models, tmp_path):
-    export_and_compare(models["resnet18"], SIZE, tmp_path / "padim_r18.onnx")
+    assert_onnx_matches(models["resnet18"], lambda n: image(n, SIZE, seed=7 + n), tmp_path / "padim_r18.onnx")
 
 
 def test_onnx_padim_wrn50_keeps_weights_as_external_data(tmp_path):
     onnx = pytest.importorskip("onnx")
     model = build_padim_wrn50(seed=SEED, input_size=SIZE, n_features=64)  # a smaller file
     path = tmp_path / "padim_wrn50.onnx"
-    export_and_compare(model, SIZE, path)
+    assert_onnx_matches(model, lambda n: image(n, SIZE, seed=7 + n), path)
     proto = onnx.load(str(path), load_external_data=False)
     external = [t for t in proto.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
     assert any(tuple(t.dims) == ((SIZE // 4) ** 2, 64, 64) for t in external)
