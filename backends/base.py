@@ -9,13 +9,29 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Optional, Sequence
 
-__all__ = ["Availability", "Backend", "Session", "PARITY_TOLERANCE"]
+__all__ = ["Availability", "Backend", "Session", "PrepareContext", "PARITY_TOLERANCE"]
 
 # Largest relative error (max |out - ref| / max |ref|, per output) accepted against the PyTorch fp32
 # reference; beyond it the result is invalid and never ranked.
-PARITY_TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2, "bf16": 1e-2}
+PARITY_TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2, "bf16": 1e-2, "int8": 5e-2}
+
+
+@dataclass(frozen=True)
+class PrepareContext:
+    """What a backend may need to know besides the model: the scenario it will be driven in (an
+    async runtime sizes its request queue by it), the batch sizes to build for, and where to cache
+    conversions. ``model_key`` identifies the model and its input spec (suite, workload, seed, suite
+    options, the model code's hash, input shapes and dtypes); a backend adds its precision, its
+    settings and its library versions to make a conversion's cache key."""
+
+    scenario: str = "latency"
+    batch_size: int = 1
+    max_batch_size: int = 1
+    cache_dir: Optional[str] = None
+    model_key: str = ""
+    cache_enabled: bool = True
 
 
 @dataclass(frozen=True)
@@ -60,6 +76,8 @@ class Backend(ABC):
     """One runtime. Subclasses set ``name`` and are built with their typed settings."""
 
     name: ClassVar[str] = ""
+    # The precisions this backend can run; check_runnable refuses others before any work.
+    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
 
     def __init__(self, settings: Any) -> None:
         self.settings = settings
@@ -70,5 +88,6 @@ class Backend(ABC):
         """Whether this backend can run with these settings here; if not, why, and how to install."""
 
     @abstractmethod
-    def prepare(self, model: Any, example_inputs: Sequence[Any]) -> Session:
-        """Convert, compile or place ``model`` (a torch nn.Module in eval mode) for this runtime."""
+    def prepare(self, model: Any, example_inputs: Sequence[Any], context: PrepareContext) -> Session:
+        """Convert, compile or place ``model`` (a torch nn.Module in eval mode) for this runtime.
+        What the conversion cost and whether a cache served it go into effective_settings()."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.util
 from typing import Any, Sequence
 
-from backends.base import Availability, Backend, Session
+from backends.base import Availability, Backend, PrepareContext, Session
 
 __all__ = ["TorchBackend", "TorchSession"]
 
@@ -101,6 +101,7 @@ class TorchSession(Session):
 
 class TorchBackend(Backend):
     name = "torch"
+    precisions = ("fp32", "fp16", "bf16")
 
     @classmethod
     def available(cls, settings: Any) -> Availability:
@@ -125,7 +126,7 @@ class TorchBackend(Backend):
                                 f"use backend.device=cuda:0 .. cuda:{count - 1}")
         return Availability(True)
 
-    def prepare(self, model: Any, example_inputs: Sequence[Any]) -> Session:
+    def prepare(self, model: Any, example_inputs: Sequence[Any], context: PrepareContext) -> Session:
         import torch
 
         s = self.settings

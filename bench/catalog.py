@@ -8,7 +8,6 @@ without PyTorch they are shown as unknown.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -30,26 +29,15 @@ def _cache_path() -> Path:
     return Path(base) / "bench" / "cost.json"
 
 
-def _code_hash(workload: Any) -> str:
-    digest = hashlib.sha256()
-    for path in (workload.builder, workload.inputs):
-        if not path:
-            continue
-        spec = importlib.util.find_spec(path.partition(":")[0])
-        if spec and spec.origin and os.path.exists(spec.origin):
-            digest.update(Path(spec.origin).read_bytes())
-        digest.update(path.encode())
-    digest.update(repr(workload.input_shape).encode())
-    return digest.hexdigest()[:16]
-
-
 def cached_cost(workload: Any, seed: int = 0) -> dict[str, Any]:
     """{"params", "flops_per_sample"} of one workload at batch 1, cached; None values without torch."""
     if importlib.util.find_spec("torch") is None:
         return {"params": None, "flops_per_sample": None, "note": "PyTorch not installed"}
     from importlib.metadata import version
 
-    key = f"{workload.name}:{_code_hash(workload)}:{version('torch')}"
+    from suites.base import code_hash
+
+    key = f"{workload.name}:{code_hash(workload)}:{version('torch')}"
     path = _cache_path()
     try:
         cache = json.loads(path.read_text())

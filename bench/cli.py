@@ -207,6 +207,11 @@ def check_runnable(cfg: Config) -> Config:
     except (ImportError, ValueError) as exc:
         raise ConfigError("backend.impl", cfg.backend.impl, f"fix conf/backend/{cfg.backend.name}.yaml ({exc})",
                           "cannot be loaded") from None
+    precisions = getattr(backend_cls, "precisions", ("fp32",))
+    if cfg.backend.precision not in precisions:
+        raise ConfigError("backend.precision", cfg.backend.precision,
+                          f"use one of {', '.join(precisions)} with backend={cfg.backend.name}",
+                          "is not supported by this backend")
     availability = backend_cls.available(cfg.backend)
     if not availability.ok:
         raise BackendUnavailable("backend", cfg.backend.name, availability.install,

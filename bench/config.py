@@ -23,10 +23,15 @@ __all__ = [
     "SuiteConfig",
     "BackendConfig",
     "TorchBackendConfig",
+    "CompiledBackendConfig",
+    "OrtBackendConfig",
+    "OpenVinoBackendConfig",
+    "TensorRTBackendConfig",
     "ScenarioConfig",
     "ResultsConfig",
     "WorkerConfig",
     "DataConfig",
+    "CacheConfig",
     "Config",
     "register_schemas",
     "validate",
@@ -37,7 +42,7 @@ __all__ = [
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 SCENARIOS = ("latency", "throughput")
-PRECISIONS = ("fp32", "fp16", "bf16")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 
 def _f(default: Any = MISSING, help: str = "", **kw: Any) -> Any:
@@ -65,7 +70,7 @@ class BackendConfig:
     name: str = _f(help="backend name, the file name in conf/backend/")
     impl: str = _f(help="import path of the Backend class, 'module:Class'")
     device: str = _f("cpu", help="device the backend runs on (cpu, cuda, cuda:1, ...)")
-    precision: str = _f("fp32", help="numeric precision: fp32, fp16 or bf16")
+    precision: str = _f("fp32", help="numeric precision: fp32, fp16, bf16 or int8 (as the backend supports)")
 
 
 @dataclass
@@ -73,6 +78,40 @@ class TorchBackendConfig(BackendConfig):
     channels_last: bool = _f(False, help="convert model and inputs to the channels_last memory format")
     threads: Optional[int] = _f(None, help="intra-op threads (torch.set_num_threads); null keeps PyTorch's default")
     interop_threads: Optional[int] = _f(None, help="inter-op threads; null keeps PyTorch's default")
+
+
+@dataclass
+class CompiledBackendConfig(TorchBackendConfig):
+    compile_mode: str = _f("default", help="torch.compile mode: default, reduce-overhead or max-autotune")
+    freezing: bool = _f(True, help="inductor freezing (constant-fold weights; inference only)")
+    dynamic: bool = _f(False, help="compile for dynamic shapes instead of the measured batch size")
+
+
+@dataclass
+class OrtBackendConfig(BackendConfig):
+    provider: str = _f("cpu", help="ONNX Runtime execution provider: cpu, cuda or tensorrt")
+    graph_optimization: str = _f("all", help="graph optimisation level: disable, basic, extended or all")
+    intra_op_threads: Optional[int] = _f(None, help="intra-op threads; null keeps ONNX Runtime's default")
+    inter_op_threads: Optional[int] = _f(None, help="inter-op threads; null keeps ONNX Runtime's default")
+    io_binding: bool = _f(True, help="bind inputs and outputs to device buffers (cuda and tensorrt providers)")
+
+
+@dataclass
+class OpenVinoBackendConfig(BackendConfig):
+    source: str = _f("onnx", help="read the exported ONNX file (onnx) or convert the torch model (convert_model)")
+    hint: str = _f("auto", help="performance hint: latency, throughput, or auto (follow the scenario)")
+    num_requests: Optional[int] = _f(None, help="infer requests of the throughput scenario; null: the "
+                                                "device's recommendation (OPTIMAL_NUMBER_OF_INFER_REQUESTS)")
+    threads: Optional[int] = _f(None, help="inference threads (INFERENCE_NUM_THREADS); null: OpenVINO's default")
+
+
+@dataclass
+class TensorRTBackendConfig(BackendConfig):
+    workspace_mib: int = _f(4096, help="builder workspace memory pool limit in MiB")
+    optimization_level: int = _f(3, help="builder optimisation level 0-5 (higher builds longer)")
+    cuda_graph: bool = _f(False, help="capture one inference in a CUDA graph and replay it")
+    int8_calibration: Optional[str] = _f(None, help="folder of calibration images; needed for precision=int8")
+    max_batch: Optional[int] = _f(None, help="largest batch of the optimisation profile; null: the batch measured")
 
 
 @dataclass
@@ -111,6 +150,13 @@ class WorkerConfig:
 
 
 @dataclass
+class CacheConfig:
+    dir: Optional[str] = _f(None, help="where conversions (ONNX export, OpenVINO model, TensorRT engine) are "
+                                       "cached by content hash; null: ~/.cache/bench/artifacts")
+    enabled: bool = _f(True, help="reuse cached conversions; false rebuilds every time")
+
+
+@dataclass
 class Config:
     suite: Any = MISSING
     backend: Any = MISSING
@@ -118,6 +164,7 @@ class Config:
     results: Any = MISSING
     worker: WorkerConfig = field(default_factory=WorkerConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
     batch_size: Optional[int] = _f(None, help="samples per inference; null uses the scenario's default")
     tag: str = _f("", help="free label stored with every record (e.g. a ticket or a driver version)")
 
@@ -130,6 +177,10 @@ def register_schemas() -> None:
     # Schemas live in their own group so that they never show up as a choice of suite/backend/...
     cs.store(group="schema/suite", name="suite", node=SuiteConfig, package="suite")
     cs.store(group="schema/backend", name="torch", node=TorchBackendConfig, package="backend")
+    cs.store(group="schema/backend", name="compiled", node=CompiledBackendConfig, package="backend")
+    cs.store(group="schema/backend", name="onnxruntime", node=OrtBackendConfig, package="backend")
+    cs.store(group="schema/backend", name="openvino", node=OpenVinoBackendConfig, package="backend")
+    cs.store(group="schema/backend", name="tensorrt", node=TensorRTBackendConfig, package="backend")
     cs.store(group="schema/scenario", name="scenario", node=ScenarioConfig, package="scenario")
     cs.store(group="schema/results", name="results", node=ResultsConfig, package="results")
     cs.store(group="hydra/help", name="bench", node={"app_name": "bench", "template": help_text()})
@@ -139,7 +190,7 @@ def help_text() -> str:
     """`bench run --help`: the groups, every field with its help text, then the composed config."""
     sections = [
         ("suite", SuiteConfig), ("backend", TorchBackendConfig), ("scenario", ScenarioConfig),
-        ("results", ResultsConfig), ("worker", WorkerConfig), ("data", DataConfig),
+        ("results", ResultsConfig), ("worker", WorkerConfig), ("data", DataConfig), ("cache", CacheConfig),
     ]
     lines = [
         "bench run: measure a suite's workloads on one backend (Hydra app).",

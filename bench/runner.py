@@ -34,6 +34,11 @@ __all__ = ["WorkItem", "WorkerOutcome", "expand", "run_worker", "Runner"]
 LOG_TAIL_CHARS = 4000
 
 
+def default_cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "bench", "artifacts")
+
+
 @dataclass(frozen=True)
 class WorkItem:
     workload: str
@@ -241,6 +246,8 @@ class Runner:
             "backend_settings_type": f"{type(backend).__module__}:{type(backend).__qualname__}",
             "scenario": as_plain(self.cfg.scenario),
             "memory_limit_mib": self.cfg.worker.memory_limit_mib,
+            "cache_dir": self.cfg.cache.dir or default_cache_dir(),
+            "cache_enabled": self.cfg.cache.enabled,
         }
 
     def run(self, items: list[WorkItem], catalog: dict[str, dict[str, Any]]) -> list[tuple[RunRecord, Path]]:

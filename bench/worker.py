@@ -66,9 +66,25 @@ def parity_check(outputs: list[Any], reference: list[Any], precision: str) -> di
     return {**result, "ok": worst <= tolerance, "max_rel_error": worst, "per_output": errors}
 
 
+def model_key(item: dict[str, Any], workload: Any, inputs: Any) -> str:
+    """A hash of what defines the model and its inputs: suite, workload, seed, suite options, the
+    model code, and the input shapes and dtypes."""
+    import hashlib
+
+    from suites.base import code_hash
+
+    spec = {
+        "suite": item["suite_catalog"], "workload": workload.name, "seed": item["seed"],
+        "options": item.get("suite_options") or {}, "code": code_hash(workload),
+        "inputs": [[list(t.shape), str(t.dtype)] for t in inputs],
+    }
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
 def run_item(item: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     """Build, check, warm up and measure one work item; return its raw result."""
     from bench import noise
+    from backends.base import PrepareContext
     from bench.loop import LoopSettings, measure, warm_up
     from suites.base import load_suite, resolve
 
@@ -103,7 +119,13 @@ def run_item(item: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> di
     settings = settings_cls(**item["backend"])
     backend = resolve(item["backend"]["impl"])(settings)
     t0 = time.perf_counter()
-    session = backend.prepare(model, inputs)
+    context = PrepareContext(
+        scenario=item["scenario"]["name"], batch_size=batch_size,
+        max_batch_size=int(item.get("max_batch_size") or batch_size),
+        cache_dir=item.get("cache_dir"), cache_enabled=bool(item.get("cache_enabled", True)),
+        model_key=model_key(item, workload, inputs),
+    )
+    session = backend.prepare(model, inputs, context)
     loaded = session.load_inputs(inputs)
     prepare_s = time.perf_counter() - t0
 

@@ -162,7 +162,27 @@ def load_suite(path: str) -> Suite:
     return suite
 
 
+def code_hash(workload: Workload) -> str:
+    """A hash of the source of the modules that build a workload's model and inputs, and of its
+    input shape: a change of the model code changes the hash, and invalidates what was cached."""
+    import hashlib
+    import importlib.util
+    import os
+
+    digest = hashlib.sha256()
+    for path in (workload.builder, workload.inputs):
+        if not path:
+            continue
+        spec = importlib.util.find_spec(path.partition(":")[0])
+        if spec and spec.origin and os.path.exists(spec.origin):
+            with open(spec.origin, "rb") as handle:
+                digest.update(handle.read())
+        digest.update(path.encode())
+    digest.update(repr(workload.input_shape).encode())
+    return digest.hexdigest()[:16]
+
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-__all__ += ["load_suite", "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ += ["load_suite", "code_hash", "IMAGENET_MEAN", "IMAGENET_STD"]

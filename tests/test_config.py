@@ -35,14 +35,15 @@ def test_defaults_are_the_embedded_default():
 
 
 def test_every_field_has_help():
-    from bench.config import BackendConfig, DataConfig, ResultsConfig, SuiteConfig, WorkerConfig
+    from bench import config as c
 
-    for cls in (SuiteConfig, BackendConfig, TorchBackendConfig, ScenarioConfig, ResultsConfig, WorkerConfig,
-                DataConfig):
+    for cls in (c.SuiteConfig, c.BackendConfig, TorchBackendConfig, c.CompiledBackendConfig, c.OrtBackendConfig,
+                c.OpenVinoBackendConfig, c.TensorRTBackendConfig, ScenarioConfig, c.ResultsConfig, c.WorkerConfig,
+                c.DataConfig, c.CacheConfig):
         missing = [name for name, text in field_help(cls).items() if not text]
         assert not missing, f"{cls.__name__}: {missing}"
     assert {k for k, v in field_help(Config).items() if not v} == {"suite", "backend", "scenario", "results",
-                                                                   "worker", "data"}  # documented per field
+                                                                   "worker", "data", "cache"}  # per field
 
 
 @pytest.mark.parametrize(
