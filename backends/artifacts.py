@@ -22,7 +22,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from backends.base import PrepareContext
 
-__all__ = ["Artifact", "cached_artifact", "cached_onnx", "library_versions"]
+__all__ = ["Artifact", "cached_artifact", "cached_onnx", "library_versions", "describe_conversion"]
 
 
 def library_versions(*names: str) -> dict[str, Optional[str]]:
@@ -95,3 +95,12 @@ def _at_least_two(tensor: Any) -> Any:
     if tensor.shape[0] >= 2:
         return tensor
     return tensor.expand(2, *tensor.shape[1:]).contiguous()
+
+
+def describe_conversion(stages: dict[str, Optional[Artifact]]) -> dict[str, Any]:
+    """What every backend reports of its conversions, in one shape: whether the cache served all of
+    them, this run's build time (the setup cost it paid), and each stage's details."""
+    present = {name: a for name, a in stages.items() if a is not None}
+    return {"cache_hit": all(a.cache_hit for a in present.values()),
+            "build_s": sum(a.build_s for a in present.values()),
+            "stages": {name: a.describe() for name, a in present.items()}}

@@ -45,7 +45,14 @@ class Availability:
 
 
 class Session(ABC):
-    """A model prepared for one runtime and device. ``run`` is one inference of one batch."""
+    """A model prepared for one runtime and device. ``run`` is one inference of one batch.
+
+    ``in_flight`` is how many requests the session keeps running at once: 1 for a session whose
+    run() completes (or is completed by synchronize) one batch at a time; more for an async queue,
+    whose run() returns as soon as a slot is free. The throughput loop then never synchronizes
+    between blocks (bench.loop.measure)."""
+
+    in_flight: int = 1
 
     @abstractmethod
     def load_inputs(self, inputs: Sequence[Any]) -> Any:

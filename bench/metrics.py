@@ -32,6 +32,12 @@ def loop_metrics(loop: LoopResult, confidence: float) -> dict[str, Any]:
     per = loop.block
     sample = Sample(loop.samples_ns, confidence)
     m: dict[str, Any] = {}
+    if loop.extra.get("pipelined"):
+        # Samples are times between submissions with several requests in flight, not request
+        # latencies: report throughput only, and say why the latencies are absent.
+        m["latency_note"] = (f"throughput with {loop.extra.get('in_flight')} requests in flight: "
+                             "per-request latency is not measured in this scenario")
+        return _throughput_metrics(m, loop, sample, confidence)
     for name, q in PERCENTILES.items():
         lo, hi = sample.percentile_ci(q)
         m[f"latency_{name}_ms"] = _ms(sample.percentile(q), per)
@@ -44,6 +50,11 @@ def loop_metrics(loop: LoopResult, confidence: float) -> dict[str, Any]:
     m["latency_cv"] = sample.cv
     m["latency_robust_cv"] = sample.robust_cv
     m["outliers"] = sample.outlier_count
+    return _throughput_metrics(m, loop, sample, confidence)
+
+
+def _throughput_metrics(m: dict[str, Any], loop: LoopResult, sample: Sample, confidence: float) -> dict[str, Any]:
+    per = loop.block
     m["samples"] = sample.n
     m["iterations"] = loop.iterations
     tp = throughput_estimate(loop.samples_ns, loop.batch_size * per, confidence)

@@ -1,0 +1,377 @@
+"""ONNX Runtime on the model's ONNX export: the CPU, CUDA or TensorRT execution provider
+(``backend=onnxruntime``, ``onnxruntime-cuda``, ``onnxruntime-tensorrt``).
+
+The ONNX file comes from the conversion cache (``cached_onnx``: fp32, dynamic batch axis). fp16 on
+the CUDA provider runs a copy of that file converted with ``onnxruntime.transformers.float16`` (the
+float16 converter of onnxconverter-common as ONNX Runtime ships it, so no extra dependency; converting
+the ONNX graph rather than exporting ``model.half()`` keeps one export per model, needs no fp16
+kernels in CPU PyTorch, and keeps the ops the converter knows to be unsafe in fp16 in fp32). fp16 on
+the TensorRT provider is TensorRT's own choice per layer (``trt_fp16_enable``) on the fp32 file.
+
+ONNX Runtime falls back to the CPU without failing when a GPU provider cannot load (its library or
+CUDA/cuDNN missing): every session's ``get_providers()`` is checked against the provider asked for,
+and a fallback is an error. The CUDA and TensorRT paths follow ONNX Runtime's documented Python API
+(provider options, IOBinding, OrtValue) and are tested here only for their unavailable path: they
+have not yet run on a GPU.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+from pathlib import Path
+from typing import Any, ClassVar, Optional, Sequence
+
+from backends.artifacts import Artifact, cached_artifact, cached_onnx, describe_conversion, library_versions
+from backends.base import Availability, Backend, PrepareContext, Session
+
+__all__ = ["OrtBackend", "OrtSession", "ProviderFallbackError", "PROVIDERS", "GRAPH_OPTIMIZATION",
+           "PROVIDER_PRECISIONS", "check_providers"]
+
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
+             "tensorrt": "TensorrtExecutionProvider"}
+GRAPH_OPTIMIZATION = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
+                      "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+# The CPU provider has fp16 kernels for few ops and wraps the rest in casts to fp32: an "fp16" CPU
+# result would measure casts, not fp16 arithmetic.
+PROVIDER_PRECISIONS = {"cpu": ("fp32",), "cuda": ("fp32", "fp16"), "tensorrt": ("fp32", "fp16")}
+
+_INSTALL_CPU = "pip install -c constraints.txt -e '.[onnx]'"
+_INSTALL_GPU = ("pip uninstall -y onnxruntime && pip install -c constraints.txt -e '.[gpu]'  "
+                "(onnxruntime-gpu; the CPU and GPU wheels must not be installed together)")
+_DEVICE = re.compile(r"cuda(?::(\d+))?")
+_NUMPY_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+                 "tensor(uint8)": "uint8", "tensor(int8)": "int8", "tensor(int32)": "int32",
+                 "tensor(int64)": "int64", "tensor(bool)": "bool"}
+
+
+class ProviderFallbackError(RuntimeError):
+    """ONNX Runtime built the session on another provider than the one asked for."""
+
+
+def _device_id(device: str) -> int:
+    match = _DEVICE.fullmatch(device)
+    return int(match.group(1) or 0) if match else 0
+
+
+def _ort_packages() -> dict[str, Optional[str]]:
+    return library_versions("onnxruntime", "onnxruntime-gpu")
+
+
+def _installed() -> str:
+    """The ONNX Runtime wheels installed, e.g. 'onnxruntime 1.32.0' (both at once is a broken install)."""
+    return ", ".join(f"{name} {version}" for name, version in _ort_packages().items() if version) or "unknown"
+
+
+def _fallback_cause(ort: Any, wanted: str) -> str:
+    """Why ONNX Runtime most likely dropped ``wanted``, and the fix."""
+    if wanted not in ort.get_available_providers():
+        return (f"this ONNX Runtime build has no {wanted} (installed: {_installed()}); the GPU "
+                f"providers come with onnxruntime-gpu: {_INSTALL_GPU}")
+    if wanted == "TensorrtExecutionProvider":
+        # onnxruntime-gpu's TensorRT provider is built against TensorRT 10 (libnvinfer.so.10).
+        return ("the TensorRT 10 libraries (libnvinfer.so.10) could not be loaded, or CUDA/cuDNN are missing: "
+                "pip install 'tensorrt-cu12>=10,<11' (or put TensorRT 10's lib folder on LD_LIBRARY_PATH); "
+                "ONNX Runtime's own message is in the worker's log")
+    return ("the CUDA provider's library could not be loaded: the CUDA 12 runtime or cuDNN 9 libraries are "
+            "missing from the library path, or no GPU/driver is visible: pip install 'onnxruntime-gpu[cuda,cudnn]' "
+            "(or import a CUDA build of torch first, or call onnxruntime.preload_dlls()); ONNX Runtime's own "
+            "message is in the worker's log")
+
+
+def check_providers(ort: Any, session: Any, wanted: str, device: str) -> list[str]:
+    """The providers the session really uses; raises ProviderFallbackError unless ``wanted`` leads."""
+    used = list(session.get_providers())
+    if used and used[0] == wanted:
+        return used
+    where = "the CPU" if used[:1] == ["CPUExecutionProvider"] else str(used[:1])
+    raise ProviderFallbackError(
+        f"ONNX Runtime fell back to {where}: asked for {wanted} on {device}, the session runs on {used}. "
+        f"Likely cause: {_fallback_cause(ort, wanted)}")
+
+
+def _profile_shapes(onnx_path: Path, example_inputs: Sequence[Any], context: PrepareContext) -> dict[str, str]:
+    """TensorRT optimisation profile over batch 1 .. max_batch_size (opt: the batch measured), so the
+    engine is built once at session creation for every batch of the sweep instead of per shape."""
+    import onnx
+
+    names = [i.name for i in onnx.load(str(onnx_path), load_external_data=False).graph.input]
+
+    def spec(batch: int) -> str:
+        return ",".join(f"{n}:" + "x".join(str(d) for d in (batch, *t.shape[1:]))
+                        for n, t in zip(names, example_inputs))
+
+    top = max(context.max_batch_size, context.batch_size)
+    return {"trt_profile_min_shapes": spec(1), "trt_profile_opt_shapes": spec(context.batch_size),
+            "trt_profile_max_shapes": spec(top)}
+
+
+def _gpu_name(device_id: int) -> Optional[str]:
+    """The GPU's name for the engine's cache key (an engine is specific to the GPU model)."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader", "-i", str(device_id)],
+                             capture_output=True, text=True, timeout=20, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _fp16_onnx(source_path: Path, source: Artifact, context: PrepareContext) -> tuple[Path, Artifact]:
+    """The fp32 export converted to fp16, inputs and outputs included (inputs are cast in load_inputs,
+    outside the timed loop, as the torch backend does)."""
+
+    def build(folder: Path) -> None:
+        import onnx
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+
+        # A path (not a loaded model) lets the converter run shape inference on models over 2 GB.
+        model = convert_float_to_float16(str(source_path), keep_io_types=False)
+        onnx.save_model(model, str(folder / "model.onnx"), save_as_external_data=True,
+                        all_tensors_to_one_file=True, location="model.onnx.data")
+
+    parts = {"source": source.key, "converter": "onnxruntime.transformers.float16", "keep_io_types": False,
+             "versions": {**library_versions("onnx"), **_ort_packages()}}
+    artifact = cached_artifact("onnx-fp16", context, parts, build)
+    return artifact.path / "model.onnx", artifact
+
+
+class OrtSession(Session):
+    """One InferenceSession. With IO binding (GPU providers), inputs live on the device from
+    load_inputs on and outputs stay there; run() is then run_with_iobinding. Otherwise run() is
+    session.run(None, feeds) on host numpy arrays."""
+
+    # Where IO binding puts inputs and outputs (a test binds to "cpu" to run this path without a GPU).
+    binding_device: ClassVar[str] = "cuda"
+
+    def __init__(self, session: Any, settings: Any, requested: dict[str, Any],
+                 conversions: dict[str, Artifact]) -> None:
+        import numpy as np
+        import onnxruntime as ort
+
+        self._np, self._ort = np, ort
+        self.session = session
+        self.settings = settings
+        self.requested = requested
+        self.conversions = conversions
+        self.device_id = _device_id(settings.device)
+        self.io_binding = bool(settings.io_binding) and settings.provider != "cpu"
+        self.input_names = [i.name for i in session.get_inputs()]
+        self.input_types = [i.type for i in session.get_inputs()]
+        self.output_names = [o.name for o in session.get_outputs()]
+        self._binding: Any = None
+        self._device_inputs: list[Any] = []  # keeps the bound OrtValues alive
+
+    def load_inputs(self, inputs: Sequence[Any]) -> Any:
+        np = self._np
+        arrays = []
+        for tensor, kind in zip(inputs, self.input_types):
+            array = tensor.detach().cpu().numpy() if hasattr(tensor, "detach") else np.asarray(tensor)
+            dtype = _NUMPY_DTYPES.get(kind)
+            arrays.append(np.ascontiguousarray(array, dtype=dtype) if dtype else np.ascontiguousarray(array))
+        if not self.io_binding:
+            return dict(zip(self.input_names, arrays))
+        # not yet run on a GPU: one host-to-device copy here, none inside the timed loop.
+        device = self.binding_device
+        values = [self._ort.OrtValue.ortvalue_from_numpy(a, device, self.device_id) for a in arrays]
+        binding = self.session.io_binding()
+        for name, value in zip(self.input_names, values):
+            binding.bind_ortvalue_input(name, value)
+        for name in self.output_names:
+            # Unshaped: ONNX Runtime allocates each output on the device (its shape follows the batch).
+            binding.bind_output(name, device, self.device_id)
+        self._binding, self._device_inputs = binding, values
+        return binding
+
+    def run(self, inputs: Any) -> Any:
+        if self.io_binding:
+            self.session.run_with_iobinding(inputs)
+            return inputs
+        return self.session.run(None, inputs)
+
+    def synchronize(self) -> None:
+        # session.run returns host arrays, so it is already done. Run() with a binding also waits
+        # for its stream by default; synchronize_outputs is the documented way to be sure.
+        if self._binding is not None:
+            self._binding.synchronize_outputs()
+
+    def to_numpy(self, outputs: Any) -> list[Any]:
+        np = self._np
+        if hasattr(outputs, "copy_outputs_to_cpu"):
+            outputs = outputs.copy_outputs_to_cpu()
+        return [np.asarray(o.numpy() if hasattr(o, "numpy") else o, dtype=np.float32) for o in outputs]
+
+    def effective_settings(self) -> dict[str, Any]:
+        ort = self._ort
+        options = self.session.get_session_options()
+        settings: dict[str, Any] = {
+            "onnxruntime_version": ort.__version__,
+            "onnxruntime_packages": _ort_packages(),
+            "provider": self.settings.provider,
+            "providers": list(self.session.get_providers()),
+            "provider_options": self.session.get_provider_options(),
+            "graph_optimization_level": str(options.graph_optimization_level).rsplit(".", 1)[-1],
+            # 0 means ONNX Runtime's default (intra: one thread per physical core).
+            "intra_op_threads": options.intra_op_num_threads,
+            "inter_op_threads": options.inter_op_num_threads,
+            "execution_mode": str(options.execution_mode).rsplit(".", 1)[-1],
+            "threads_requested": {"intra_op": self.settings.intra_op_threads,
+                                  "inter_op": self.settings.inter_op_threads},
+            "io_binding": self.io_binding,
+            "precision": self.settings.precision,
+            "input_types": dict(zip(self.input_names, self.input_types)),
+            "requested_providers": self.requested,
+        }
+        nodes = _nodes_per_provider(self.session)
+        if nodes:
+            settings["nodes_per_provider"] = nodes
+        settings["conversion"] = describe_conversion(dict(self.conversions))
+        return settings
+
+
+def _nodes_per_provider(session: Any) -> dict[str, int]:
+    """How many graph nodes each provider runs (shows a GPU session's partial CPU fallback); {} when
+    this ONNX Runtime cannot say (the API came in 1.23)."""
+    try:
+        counts: dict[str, int] = {}
+        for subgraph in session.get_provider_graph_assignment_info():
+            counts[subgraph.ep_name] = counts.get(subgraph.ep_name, 0) + len(subgraph.get_nodes())
+        return counts
+    except Exception:  # noqa: BLE001 - a missing or failing report is no reason to fail the run
+        return {}
+
+
+class OrtBackend(Backend):
+    name = "onnxruntime"
+    # The union over providers; available() refuses fp16 on the CPU provider with the reason.
+    precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16")
+
+    @classmethod
+    def available(cls, settings: Any) -> Availability:
+        try:
+            return cls._available(settings)
+        except Exception as exc:  # noqa: BLE001 - available() never raises
+            return Availability(False, f"cannot check ONNX Runtime: {type(exc).__name__}: {exc}", _INSTALL_CPU)
+
+    @classmethod
+    def _available(cls, s: Any) -> Availability:
+        provider = str(getattr(s, "provider", "cpu"))
+        if provider not in PROVIDERS:
+            return Availability(False, f"backend.provider={provider!r} is not a provider",
+                                f"set backend.provider to one of {', '.join(PROVIDERS)}")
+        install = _INSTALL_CPU if provider == "cpu" else _INSTALL_GPU
+        if importlib.util.find_spec("onnxruntime") is None:
+            return Availability(False, "ONNX Runtime is not installed", install)
+        if s.precision not in PROVIDER_PRECISIONS[provider]:
+            fix = ("use backend.precision=fp32, or backend=onnxruntime-cuda or onnxruntime-tensorrt for fp16"
+                   if provider == "cpu" else f"use backend.precision={' or '.join(PROVIDER_PRECISIONS[provider])}")
+            return Availability(False, f"the {provider} provider does not run {s.precision} "
+                                       f"(it runs {', '.join(PROVIDER_PRECISIONS[provider])})", fix)
+        device = str(s.device)
+        if provider == "cpu" and device != "cpu":
+            return Availability(False, f"the cpu provider runs on device cpu, not {device!r}",
+                                "set backend.device=cpu, or backend=onnxruntime-cuda")
+        if provider != "cpu" and not _DEVICE.fullmatch(device):
+            return Availability(False, f"device {device!r} is not cuda or cuda:N",
+                                "set backend.device=cuda or cuda:N")
+        if s.graph_optimization not in GRAPH_OPTIMIZATION:
+            return Availability(False, f"backend.graph_optimization={s.graph_optimization!r} is not a level",
+                                f"use one of {', '.join(GRAPH_OPTIMIZATION)}")
+        for key in ("intra_op_threads", "inter_op_threads"):
+            value = getattr(s, key)
+            if value is not None and int(value) < 1:
+                return Availability(False, f"backend.{key}={value} must be >= 1", "give a whole number >= 1, or null")
+        import onnxruntime as ort
+
+        wanted = PROVIDERS[provider]
+        if wanted not in ort.get_available_providers():
+            return Availability(False, f"this ONNX Runtime ({_installed()}) has no {wanted}; "
+                                       f"it has {ort.get_available_providers()}", install)
+        return Availability(True)
+
+    def prepare(self, model: Any, example_inputs: Sequence[Any], context: PrepareContext) -> Session:
+        import onnxruntime as ort
+
+        s = self.settings
+        if s.precision not in PROVIDER_PRECISIONS.get(s.provider, ()):
+            raise ValueError(f"backend.provider={s.provider} does not run precision {s.precision}")
+        onnx_path, onnx_artifact = cached_onnx(model, example_inputs, context)
+        conversions: dict[str, Artifact] = {"onnx": onnx_artifact}
+        if s.provider == "cuda" and s.precision == "fp16":
+            onnx_path, conversions["onnx_fp16"] = _fp16_onnx(onnx_path, onnx_artifact, context)
+        device_id = _device_id(s.device)
+        wanted = PROVIDERS[s.provider]
+        if s.provider == "cpu":
+            providers: list[Any] = [wanted]
+        elif s.provider == "cuda":
+            # not yet run on a GPU
+            providers = [(wanted, {"device_id": str(device_id)}), "CPUExecutionProvider"]
+        else:
+            trt = self._trt_options(onnx_path, onnx_artifact, example_inputs, context, device_id)
+            conversions["tensorrt_engine"], options = trt
+            providers = [(wanted, options), ("CUDAExecutionProvider", {"device_id": str(device_id)}),
+                         "CPUExecutionProvider"]
+        session = self._session(ort, onnx_path, providers)
+        check_providers(ort, session, wanted, s.device)
+        return OrtSession(session, s, {"providers": [p if isinstance(p, str) else p[0] for p in providers]},
+                          conversions)
+
+    def session_options(self, ort: Any) -> Any:
+        s = self.settings
+        options = ort.SessionOptions()
+        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, GRAPH_OPTIMIZATION[s.graph_optimization])
+        if s.intra_op_threads is not None:
+            options.intra_op_num_threads = int(s.intra_op_threads)
+        if s.inter_op_threads is not None:
+            # Used only by the parallel execution mode; the default sequential mode is recorded.
+            options.inter_op_num_threads = int(s.inter_op_threads)
+        try:  # lets effective_settings() count the nodes each provider got (ONNX Runtime >= 1.23)
+            options.add_session_config_entry("session.record_ep_graph_assignment_info", "1")
+        except Exception:  # noqa: BLE001
+            pass
+        return options
+
+    def _session(self, ort: Any, onnx_path: Path, providers: list[Any]) -> Any:
+        # enable_fallback=0: a provider that fails to initialise raises instead of the Python API
+        # printing the error and quietly retrying on the CPU.
+        try:
+            return ort.InferenceSession(str(onnx_path), self.session_options(ort), providers=providers,
+                                        enable_fallback=0)
+        except (RuntimeError, ValueError) as exc:
+            if self.settings.provider == "cpu":
+                raise
+            wanted = PROVIDERS[self.settings.provider]
+            raise ProviderFallbackError(f"ONNX Runtime could not create a session on {wanted} "
+                                        f"({self.settings.device}): {exc}. Likely cause: "
+                                        f"{_fallback_cause(ort, wanted)}") from exc
+
+    def _trt_options(self, onnx_path: Path, source: Artifact, example_inputs: Sequence[Any],
+                     context: PrepareContext, device_id: int) -> tuple[Artifact, dict[str, str]]:
+        """TensorRT provider options with the engine cache in the artifact cache; on a miss the
+        engine is built there once (a throwaway session and one run), then loaded by the real one."""
+        # not yet run on a GPU
+        import numpy as np
+        import onnxruntime as ort
+
+        fp16 = self.settings.precision == "fp16"
+        profile = _profile_shapes(onnx_path, example_inputs, context)
+
+        def options(folder: Path) -> dict[str, str]:
+            return {"device_id": str(device_id), "trt_fp16_enable": str(fp16),
+                    "trt_engine_cache_enable": "True", "trt_engine_cache_path": str(folder), **profile}
+
+        def build(folder: Path) -> None:
+            providers = [("TensorrtExecutionProvider", options(folder)),
+                         ("CUDAExecutionProvider", {"device_id": str(device_id)}), "CPUExecutionProvider"]
+            session = self._session(ort, onnx_path, providers)
+            check_providers(ort, session, "TensorrtExecutionProvider", self.settings.device)
+            names = [i.name for i in session.get_inputs()]
+            session.run(None, {n: np.ascontiguousarray(t.detach().cpu().numpy())
+                               for n, t in zip(names, example_inputs)})
+
+        # The graph optimisation level changes the subgraphs TensorRT is given, hence the engines.
+        parts = {"source": source.key, "fp16": fp16, "profile": profile, "gpu": _gpu_name(device_id),
+                 "graph_optimization": self.settings.graph_optimization,
+                 "versions": {**_ort_packages(), **library_versions("tensorrt", "tensorrt-cu12", "tensorrt-cu12-libs")}}
+        artifact = cached_artifact("ort-tensorrt-engine", context, parts, build)
+        return artifact, options(artifact.path)

@@ -1,0 +1,429 @@
+"""Native TensorRT (``backend=tensorrt``): an engine built from the model's ONNX export, run with
+``execute_async_v3`` on a CUDA stream, optionally replayed from a CUDA graph.
+
+Not yet run on a GPU: every CUDA path here follows TensorRT 10's documented Python API (Builder,
+OnnxParser, builder config, optimisation profile, build_serialized_network, Runtime, execution
+context with named tensor addresses) and is tested on this project's machines only where a CPU
+allows: the unavailable paths, the profile shapes, the cache key and the calibration data.
+
+Device buffers are torch CUDA tensors (``data_ptr()`` for ``set_tensor_address``) and the stream is
+a ``torch.cuda.Stream`` (``cuda_stream`` for ``execute_async_v3``), the documented pattern that needs
+neither pycuda nor cuda-python. The serialized engine is cached by ``cached_artifact`` under a key
+that names everything an engine depends on: the ONNX export, precision, profile, workspace,
+optimisation level, calibration data, the TensorRT version and the GPU model (an engine runs only
+on the GPU model and TensorRT version that built it).
+
+TensorRT 11 removed the weak-typing builder flags (FP16, BF16, INT8) and calibrators: fp32 builds
+with either major version; fp16, bf16 and int8 need TensorRT 10, and ``available`` says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any, NamedTuple, Optional, Sequence
+
+from backends.artifacts import Artifact, cached_artifact, cached_onnx, describe_conversion
+from backends.base import Availability, Backend, PrepareContext, Session
+
+__all__ = ["TensorRTBackend", "TensorRTSession", "profile_shapes", "engine_key_parts", "calibration_files",
+           "calibration_digest", "calibration_batches", "PRECISION_FLAGS", "INSTALL_TENSORRT"]
+
+INSTALL_TENSORRT = "pip install -c constraints.txt -e '.[gpu]'  (TensorRT 10: tensorrt>=10,<11)"
+_INSTALL_CUDA_TORCH = "install a CUDA build of PyTorch for your driver (pytorch.org, 'Get started'), then rerun"
+# The builder flag each reduced precision needs; fp32 needs none.
+PRECISION_FLAGS = {"fp16": "FP16", "bf16": "BF16", "int8": "INT8"}
+_MIB = 1024 * 1024
+
+
+# ---------------------------------------------------------------- pure parts (tested without a GPU)
+
+
+def profile_shapes(sample_shape: Sequence[int], batch: int, max_batch_size: int,
+                   max_batch: Optional[int]) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """(min, opt, max) of one input: batch 1 up to the largest batch of the sweep or of the settings,
+    tuned for the batch measured."""
+    top = max(int(batch), int(max_batch_size), int(max_batch or 0))
+    rest = tuple(int(d) for d in sample_shape)
+    return (1, *rest), (int(batch), *rest), (top, *rest)
+
+
+def engine_key_parts(settings: Any, shapes: Sequence[tuple[tuple[int, ...], ...]], onnx_key: str,
+                     trt_version: str, gpu_name: str, capability: tuple[int, int],
+                     calibration: Optional[str] = None) -> dict[str, Any]:
+    """What determines an engine, besides the model (cached_artifact adds the model key)."""
+    return {
+        "onnx": onnx_key,
+        "precision": settings.precision,
+        "profile": [[list(s) for s in triple] for triple in shapes],
+        "workspace_mib": int(settings.workspace_mib),
+        "optimization_level": int(settings.optimization_level),
+        "calibration": calibration,
+        "tensorrt": trt_version,
+        "gpu": gpu_name,
+        "compute_capability": f"{capability[0]}.{capability[1]}",
+    }
+
+
+def calibration_files(folder: str | Path) -> list[Path]:
+    """The calibration tensors: ``*.npy`` files, in name order."""
+    return sorted(p for p in Path(folder).expanduser().glob("*.npy") if p.is_file())
+
+
+def calibration_digest(files: Sequence[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:32]
+
+
+def calibration_batches(files: Sequence[Path], sample_shape: Sequence[int], batch: int) -> list[Any]:
+    """Full batches of float32 samples from .npy files, each one sample (the input's shape without
+    the batch) or a stack of them. A trailing partial batch is dropped: the engine calibrates at
+    one batch size."""
+    import numpy as np
+
+    sample_shape = tuple(int(d) for d in sample_shape)
+    samples = []
+    for path in files:
+        array = np.load(path, allow_pickle=False)
+        if array.shape == sample_shape:
+            array = array[None]
+        if array.shape[1:] != sample_shape:
+            raise ValueError(f"calibration file {path} has shape {list(array.shape)}; expected one input "
+                             f"{list(sample_shape)} or a stack [N, {', '.join(map(str, sample_shape))}], "
+                             "preprocessed exactly as the workload's input")
+        samples.append(array.astype(np.float32, copy=False))
+    stacked = np.concatenate(samples) if samples else np.zeros((0, *sample_shape), np.float32)
+    if len(stacked) < batch:
+        raise ValueError(f"calibration needs at least one batch of {batch} samples; the files hold {len(stacked)}")
+    return [np.ascontiguousarray(stacked[i:i + batch]) for i in range(0, len(stacked) - batch + 1, batch)]
+
+
+# ---------------------------------------------------------------- TensorRT objects (not yet run on a GPU)
+
+
+def _logger(trt: Any) -> Any:
+    """A logger that keeps TensorRT's errors and warnings for the exception text and the record."""
+
+    class _Logger(trt.ILogger):
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+            self.messages: list[str] = []
+
+        def log(self, severity: Any, msg: str) -> None:
+            if int(severity) <= int(trt.ILogger.Severity.WARNING):
+                self.messages = [*self.messages[-49:], f"{severity}: {msg}"]
+                sys.stderr.write(f"[TensorRT] {severity}: {msg}\n")
+
+    return _Logger()
+
+
+def _calibrator(trt: Any, torch: Any, batches: list[Any], device: Any, cache: Path) -> Any:
+    """IInt8EntropyCalibrator2 over host batches, copied one at a time into one device buffer."""
+
+    class _EntropyCalibrator(trt.IInt8EntropyCalibrator2):
+        def __init__(self) -> None:
+            trt.IInt8EntropyCalibrator2.__init__(self)  # the bindings require the base constructor
+            self.index = 0
+            self.buffer = torch.empty(batches[0].shape, dtype=torch.float32, device=device)
+
+        def get_batch_size(self) -> int:  # ignored for explicit-batch networks (the profile decides)
+            return int(batches[0].shape[0])
+
+        def get_batch(self, names: list[str]) -> Optional[list[int]]:
+            if self.index >= len(batches):
+                return None
+            self.buffer.copy_(torch.from_numpy(batches[self.index]))
+            torch.cuda.synchronize(device)
+            self.index += 1
+            return [int(self.buffer.data_ptr())]
+
+        def read_calibration_cache(self) -> Optional[bytes]:
+            return cache.read_bytes() if cache.is_file() else None
+
+        def write_calibration_cache(self, data: Any) -> None:
+            cache.write_bytes(bytes(data))
+
+    return _EntropyCalibrator()
+
+
+def _torch_dtype(trt: Any, torch: Any, dtype: Any) -> Any:
+    table = {"FLOAT": torch.float32, "HALF": torch.float16, "BF16": torch.bfloat16, "INT8": torch.int8,
+             "UINT8": torch.uint8, "INT32": torch.int32, "INT64": torch.int64, "BOOL": torch.bool}
+    for name, torch_dtype in table.items():
+        if getattr(trt.DataType, name, None) == dtype:
+            return torch_dtype
+    raise TypeError(f"TensorRT tensor type {dtype} has no torch equivalent here")
+
+
+def _layer_precisions(trt: Any, engine: Any) -> dict[str, int]:
+    """Count of layer output types, read from the engine inspector (detailed verbosity at build)."""
+    info = json.loads(engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON))
+    counts: dict[str, int] = {}
+    for layer in info.get("Layers", []):
+        for out in (layer.get("Outputs", []) if isinstance(layer, dict) else []):
+            text = " ".join(str(v) for k, v in out.items() if "type" in k.lower() or "format" in k.lower())
+            for token in ("FP32", "FP16", "BF16", "Int8", "INT8", "FP8", "Int32", "Float", "Half"):
+                if token in text.split():
+                    counts[token] = counts.get(token, 0) + 1
+                    break
+    return counts
+
+
+class _Bound(NamedTuple):
+    """Device buffers of one input set; run() returns the output buffers (rewritten by each run)."""
+
+    inputs: tuple[Any, ...]
+    outputs: tuple[Any, ...]
+
+
+class TensorRTSession(Session):
+    """One engine and execution context on one stream. Not yet run on a GPU."""
+
+    def __init__(self, trt: Any, torch: Any, runtime: Any, engine: Any, logger: Any, device: Any,
+                 cuda_graph: bool, info: dict[str, Any]) -> None:
+        self._trt, self._torch = trt, torch
+        self.runtime, self.engine, self.logger = runtime, engine, logger  # the runtime must outlive the engine
+        self.device = device
+        self.context = engine.create_execution_context()
+        if self.context is None:
+            raise RuntimeError("TensorRT could not create an execution context: " + "; ".join(logger.messages[-5:]))
+        self.stream = torch.cuda.Stream(device=device)
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        self.input_names = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        self.output_names = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+        self.use_graph = cuda_graph
+        self.graph: Any = None
+        self.bound: Optional[_Bound] = None
+        self.info = info
+
+    def _execute(self) -> None:
+        if not self.context.execute_async_v3(self.stream.cuda_stream):
+            raise RuntimeError("TensorRT execute_async_v3 failed: " + "; ".join(self.logger.messages[-5:]))
+
+    def load_inputs(self, inputs: Sequence[Any]) -> Any:
+        torch = self._torch
+        if len(inputs) != len(self.input_names):
+            raise ValueError(f"the engine has {len(self.input_names)} inputs {self.input_names}, got {len(inputs)}")
+        with torch.cuda.device(self.device):
+            ins = []
+            for name, host in zip(self.input_names, inputs):
+                dtype = _torch_dtype(self._trt, torch, self.engine.get_tensor_dtype(name))
+                buffer = host.to(device=self.device, dtype=dtype).contiguous()
+                if not self.context.set_input_shape(name, tuple(buffer.shape)):
+                    raise ValueError(f"input {name} of shape {list(buffer.shape)} is outside the engine's profile "
+                                     f"{[list(d) for d in self.engine.get_tensor_profile_shape(name, 0)]}")
+                self.context.set_tensor_address(name, buffer.data_ptr())
+                ins.append(buffer)
+            outs = []
+            for name in self.output_names:
+                shape = tuple(self.context.get_tensor_shape(name))
+                if any(d < 0 for d in shape):
+                    raise RuntimeError(f"output {name} has a data-dependent shape {list(shape)}: not supported")
+                out = torch.empty(shape, dtype=_torch_dtype(self._trt, torch, self.engine.get_tensor_dtype(name)),
+                                  device=self.device)
+                self.context.set_tensor_address(name, out.data_ptr())
+                outs.append(out)
+            # The copies ran on the current stream; TensorRT runs on ours.
+            torch.cuda.current_stream(self.device).synchronize()
+            self.graph = None
+            if self.use_graph:
+                # One plain run first lets TensorRT finish its deferred work, which a capture must not contain.
+                self._execute()
+                self.stream.synchronize()
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph, stream=self.stream):
+                    self._execute()
+                self.graph = graph
+        self.bound = _Bound(tuple(ins), tuple(outs))
+        return self.bound
+
+    def run(self, inputs: Any) -> Any:
+        if inputs is not self.bound:
+            raise ValueError("run() takes what the last load_inputs() returned: the context holds its addresses")
+        if self.graph is not None:
+            with self._torch.cuda.stream(self.stream):  # replay() launches on the current stream
+                self.graph.replay()
+        else:
+            self._execute()
+        return inputs.outputs
+
+    def synchronize(self) -> None:
+        self.stream.synchronize()
+
+    def to_numpy(self, outputs: Any) -> list[Any]:
+        self.stream.synchronize()
+        return [t.to("cpu", self._torch.float32).numpy() for t in outputs]
+
+    def device_memory(self) -> dict[str, float]:
+        cuda = self._torch.cuda
+        activations = getattr(self.engine, "device_memory_size_v2", None)
+        if activations is None:
+            activations = getattr(self.engine, "device_memory_size", 0)
+        free, total = cuda.mem_get_info(self.device)
+        return {
+            "torch_max_allocated_mib": cuda.max_memory_allocated(self.device) / _MIB,  # the I/O buffers
+            "tensorrt_context_mib": float(activations) / _MIB,  # allocated by TensorRT, unseen by torch
+            "device_used_mib": (total - free) / _MIB,
+        }
+
+    def effective_settings(self) -> dict[str, Any]:
+        trt, engine = self._trt, self.engine
+        io = {name: {"mode": "input" if name in self.input_names else "output",
+                     "dtype": str(engine.get_tensor_dtype(name)).replace("DataType.", ""),
+                     "shape": list(self.context.get_tensor_shape(name))}
+              for name in [*self.input_names, *self.output_names]}
+        profile = {name: [list(d) for d in engine.get_tensor_profile_shape(name, 0)] for name in self.input_names}
+        try:
+            layers: Any = _layer_precisions(trt, engine)
+        except Exception as exc:  # noqa: BLE001 - informational; the inspector's format changes between versions
+            layers = {"error": f"{type(exc).__name__}: {exc}"}
+        return {**self.info, "io": io, "profile_min_opt_max": profile, "cuda_graph": self.graph is not None,
+                "layer_output_types": layers, "build_warnings": self.logger.messages[-10:]}
+
+
+class TensorRTBackend(Backend):
+    name = "tensorrt"
+    precisions = ("fp32", "fp16", "bf16", "int8")
+
+    @classmethod
+    def available(cls, settings: Any) -> Availability:
+        try:
+            return cls._check(settings)
+        except Exception as exc:  # noqa: BLE001 - available() answers, it never raises
+            return Availability(False, f"checking TensorRT failed: {type(exc).__name__}: {exc}", INSTALL_TENSORRT)
+
+    @classmethod
+    def _check(cls, s: Any) -> Availability:
+        # Settings first: they are wrong on any machine, with or without TensorRT.
+        device = str(s.device)
+        if device != "cuda" and not (device.startswith("cuda:") and device[5:].isdigit()):
+            return Availability(False, f"device {device!r} is not cuda or cuda:N", "set backend.device=cuda")
+        if int(s.workspace_mib) < 1:
+            return Availability(False, f"backend.workspace_mib={s.workspace_mib} must be >= 1", "e.g. 4096")
+        if not 0 <= int(s.optimization_level) <= 5:
+            return Availability(False, f"backend.optimization_level={s.optimization_level} is not in 0..5",
+                                "set backend.optimization_level=3 (TensorRT's default)")
+        if s.max_batch is not None and int(s.max_batch) < 1:
+            return Availability(False, f"backend.max_batch={s.max_batch} must be >= 1 or null", "e.g. 16, or null")
+        if s.precision == "int8":
+            if not s.int8_calibration:
+                return Availability(False, "precision=int8 needs calibration data and backend.int8_calibration is null",
+                                    "set backend.int8_calibration=FOLDER of .npy input tensors (preprocessed as "
+                                    "the workload's input), or use backend.precision=fp16")
+            if not calibration_files(s.int8_calibration):
+                return Availability(False, f"backend.int8_calibration={s.int8_calibration!r} holds no .npy files",
+                                    "save preprocessed input tensors there with numpy.save (one sample or a stack)")
+        try:
+            import tensorrt as trt
+        except Exception as exc:  # noqa: BLE001 - ImportError, or OSError when its libraries fail to load
+            what = "is not installed" if isinstance(exc, ImportError) else f"fails to load ({exc})"
+            return Availability(False, f"the TensorRT Python package {what}", INSTALL_TENSORRT)
+        version = str(getattr(trt, "__version__", "0"))
+        if int(version.split(".")[0] or 0) < 10:
+            return Availability(False, f"TensorRT {version} is older than 10, whose API this backend uses",
+                                INSTALL_TENSORRT)
+        flag = PRECISION_FLAGS.get(s.precision)
+        if flag and not hasattr(trt.BuilderFlag, flag):
+            return Availability(False, f"TensorRT {version} has no BuilderFlag.{flag} (TensorRT 11 removed weak "
+                                f"typing), so precision={s.precision} cannot be built from the fp32 export",
+                                "pip install 'tensorrt>=10,<11', or use backend.precision=fp32")
+        if s.precision == "int8" and not hasattr(trt, "IInt8EntropyCalibrator2"):
+            return Availability(False, f"TensorRT {version} has no INT8 calibrators", "pip install 'tensorrt>=10,<11'")
+        import torch
+
+        if torch.version.cuda is None:
+            return Availability(False, f"this PyTorch ({torch.__version__}) is built without CUDA; TensorRT's "
+                                "buffers and stream are torch CUDA tensors", _INSTALL_CUDA_TORCH)
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            return Availability(False, "no CUDA device is visible (check the driver and CUDA_VISIBLE_DEVICES)",
+                                "run on a machine with an NVIDIA GPU and driver")
+        index = int(device[5:]) if ":" in device else 0
+        if index >= count:
+            return Availability(False, f"{device} asked but only {count} CUDA device(s) visible",
+                                f"use backend.device=cuda:0 .. cuda:{count - 1}")
+        return Availability(True)
+
+    def prepare(self, model: Any, example_inputs: Sequence[Any], context: PrepareContext) -> Session:
+        # Not yet run on a GPU.
+        import tensorrt as trt
+        import torch
+
+        s = self.settings
+        device = torch.device(s.device)
+        index = device.index if device.index is not None else 0
+        device = torch.device("cuda", index)
+        torch.cuda.set_device(device)  # TensorRT builds and runs on the current CUDA device
+        onnx_path, onnx_artifact = cached_onnx(model, example_inputs, context)
+        shapes = [profile_shapes(t.shape[1:], int(t.shape[0]), context.max_batch_size, s.max_batch)
+                  for t in example_inputs]
+        files = calibration_files(s.int8_calibration) if s.precision == "int8" else []
+        digest = calibration_digest(files) if files else None
+        parts = engine_key_parts(s, shapes, onnx_artifact.key, trt.__version__, torch.cuda.get_device_name(index),
+                                 torch.cuda.get_device_capability(index), digest)
+        logger = _logger(trt)
+
+        def build(folder: Path) -> None:
+            self._build(trt, torch, logger, onnx_path, shapes, files, device, folder)
+
+        engine_artifact: Artifact = cached_artifact("tensorrt", context, parts, build)
+        runtime = trt.Runtime(logger)
+        engine = runtime.deserialize_cuda_engine((engine_artifact.path / "model.engine").read_bytes())
+        if engine is None:
+            raise RuntimeError("TensorRT could not deserialize the cached engine: " + "; ".join(logger.messages[-5:]))
+        info = {
+            "tensorrt_version": trt.__version__, "torch_version": torch.__version__, "cuda_version": torch.version.cuda,
+            "device": str(device), "gpu_name": parts["gpu"], "compute_capability": parts["compute_capability"],
+            "precision": s.precision, "builder_flag": PRECISION_FLAGS.get(s.precision),
+            "workspace_mib": int(s.workspace_mib), "optimization_level": int(s.optimization_level),
+            "int8_calibration": ({"folder": s.int8_calibration, "files": len(files), "digest": digest}
+                                 if files else None),
+            "engine_mib": (engine_artifact.path / "model.engine").stat().st_size / _MIB,
+            "conversion": describe_conversion({"onnx": onnx_artifact, "engine": engine_artifact}),
+        }
+        return TensorRTSession(trt, torch, runtime, engine, logger, device, bool(s.cuda_graph), info)
+
+    def _build(self, trt: Any, torch: Any, logger: Any, onnx_path: Path, shapes: list[Any], files: list[Path],
+               device: Any, folder: Path) -> None:
+        """ONNX file -> serialized engine in ``folder``. Not yet run on a GPU."""
+        s = self.settings
+        builder = trt.Builder(logger)
+        network = builder.create_network(0)  # explicit batch is the default (and only mode) in TensorRT 10
+        parser = trt.OnnxParser(network, logger)
+        if not parser.parse_from_file(str(onnx_path)):  # from the file, so external weights are found
+            errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
+            raise RuntimeError(f"TensorRT could not parse {onnx_path.name}: {'; '.join(errors) or logger.messages}")
+        if network.num_inputs != len(shapes):
+            raise RuntimeError(f"the ONNX graph has {network.num_inputs} inputs, the model {len(shapes)}")
+        config = builder.create_builder_config()
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(s.workspace_mib) * _MIB)
+        config.builder_optimization_level = int(s.optimization_level)
+        config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # lets the inspector report layer types
+        flag = PRECISION_FLAGS.get(s.precision)
+        if flag:
+            config.set_flag(getattr(trt.BuilderFlag, flag))
+        profile = builder.create_optimization_profile()
+        for i, (low, opt, high) in enumerate(shapes):
+            profile.set_shape(network.get_input(i).name, low, opt, high)
+        config.add_optimization_profile(profile)
+        if s.precision == "int8":
+            if len(shapes) != 1:
+                raise RuntimeError("int8 calibration supports models with one input")
+            batches = calibration_batches(files, shapes[0][1][1:], shapes[0][1][0])
+            # Held in a local: it must outlive build_serialized_network, which calls back into it.
+            calibrator = _calibrator(trt, torch, batches, device, folder / "calibration.cache")
+            config.int8_calibrator = calibrator
+            config.set_calibration_profile(profile)  # calibration runs at the profile's opt shape
+        serialized = builder.build_serialized_network(network, config)
+        if serialized is None:
+            raise RuntimeError("TensorRT could not build the engine: " + "; ".join(logger.messages[-10:]))
+        with open(folder / "model.engine", "wb") as handle:
+            handle.write(serialized)
+        inputs = [network.get_input(i).name for i in range(network.num_inputs)]
+        (folder / "build.json").write_text(json.dumps({"warnings": logger.messages, "layers": network.num_layers,
+                                                       "inputs": inputs}, indent=1))
