@@ -1,0 +1,219 @@
+"""`bench leaderboard`: valid records only, the newest per combination, honest ties, missing energy and
+prices shown as such, costs with their intervals, and the four output formats."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+
+import pytest
+
+from bench import leaderboard as lb
+from bench.cli import main
+from bench.errors import ConfigError
+from bench.leaderboard import Figure, Price, build, load_prices, overlaps
+from bench.store import ResultsStore
+from tests.recordfactory import make_record
+
+USD = {"AMD EPYC x2": Price("AMD EPYC x2", 0.36, "USD", "test")}
+
+
+def _fig(value, low, high):
+    return Figure(value, low, high)
+
+
+def test_overlap_is_inclusive_and_missing_bounds_are_unbounded():
+    assert overlaps(_fig(10, 9, 11), _fig(8, 7, 9))
+    assert not overlaps(_fig(10, 9.5, 11), _fig(8, 7, 9))
+    assert overlaps(_fig(10, None, 11), _fig(1, 0.5, 2))
+    assert overlaps(_fig(10, 9, None), _fig(100, 99, 101))
+
+
+def _row(name, tp, lo, hi):
+    record = make_record(hardware=name, raw_samples=[1_000_000, 1_000_000])
+    return lb.Row(record, name, "cpu", "cpu", "fp32", {"throughput_sps": _fig(tp, lo, hi)})
+
+
+def test_ties_share_a_rank_with_the_previous_row_and_ranks_skip_after_them():
+    rows = lb.rank_rows([_row("d", 50, 45, 55), _row("a", 100, 95, 105), _row("b", 98, 90, 99),
+                         _row("c", 80, 79, 81), _row("e", 78, 60, 80)], lb.METRICS["throughput_sps"])
+    assert [(r.hardware, r.rank_text) for r in rows] == [("a", "=1"), ("b", "=1"), ("c", "=3"), ("e", "=3"),
+                                                         ("d", "5")]
+
+
+def test_a_chain_of_overlaps_shares_one_rank():
+    # a overlaps b, b overlaps c, a does not overlap c: each row ties with the previous one.
+    rows = lb.rank_rows([_row("a", 100, 99, 101), _row("b", 98.5, 97, 99.5), _row("c", 96, 95, 97.5)],
+                        lb.METRICS["throughput_sps"])
+    assert [r.rank_text for r in rows] == ["=1", "=1", "=1"]
+
+
+def test_lower_is_better_for_latency_and_cost():
+    records = [make_record(hardware="fast", median_ms=0.5, seed=1, scenario="latency", batch_size=1),
+               make_record(hardware="slow", median_ms=2.0, seed=2, scenario="latency", batch_size=1)]
+    board = build(records)
+    (group,) = board.groups
+    assert group.metric.name == "latency_p99_ms"  # the latency scenario's default
+    assert [r.hardware for r in group.rows] == ["fast", "slow"] and group.rows[0].rank == 1
+
+
+def test_only_valid_and_newest_records_are_ranked_and_that_is_said():
+    records = [
+        make_record(hardware="AMD EPYC x2", median_ms=1.0, seed=1, created_at="2026-12-01T10:00:00+00:00"),
+        make_record(hardware="AMD EPYC x2", median_ms=0.4, seed=2, created_at="2026-12-02T10:00:00+00:00"),
+        make_record(hardware="GPU box", median_ms=0.1, seed=3, parity_ok=False),
+        make_record(hardware="GPU box", median_ms=0.1, seed=4, status="failed"),
+    ]
+    board = build(records)
+    (group,) = board.groups
+    (row,) = group.rows
+    assert row.record.id == records[1].id and row.seen == 2
+    assert any("superseded" in n and "newest" in n for n in board.notes)
+    assert any("2 record(s) left out: not valid" in n for n in board.notes)
+
+
+def test_no_valid_record_is_a_usage_error():
+    with pytest.raises(ConfigError, match="none valid"):
+        build([make_record(parity_ok=False)])
+
+
+def test_tables_per_workload_scenario_and_batch():
+    records = [make_record(workload="a", batch_size=1, seed=1), make_record(workload="a", batch_size=8, seed=2),
+               make_record(workload="b", batch_size=8, seed=3),
+               make_record(workload="a", scenario="latency", batch_size=1, seed=4)]
+    titles = [g.title for g in build(records).groups]
+    assert titles == ["fake / a / latency / batch 1", "fake / a / throughput / batch 1",
+                      "fake / a / throughput / batch 8", "fake / b / throughput / batch 8"]
+
+
+def test_missing_energy_is_listed_as_no_sensor_never_zero_and_not_ranked():
+    records = [make_record(hardware="meter", median_ms=1.0, seed=1,
+                           metrics={"samples_per_j": 120.0, "samples_per_j_ci_low": 110.0,
+                                    "samples_per_j_ci_high": 130.0}),
+               make_record(hardware="no meter", median_ms=0.5, seed=2)]
+    board = build(records, metric="samples_per_j")
+    rows = board.groups[0].rows
+    assert [(r.hardware, r.rank) for r in rows] == [("meter", 1), ("no meter", None)]
+    assert rows[1].figures["samples_per_j"].value is None
+    assert lb.cell(rows[1], "samples_per_j") == "no energy sensor"
+    assert lb.cell(rows[0], "samples_per_j") == "120.0 [110.0, 130.0]"
+    text = lb.render_csv(board)
+    no_meter = next(r for r in csv.DictReader(io.StringIO(text)) if r["hardware"] == "no meter")
+    assert no_meter["samples_per_j"] == "" and no_meter["samples_per_j_note"] == "no energy sensor"
+    assert no_meter["rank"] == ""
+
+
+def test_cost_per_million_samples_and_its_interval_from_throughput():
+    record = make_record(hardware="AMD EPYC x2", median_ms=1.0, batch_size=8)
+    board = build([record], prices=USD)
+    row = board.groups[0].rows[0]
+    m = record.metrics
+    cost = row.figures["cost_per_million_samples"]
+    assert math.isclose(cost.value, 0.36 / (m["throughput_sps"] * 3600) * 1e6)
+    assert math.isclose(cost.low, 0.36 / (m["throughput_ci_high_sps"] * 3600) * 1e6)
+    assert math.isclose(cost.high, 0.36 / (m["throughput_ci_low_sps"] * 3600) * 1e6)
+    assert cost.low < cost.value < cost.high
+    assert lb.cell(row, "cost_per_million_samples").endswith("USD")
+
+
+def test_ranking_by_cost_puts_unpriced_hardware_last_and_refuses_mixed_currencies():
+    records = [make_record(hardware="AMD EPYC x2", median_ms=1.0, seed=1),
+               make_record(hardware="Other", median_ms=0.1, seed=2)]
+    board = build(records, metric="cost_per_million_samples", prices=USD)
+    assert [(r.hardware, r.rank_text) for r in board.groups[0].rows] == [("AMD EPYC x2", "1"), ("Other", "-")]
+    prices = {**USD, "Other": Price("Other", 1.0, "EUR", "test")}
+    with pytest.raises(ConfigError, match="USD"):
+        build(records, metric="cost_per_million_samples", prices=prices)
+
+
+def test_price_files(tmp_path):
+    (tmp_path / "a.yaml").write_text('hardware: "AMD EPYC x2"\nprice_per_hour: 0.5\ncurrency: USD\n')
+    prices = load_prices(tmp_path)
+    assert prices["AMD EPYC x2"].price_per_hour == 0.5 and prices["AMD EPYC x2"].currency == "USD"
+    (tmp_path / "b.yaml").write_text('hardware: "X"\nprice_per_hour: -1\ncurrency: USD\n')
+    with pytest.raises(ConfigError, match="not a positive number"):
+        load_prices(tmp_path)
+
+
+def test_the_shipped_price_files_are_valid():
+    for price in load_prices().values():
+        assert price.price_per_hour > 0 and price.currency
+
+
+def test_unknown_metric_is_refused():
+    with pytest.raises(ConfigError, match="is not a metric"):
+        build([make_record()], metric="speed")
+
+
+# ---------------------------------------------------------------- the command
+
+
+@pytest.fixture
+def store_dir(tmp_path):
+    store = ResultsStore(tmp_path / "results")
+    store.write(make_record(hardware="AMD EPYC x2", backend="cpu", median_ms=1.0, seed=1))
+    store.write(make_record(hardware="AMD EPYC x2", backend="openvino", median_ms=0.5, seed=2))
+    store.write(make_record(hardware="Intel Xeon | x8", backend="openvino", median_ms=0.5, seed=3))
+    store.write(make_record(hardware="AMD EPYC x2", backend="cpu", suite="anomaly", workload="padim",
+                            median_ms=3.0, seed=4))
+    store.close()
+    return tmp_path / "results"
+
+
+def test_leaderboard_terminal(store_dir, capsys):
+    assert main(["leaderboard", f"results.dir={store_dir}", "suite=fake"]) == 0
+    out = capsys.readouterr().out
+    assert f"bench leaderboard: suite=fake from sqlite:///{store_dir}/bench.db" in out
+    assert "fake / tiny / throughput / batch 8: ranked by throughput_sps (higher is better)" in out
+    assert "padim" not in out
+    assert out.count("=1") == 2 and "no energy sensor" in out
+
+
+def test_leaderboard_filters_and_metric(store_dir, capsys):
+    assert main(["leaderboard", f"results.dir={store_dir}", "suite=fake", "backend=openvino",
+                 "metric=latency_p99_ms", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert {r["backend"] for r in rows} == {"openvino"} and {r["ranked_by"] for r in rows} == {"latency_p99_ms"}
+
+
+def test_leaderboard_markdown_escapes_names(store_dir, capsys, tmp_path):
+    out_file = tmp_path / "board.md"
+    assert main(["leaderboard", f"results.dir={store_dir}", "--format=markdown", "--output", str(out_file)]) == 0
+    text = out_file.read_text()
+    assert "## fake / tiny / throughput / batch 8" in text and "Intel Xeon \\| x8" in text
+    header = next(line for line in text.splitlines() if line.startswith("| rank"))
+    assert all(line.count(" | ") == header.count(" | ") for line in text.splitlines()
+               if line.startswith("| ") and "---" not in line)
+
+
+def test_leaderboard_html_to_a_file(store_dir, tmp_path):
+    out_file = tmp_path / "board.html"
+    assert main(["leaderboard", f"results.dir={store_dir}", "--format", "html", "-o", str(out_file)]) == 0
+    html = out_file.read_text()
+    assert html.startswith("<!DOCTYPE html>") and html.count("<svg") >= 2
+
+
+BAD = [
+    (["metric=speed"], "metric='speed' is not a metric"),
+    (["backend=nope"], "matches no record"),
+    (["colour=red"], "colour='red' is not a selection key"),
+    (["--format", "pdf"], "--format='pdf' is not a leaderboard format"),
+    (["--frobnicate"], "is not an option of `bench leaderboard`"),
+    (["prices=/nonexistent/prices"], "does not exist"),
+]
+
+
+@pytest.mark.parametrize("args, message", BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_input_is_one_line_and_exit_2(store_dir, args, message, capsys):
+    before = sorted(p.name for p in store_dir.rglob("*"))
+    assert main(["leaderboard", f"results.dir={store_dir}", *args]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("bench: error: ") and message in err, err
+    assert sorted(p.name for p in store_dir.rglob("*")) == before
+
+
+def test_no_results_at_the_location_changes_nothing(tmp_path, capsys):
+    assert main(["leaderboard", f"results.dir={tmp_path / 'none'}"]) == 2
+    assert "no results at" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
