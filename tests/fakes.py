@@ -53,3 +53,33 @@ SUITE = Suite(
         _w("exit", "build_exit"),
     ),
 )
+
+
+# Backends that fail at given batch sizes, for the sweep's tests. Each is the eager torch backend
+# until the batch reaches its threshold.
+from backends.torch_eager import TorchBackend  # noqa: E402
+
+
+class OomFromEightBackend(TorchBackend):
+    """Runs out of host memory from batch 8: a real allocation that the allocator refuses."""
+
+    def prepare(self, model, example_inputs, context):
+        if example_inputs[0].shape[0] >= 8:
+            import torch
+
+            torch.empty(1 << 60, dtype=torch.uint8)  # an exbibyte
+        return super().prepare(model, example_inputs, context)
+
+
+class HangAtFourBackend(TorchBackend):
+    def prepare(self, model, example_inputs, context):
+        if example_inputs[0].shape[0] == 4:
+            time.sleep(3600)
+        return super().prepare(model, example_inputs, context)
+
+
+class SegfaultAtTwoBackend(TorchBackend):
+    def prepare(self, model, example_inputs, context):
+        if example_inputs[0].shape[0] == 2:
+            ctypes.string_at(0)
+        return super().prepare(model, example_inputs, context)
