@@ -9,6 +9,7 @@ fix, exit code 2, and nothing is written.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,12 +28,27 @@ usage:
   bench list [suite=NAME] [--sort name|params|flops] [--json]
                                     suites with their workloads, backends with their availability
   bench sysinfo [--json]            the system fingerprint stored with every result
+  bench leaderboard [KEY=VALUE...] [metric=NAME] [prices=FOLDER] [--format terminal|markdown|csv|html]
+                    [--output FILE]  rank hardware x backend x precision per workload (valid records,
+                                    newest per combination, ties where 95% intervals overlap)
+  bench compare BASELINE CANDIDATE [KEY=VALUE...] [--fail-on throughput:5%,latency_p99:10%]
+                                    ratios with bootstrap intervals; exit 1 when --fail-on trips
+  bench export [KEY=VALUE...] --format csv|parquet [--output FILE]
+                                    one row per record, metrics as columns
+  bench import FILE_OR_FOLDER...    merge records from other machines (skips ids already stored)
+
+  Selections: KEY=VALUE on id, run_id, tag, status, valid, suite, workload, backend, device, precision,
+  scenario, batch_size, hardware (same key twice: either value). In compare, BASELINE and CANDIDATE are
+  one argument each, terms joined by commas (tag=nightly,backend=cpu). Results location as for
+  bench run: results.dir=DIR, results.url=postgresql://USER@HOST/DB, results=PROFILE.
 
 examples:
   bench run
   bench run scenario=throughput batch_size=16
   bench run -m batch_size=1,4,16
   bench run suite.only=[efficientad_s] backend.threads=1
+  bench leaderboard suite=anomaly scenario=throughput --format html --output leaderboard.html
+  bench compare tag=before tag=after --fail-on throughput:5%
 """
 
 # Hydra's own flags: those that take a value, and those that only print and exit.
@@ -227,10 +243,37 @@ class _RunState:
     results: list[Any] = field(default_factory=list)
     store_url: str = ""
     jobs: int = 0
-    interrupted: bool = False
+    sweep_stops: list[str] = field(default_factory=list)  # out-of-memory points that ended a sweep
 
 
 _STATE = _RunState()
+
+
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s'\"]+:)([^\s'\"]+)@")
+
+
+def mask_passwords(text: str) -> str:
+    """Every password of a URL in ``text`` (user:password@host) replaced by ***."""
+    return _URL_PASSWORD.sub(r"\1***@", text)
+
+
+def _mask_sweep_config() -> None:
+    """Hydra saves a multirun's overrides in multirun.yaml before the first job: a database
+    password given on the command line must not stay there."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hc = HydraConfig.get()
+    if hc.mode != RunMode.MULTIRUN:
+        return
+    path = Path(hc.sweep.dir) / "multirun.yaml"
+    try:
+        text = path.read_text()
+    except OSError:
+        return
+    masked = mask_passwords(text)
+    if masked != text:
+        path.write_text(masked)
 
 
 def _task(cfg: Any) -> None:
@@ -242,6 +285,7 @@ def _task(cfg: Any) -> None:
     from bench.sysinfo import fingerprint
     from suites.base import load_suite
 
+    _mask_sweep_config()
     try:
         typed = check_runnable(validate(to_config(cfg)))
     except ConfigError as exc:
@@ -258,14 +302,55 @@ def _task(cfg: Any) -> None:
     _STATE.store_url = mask_url(store.url)
     options = suite_options(typed)
     catalog = {w.name: {**suite.workload_info(w, options), "suite": suite.name} for w in suite.workloads}
-    runner = Runner(typed, store, fingerprint(), ProgressDisplay())
     _STATE.jobs += 1
+    if typed.sweep.name == "batch":
+        try:
+            _sweep(typed, store, catalog, [i.workload for i in items])
+        finally:
+            store.close()
+        return
+    runner = Runner(typed, store, fingerprint(), ProgressDisplay())
     try:
         done = runner.run(items, catalog)
     finally:
         store.close()
     _STATE.results.extend(done)
     summary(done, _STATE.store_url)
+
+
+def _sweep(typed: Config, store: Any, catalog: dict[str, Any], workloads: list[str]) -> None:
+    """A batch sweep, new or resumed; Ctrl-C keeps what finished and prints the command that resumes."""
+    from bench.progress import ProgressDisplay
+    from bench.records import new_id
+    from bench.report import summary, sweep_summary
+    from bench.runner import Runner
+    from bench.sweep import sweep_records
+    from bench.sysinfo import fingerprint
+
+    sweep_id = typed.resume or new_id()[:12]
+    previous = {}
+    if typed.resume:
+        found = sweep_records(store, typed.resume)
+        if not found:
+            _err(f"resume={typed.resume!r} matches no sweep in {_STATE.store_url}: give the id the interrupted "
+                 "sweep printed (records carry it as sweep_id)")
+            sys.exit(2)
+        previous = {(r.workload.get("name"), int(r.workload.get("batch_size") or 0)): r for r in found}
+    runner = Runner(typed, store, fingerprint(), ProgressDisplay(), sweep_id=sweep_id)
+    print(f"sweep {sweep_id}" + (f": resuming, {len(previous)} point(s) already measured" if previous else ""),
+          file=sys.stderr)
+    try:
+        done, results = runner.run_sweep(workloads, catalog, previous)
+    except KeyboardInterrupt:
+        args = [a for a in sys.argv[1:] if not a.startswith("resume=")]
+        sys.stderr.write(f"\nbench: interrupted; the finished points are kept. Resume with:\n"
+                         f"  bench run {' '.join(args)} resume={sweep_id}\n")
+        sys.exit(130)
+    _STATE.results.extend(done)
+    _STATE.sweep_stops.extend(
+        r.points[-1].record_id for r in results.values() if r.points and r.points[-1].status == "oom")
+    summary(done, _STATE.store_url)
+    sweep_summary(sweep_id, results)
 
 
 def _run_hydra(args: list[str]) -> None:
@@ -302,7 +387,8 @@ def run_command(args: list[str]) -> int:
 
         print(f"\nmultirun: {_STATE.jobs} jobs")
         summary(_STATE.results, _STATE.store_url)
-    bad = [r for r, _ in _STATE.results if r.status != "ok" or not r.valid]
+    # An out-of-memory that ended a batch sweep is the sweep's answer, not a failure.
+    bad = [r for r, _ in _STATE.results if (r.status != "ok" or not r.valid) and r.id not in _STATE.sweep_stops]
     return 1 if bad else 0
 
 
@@ -364,7 +450,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"bench {__version__}")
         return 0
     command, rest = argv[0], argv[1:]
-    commands = {"run": run_command, "list": list_command, "sysinfo": sysinfo_command}
+    commands = {"run": run_command, "list": list_command, "sysinfo": sysinfo_command,
+                # the results commands, imported only when used
+                **{name: (lambda args, name=name: getattr(__import__("bench.cli_results", fromlist=["_"]),
+                                                          f"{name}_command")(args))
+                   for name in ("leaderboard", "compare", "export", "import", "report")}}
     if command not in commands:
         _err(f"command {command!r} is unknown: use one of {', '.join(commands)} (bench --help)")
         return 2

@@ -32,6 +32,8 @@ __all__ = [
     "WorkerConfig",
     "DataConfig",
     "CacheConfig",
+    "SensorsConfig",
+    "SweepConfig",
     "Config",
     "register_schemas",
     "validate",
@@ -92,7 +94,8 @@ class OrtBackendConfig(BackendConfig):
     provider: str = _f("cpu", help="ONNX Runtime execution provider: cpu, cuda or tensorrt")
     graph_optimization: str = _f("all", help="graph optimisation level: disable, basic, extended or all")
     intra_op_threads: Optional[int] = _f(None, help="intra-op threads; null keeps ONNX Runtime's default")
-    inter_op_threads: Optional[int] = _f(None, help="inter-op threads; null keeps ONNX Runtime's default")
+    inter_op_threads: Optional[int] = _f(None, help="inter-op threads (used only in ONNX Runtime's parallel "
+                                                    "execution mode; the default mode is sequential)")
     io_binding: bool = _f(True, help="bind inputs and outputs to device buffers (cuda and tensorrt providers)")
 
 
@@ -110,7 +113,8 @@ class TensorRTBackendConfig(BackendConfig):
     workspace_mib: int = _f(4096, help="builder workspace memory pool limit in MiB")
     optimization_level: int = _f(3, help="builder optimisation level 0-5 (higher builds longer)")
     cuda_graph: bool = _f(False, help="capture one inference in a CUDA graph and replay it")
-    int8_calibration: Optional[str] = _f(None, help="folder of calibration images; needed for precision=int8")
+    int8_calibration: Optional[str] = _f(None, help="folder of .npy input tensors, preprocessed like the workload's "
+                                                    "input, for int8 calibration; needed for precision=int8")
     max_batch: Optional[int] = _f(None, help="largest batch of the optimisation profile; null: the batch measured")
 
 
@@ -150,6 +154,30 @@ class WorkerConfig:
 
 
 @dataclass
+class SweepConfig:
+    name: str = _f("none", help="none: the batch size given; batch: search batch sizes (conf/sweep/batch.yaml)")
+    start: int = _f(1, help="first batch size of the sweep")
+    factor: int = _f(2, help="each next batch size is the previous times this")
+    max_batch: int = _f(256, help="the sweep's cap on the batch size")
+    min_gain: float = _f(0.02, help="a size that adds less throughput than this fraction counts as no gain")
+    patience: int = _f(2, help="stop after this many sizes in a row without gain")
+    respect_latency_requirement: bool = _f(True, help="stop at the first size whose p99 latency breaks the "
+                                                     "workload's requirement (its latency_tier_ms)")
+
+
+@dataclass
+class SensorsConfig:
+    enabled: bool = _f(True, help="run the sensor sampler (power, energy, memory) beside each measurement")
+    power_hz: float = _f(20.0, help="power and energy sampling rate")
+    memory_hz: float = _f(50.0, help="memory sampling rate")
+    idle_s: float = _f(0.0, help="seconds of idle baseline before warm-up; > 0 adds net energy beside gross")
+    nvml: bool = _f(True, help="read NVIDIA GPUs through NVML when present")
+    powercap_root: str = _f("/sys/class/powercap", help="where Linux exposes RAPL energy counters")
+    estimate: bool = _f(False, help="add a TDP-based energy estimate (labelled estimated) when no sensor measures")
+    tdp_w: Optional[float] = _f(None, help="the CPU's TDP in watts, for sensors.estimate")
+
+
+@dataclass
 class CacheConfig:
     dir: Optional[str] = _f(None, help="where conversions (ONNX export, OpenVINO model, TensorRT engine) are "
                                        "cached by content hash; null: ~/.cache/bench/artifacts")
@@ -165,6 +193,9 @@ class Config:
     worker: WorkerConfig = field(default_factory=WorkerConfig)
     data: DataConfig = field(default_factory=DataConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
+    sensors: SensorsConfig = field(default_factory=SensorsConfig)
+    sweep: Any = MISSING
+    resume: Optional[str] = _f(None, help="the id of an interrupted sweep to resume: its finished points are kept")
     batch_size: Optional[int] = _f(None, help="samples per inference; null uses the scenario's default")
     tag: str = _f("", help="free label stored with every record (e.g. a ticket or a driver version)")
 
@@ -183,6 +214,7 @@ def register_schemas() -> None:
     cs.store(group="schema/backend", name="tensorrt", node=TensorRTBackendConfig, package="backend")
     cs.store(group="schema/scenario", name="scenario", node=ScenarioConfig, package="scenario")
     cs.store(group="schema/results", name="results", node=ResultsConfig, package="results")
+    cs.store(group="schema/sweep", name="sweep", node=SweepConfig, package="sweep")
     cs.store(group="hydra/help", name="bench", node={"app_name": "bench", "template": help_text()})
 
 
@@ -191,6 +223,7 @@ def help_text() -> str:
     sections = [
         ("suite", SuiteConfig), ("backend", TorchBackendConfig), ("scenario", ScenarioConfig),
         ("results", ResultsConfig), ("worker", WorkerConfig), ("data", DataConfig), ("cache", CacheConfig),
+        ("sensors", SensorsConfig), ("sweep", SweepConfig),
     ]
     lines = [
         "bench run: measure a suite's workloads on one backend (Hydra app).",
@@ -202,7 +235,7 @@ def help_text() -> str:
         "",
         "== Config groups (choose with group=option) ==",
         *[f"  {group}: {', '.join(sorted(p.stem for p in (CONF_DIR / group).glob('*.yaml')))}"
-          for group in ("suite", "backend", "scenario", "results")],
+          for group in ("suite", "backend", "scenario", "results", "sweep")],
         "== Fields (set with key=value) ==",
     ]
     for name, help_ in field_help(Config).items():
@@ -253,6 +286,13 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"scenario.{key}", value, "give a fraction strictly between 0 and 1, e.g. 0.01",
                               "must be in (0, 1)")
     _positive("worker.timeout_s", cfg.worker.timeout_s, "give a timeout in seconds, e.g. 900")
+    for key in ("power_hz", "memory_hz"):
+        _positive(f"sensors.{key}", getattr(cfg.sensors, key), "give a rate in Hz, e.g. 20")
+    if cfg.sensors.idle_s < 0:
+        raise ConfigError("sensors.idle_s", cfg.sensors.idle_s, "give 0 (no baseline) or more seconds", "must be >= 0")
+    if cfg.sensors.estimate and not cfg.sensors.tdp_w:
+        raise ConfigError("sensors.tdp_w", cfg.sensors.tdp_w, "give the CPU's TDP, e.g. sensors.tdp_w=65",
+                          "is needed by sensors.estimate=true")
     if cfg.worker.memory_limit_mib is not None:
         _positive("worker.memory_limit_mib", cfg.worker.memory_limit_mib, "give MiB, e.g. 8192, or null")
     be: BackendConfig = cfg.backend
@@ -261,6 +301,26 @@ def validate(cfg: Config) -> Config:
                           "is not a precision")
     if isinstance(be, TorchBackendConfig):
         for key in ("threads", "interop_threads"):
+            value = getattr(be, key)
+            if value is not None and value < 1:
+                raise ConfigError(f"backend.{key}", value, "give a whole number >= 1, or null for the default",
+                                  "must be >= 1")
+    if isinstance(be, OpenVinoBackendConfig):
+        for key, allowed in (("source", ("onnx", "convert_model")), ("hint", ("auto", "latency", "throughput"))):
+            if getattr(be, key) not in allowed:
+                raise ConfigError(f"backend.{key}", getattr(be, key), f"use one of {', '.join(allowed)}",
+                                  "is not a choice")
+        for key in ("num_requests", "threads"):
+            value = getattr(be, key)
+            if value is not None and value < 1:
+                raise ConfigError(f"backend.{key}", value, "give a whole number >= 1, or null for the default",
+                                  "must be >= 1")
+    if isinstance(be, OrtBackendConfig):
+        levels = ("disable", "basic", "extended", "all")
+        if be.graph_optimization not in levels:
+            raise ConfigError("backend.graph_optimization", be.graph_optimization, f"use one of {', '.join(levels)}",
+                              "is not an optimisation level")
+        for key in ("intra_op_threads", "inter_op_threads"):
             value = getattr(be, key)
             if value is not None and value < 1:
                 raise ConfigError(f"backend.{key}", value, "give a whole number >= 1, or null for the default",
@@ -275,6 +335,22 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("suite.only", unknown[0] if len(unknown) == 1 else unknown,
                           f"choose among {', '.join(suite.names())} (see `bench list`)",
                           f"is not a workload of suite {suite.name!r}")
+    sw: SweepConfig = cfg.sweep
+    if sw.name not in ("none", "batch"):
+        raise ConfigError("sweep.name", sw.name, "use sweep=none or sweep=batch", "is not a sweep")
+    if sw.name == "batch":
+        if cfg.batch_size is not None:
+            raise ConfigError("batch_size", cfg.batch_size, "drop batch_size (the sweep chooses it) or use sweep=none",
+                              "conflicts with sweep=batch")
+        for key in ("start", "max_batch"):
+            if getattr(sw, key) < 1:
+                raise ConfigError(f"sweep.{key}", getattr(sw, key), "give a whole number >= 1", "must be >= 1")
+        if sw.factor < 2:
+            raise ConfigError("sweep.factor", sw.factor, "give a whole number >= 2, e.g. 2", "must be >= 2")
+        if sw.patience < 1:
+            raise ConfigError("sweep.patience", sw.patience, "give a whole number >= 1", "must be >= 1")
+    if cfg.resume is not None and sw.name != "batch":
+        raise ConfigError("resume", cfg.resume, "add sweep=batch (only sweeps resume)", "needs a sweep")
     try:
         suite.check(suite_options(cfg))
     except SuiteOptionError as exc:

@@ -27,6 +27,7 @@ class Code(str, Enum):
     SPEED_DRIFT = "speed_drift"
     STEAL = "cpu_steal"
     PARITY = "parity"
+    ENERGY_LOW_CONFIDENCE = "energy_low_confidence"
 
 
 THRESHOLDS = {
@@ -69,6 +70,7 @@ def diagnose(
     noise: dict[str, Any],
     first_inference_ms: Optional[float],
     parity: Optional[dict[str, Any]] = None,
+    energy: Optional[dict[str, Any]] = None,
 ) -> list[BenchWarning]:
     t = THRESHOLDS
     out: list[BenchWarning] = []
@@ -119,4 +121,9 @@ def diagnose(
             f"outputs differ from the PyTorch fp32 reference by {parity['max_rel_error']:.2e} "
             f"(tolerance {parity['tolerance']:.0e}): result invalid, never ranked",
             "check the backend's precision and conversion"))
+    if energy and energy.get("low_confidence"):
+        out.append(BenchWarning(
+            Code.ENERGY_LOW_CONFIDENCE,
+            f"the measured window ({energy.get('window_s', 0):.2f} s) is short for the power sensors' update period",
+            "raise scenario.min_duration_s so the window spans many sensor updates"))
     return out

@@ -11,6 +11,7 @@ import sys
 import time
 from typing import Any, Optional, TextIO
 
+from bench.fmt import fmt_num
 from bench.records import RunRecord
 
 __all__ = ["ProgressDisplay", "use_plain_output"]
@@ -44,7 +45,7 @@ class ProgressDisplay:
         self._width = 0
 
     def start_item(self, index: int, total: int, label: str) -> None:
-        self._prefix = f"[{index + 1}/{total}]"
+        self._prefix = f"[{index + 1}/{total}]" if total > 0 else f"[{index + 1}]"
         self._label = label
         self._phase, self._info = "", {}
         self._item_start = time.monotonic()
@@ -76,7 +77,7 @@ class ProgressDisplay:
             rel = info.get("rel_ci")
             ci = f"±{rel:.1%}" if rel is not None else "±?"
             left = max(0.0, float(info.get("left_s", 0.0)) - (time.monotonic() - self._event_time))
-            text += (f" {info['iterations']} it, median {info.get('median_ms', 0):.3g} ms {ci}, "
+            text += (f" {info['iterations']} it, median {fmt_num(info.get('median_ms'))} ms {ci}, "
                      f"~{left:.0f} s left")
         return text
 
@@ -104,8 +105,10 @@ class ProgressDisplay:
         if record.status == "ok":
             m = record.metrics
             verdict = "ok" if record.valid else "INVALID (outputs differ from the reference)"
-            self._line(f"{self._prefix} {self._label}: {verdict}, median {m['latency_p50_ms']:.4g} ms, "
-                       f"{m['throughput_sps']:.4g} samples/s ({elapsed:.0f} s)")
+            median = f"median {fmt_num(m['latency_p50_ms'])} ms, " if "latency_p50_ms" in m else ""
+            self._line(f"{self._prefix} {self._label}: {verdict}, {median}{fmt_num(m['throughput_sps'])} samples/s "
+                       f"({elapsed:.0f} s)")
         else:
             error = record.error or {}
-            self._line(f"{self._prefix} {self._label}: FAILED ({error.get('kind')}): {error.get('message')}")
+            verdict = "OUT OF MEMORY" if record.status == "oom" else "FAILED"
+            self._line(f"{self._prefix} {self._label}: {verdict} ({error.get('kind')}): {error.get('message')}")

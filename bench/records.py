@@ -15,7 +15,7 @@ from typing import Any, Optional
 __all__ = ["SCHEMA_VERSION", "STATUSES", "RunRecord", "new_id", "utc_now", "SchemaError"]
 
 SCHEMA_VERSION = 1
-STATUSES = ("ok", "failed", "skipped")
+STATUSES = ("ok", "failed", "oom", "skipped")
 
 
 class SchemaError(ValueError):
@@ -34,7 +34,7 @@ def utc_now() -> str:
 class RunRecord:
     id: str
     created_at: str
-    status: str  # ok, failed, skipped
+    status: str  # ok, failed, oom (out of memory, host or device), skipped
     config: dict[str, Any]  # the resolved config of this work item
     system: dict[str, Any]  # the fingerprint (bench.sysinfo)
     workload: dict[str, Any]  # suite, name, input shape, data set, params, flops, batch size
@@ -44,11 +44,13 @@ class RunRecord:
     setup: dict[str, Any] = field(default_factory=dict)  # build_s, prepare_s, first_inference_ms
     parity: dict[str, Any] = field(default_factory=dict)
     noise: dict[str, Any] = field(default_factory=dict)
+    energy: dict[str, Any] = field(default_factory=dict)  # per-domain energy and how it was known
     warnings: list[dict[str, str]] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)  # the loop's raw result (samples in ns)
     error: Optional[dict[str, Any]] = None  # kind, message, detail
     tag: str = ""
     run_id: str = ""  # groups the work items of one `bench run` invocation
+    sweep_id: str = ""  # groups the points of one batch sweep, across resumes
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:

@@ -3,7 +3,6 @@ interval, then the warnings with what to do, then where the records are."""
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 from typing import Optional, Sequence, TextIO
@@ -12,24 +11,11 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from bench.fmt import fmt_ci, fmt_num
 from bench.progress import use_plain_output
 from bench.records import RunRecord
 
 __all__ = ["summary", "fmt_ci", "fmt_num"]
-
-
-def fmt_num(value: Optional[float], digits: int = 4) -> str:
-    """Four significant digits, never in exponent notation (2.08, 478.5, 58740)."""
-    if value is None:
-        return "-"
-    if value == 0 or abs(value) >= 10 ** (digits - 1):
-        return f"{value:.0f}"
-    decimals = digits - 1 - math.floor(math.log10(abs(value)))
-    return f"{value:.{decimals}f}"
-
-
-def fmt_ci(low: Optional[float], high: Optional[float], digits: int = 4) -> str:
-    return f"[{fmt_num(low, digits)}, {fmt_num(high, digits)}]"
 
 
 def _row(index: int, r: RunRecord) -> list[str]:
@@ -43,9 +29,12 @@ def _row(index: int, r: RunRecord) -> list[str]:
     status = "ok" if r.valid else "INVALID"
     if not m.get("converged", True):
         status += " (not converged)"
-    p50 = f"{fmt_num(m['latency_p50_ms'])} {fmt_ci(m['latency_p50_ci_low_ms'], m['latency_p50_ci_high_ms'])}"
-    p99 = f"{fmt_num(m['latency_p99_ms'])} {fmt_ci(m['latency_p99_ci_low_ms'], m['latency_p99_ci_high_ms'])}"
-    mean = f"{fmt_num(m['latency_mean_ms'])} ± {fmt_num(m['latency_std_ms'], 3)}"
+    if "latency_p50_ms" in m:
+        p50 = f"{fmt_num(m['latency_p50_ms'])} {fmt_ci(m['latency_p50_ci_low_ms'], m['latency_p50_ci_high_ms'])}"
+        p99 = f"{fmt_num(m['latency_p99_ms'])} {fmt_ci(m['latency_p99_ci_low_ms'], m['latency_p99_ci_high_ms'])}"
+        mean = f"{fmt_num(m['latency_mean_ms'])} ± {fmt_num(m['latency_std_ms'], 3)}"
+    else:  # pipelined throughput: no per-request latency (metrics.latency_note says why)
+        p50 = p99 = mean = "-"
     tput = f"{fmt_num(m['throughput_sps'])} {fmt_ci(m['throughput_ci_low_sps'], m['throughput_ci_high_sps'])}"
     return base + [status, p50, p99, mean, tput, f"{m['iterations']}"]
 
@@ -67,6 +56,11 @@ def summary(results: Sequence[tuple[RunRecord, Path]], store_url: str, stream: O
         for warning in record.warnings:
             console.print(f"  warning [{i}] {warning['code']}: {warning['message']}. Hint: {warning['hint']}",
                           markup=False)
+        conversion = record.setup.get("conversion") or {}
+        if "cache_hit" in conversion:
+            state = "served from the cache" if conversion["cache_hit"] else f"built in {conversion['build_s']:.1f} s"
+            console.print(f"  note [{i}] conversion {state} (setup {fmt_num(record.metrics.get('setup_s'))} s)",
+                          markup=False)
         if record.status != "ok" and record.error:
             console.print(f"  error [{i}] {record.error.get('kind')}: {record.error.get('message')}", markup=False)
     folders = sorted({str(path.parent) for _, path in results})
@@ -77,3 +71,14 @@ def summary(results: Sequence[tuple[RunRecord, Path]], store_url: str, stream: O
     if failed or invalid:
         console.print(f"{failed} work item(s) failed, {invalid} invalid", markup=False)
 
+
+
+def sweep_summary(sweep_id: str, results: dict, stream: Optional[TextIO] = None) -> None:
+    """Per workload: the sizes measured, why the sweep stopped, and the last size that fit."""
+    stream = stream or sys.stdout
+    stream.write(f"sweep {sweep_id}:\n")
+    for workload, result in results.items():
+        sizes = ", ".join(f"{p.batch_size}{'*' if p.reused else ''}{'' if p.status == 'ok' else ' ' + p.status}"
+                          for p in result.points)
+        stream.write(f"  {workload}: batch {sizes}; stopped: {result.stop_reason}\n")
+    stream.write("  (* = kept from before the resume)  report: bench report scaling sweep_id=" + sweep_id + "\n")

@@ -23,10 +23,12 @@ from typing import Any, Callable, Optional
 
 from bench.config import Config, as_plain, suite_options
 from bench.diagnostics import diagnose
+from bench.energy import energy_summary
 from bench.loop import LoopResult
 from bench.metrics import loop_metrics
 from bench.records import RunRecord, new_id, utc_now
 from bench.store import ResultsStore
+from bench.sweep import SweepPoint, batch_sweep, point_from_record
 from bench.worker import PROTOCOL_VERSION
 
 __all__ = ["WorkItem", "WorkerOutcome", "expand", "run_worker", "Runner"]
@@ -227,12 +229,13 @@ class Runner:
     """Runs every work item of one config and stores one record per item."""
 
     def __init__(self, cfg: Config, store: ResultsStore, system: dict[str, Any], display: Any,
-                 run_id: Optional[str] = None) -> None:
+                 run_id: Optional[str] = None, sweep_id: str = "") -> None:
         self.cfg = cfg
         self.store = store
         self.system = system
         self.display = display
         self.run_id = run_id or new_id()
+        self.sweep_id = sweep_id
 
     def item_request(self, item: WorkItem) -> dict[str, Any]:
         backend = self.cfg.backend
@@ -248,21 +251,47 @@ class Runner:
             "memory_limit_mib": self.cfg.worker.memory_limit_mib,
             "cache_dir": self.cfg.cache.dir or default_cache_dir(),
             "cache_enabled": self.cfg.cache.enabled,
+            "sensors": as_plain(self.cfg.sensors),
         }
 
     def run(self, items: list[WorkItem], catalog: dict[str, dict[str, Any]]) -> list[tuple[RunRecord, Path]]:
+        return [self.run_one(index, len(items), item, catalog) for index, item in enumerate(items)]
+
+    def run_one(self, index: int, total: int, item: WorkItem,
+                catalog: dict[str, dict[str, Any]]) -> tuple[RunRecord, Path]:
+        """One item in its worker; the record is stored before the next item starts."""
+        self.display.start_item(index, total, item.label)
+        outcome = run_worker(
+            self.item_request(item), self.cfg.worker.timeout_s,
+            on_event=self.display.event, refresh_s=self.display.refresh_s, on_tick=self.display.tick,
+        )
+        record = self.make_record(item, outcome, catalog.get(item.workload, {}))
+        path = self.store.write(record)
+        self.display.finish_item(record)
+        return record, path
+
+    def run_sweep(self, workloads: list[str], catalog: dict[str, dict[str, Any]],
+                  previous: dict[tuple[str, int], RunRecord]) -> tuple[list[tuple[RunRecord, Path]], dict[str, Any]]:
+        """A batch sweep per workload; points found in ``previous`` (a resumed sweep) are reused."""
+        sw = self.cfg.sweep
         done: list[tuple[RunRecord, Path]] = []
-        for index, item in enumerate(items):
-            self.display.start_item(index, len(items), item.label)
-            outcome = run_worker(
-                self.item_request(item), self.cfg.worker.timeout_s,
-                on_event=self.display.event, refresh_s=self.display.refresh_s, on_tick=self.display.tick,
-            )
-            record = self.make_record(item, outcome, catalog.get(item.workload, {}))
-            path = self.store.write(record)
-            self.display.finish_item(record)
-            done.append((record, path))
-        return done
+        results: dict[str, Any] = {}
+        counter = [0]
+
+        for workload in workloads:
+            def measure(batch: int, workload: str = workload) -> SweepPoint:
+                old = previous.get((workload, batch))
+                if old is not None:
+                    return point_from_record(old, reused=True)
+                record, path = self.run_one(counter[0], 0, WorkItem(workload, batch, self.cfg.scenario.name), catalog)
+                counter[0] += 1
+                done.append((record, path))
+                return point_from_record(record)
+
+            budget = catalog.get(workload, {}).get("latency_tier_ms") if sw.respect_latency_requirement else None
+            results[workload] = batch_sweep(measure, sw.start, sw.factor, sw.max_batch, sw.min_gain, sw.patience,
+                                            budget)
+        return done, results
 
     def make_record(self, item: WorkItem, outcome: WorkerOutcome, catalog: dict[str, Any]) -> RunRecord:
         cfg = self.cfg
@@ -271,11 +300,12 @@ class Runner:
         config["suite"]["only"] = [item.workload]
         common: dict[str, Any] = {
             "id": new_id(), "created_at": utc_now(), "config": config, "system": self.system,
-            "scenario": as_plain(cfg.scenario), "tag": cfg.tag, "run_id": self.run_id,
+            "scenario": as_plain(cfg.scenario), "tag": cfg.tag, "run_id": self.run_id, "sweep_id": self.sweep_id,
         }
         if outcome.result is None:
+            oom = (outcome.error or {}).get("kind") == "oom"
             return RunRecord(
-                status="failed",
+                status="oom" if oom else "failed",
                 workload={**catalog, "suite": cfg.suite.name, "name": item.workload, "batch_size": item.batch_size},
                 backend={"name": cfg.backend.name, "device": cfg.backend.device,
                          "precision": cfg.backend.precision},
@@ -286,14 +316,36 @@ class Runner:
         metrics = loop_metrics(loop, cfg.scenario.confidence)
         metrics["first_inference_ms"] = res["setup"]["first_inference_ms"]
         metrics["setup_s"] = res["setup"]["build_s"] + res["setup"]["prepare_s"]
+        conversion = (res["backend"].get("effective") or {}).get("conversion")
+        if conversion:
+            res["setup"]["conversion"] = conversion
         metrics["peak_rss_mib"] = res["memory"]["peak_rss_mib"]
+        loop_window = (loop.start_monotonic_ns, loop.end_monotonic_ns)
+        sensors = res.get("sensors") or {}
+        estimate = None
+        if cfg.sensors.estimate:
+            noise = res.get("noise") or {}
+            cores = noise.get("usable_cpus") or 1
+            own = noise.get("own_cpu_s")
+            window_s = noise.get("window_s")
+            if own is not None and window_s:
+                estimate = {"tdp_w": cfg.sensors.tdp_w, "cpu_utilisation": min(1.0, own / (window_s * cores))}
+        idle = sensors.get("idle_window_ns")
+        energy = energy_summary(sensors, loop_window, loop.iterations * loop.batch_size,
+                                tuple(idle) if idle else None, estimate)
+        metrics.update(energy["metrics"])
+        device_memory = res["backend"].get("device_memory") or {}
+        if "peak_device_mib" not in metrics and device_memory.get("torch_max_reserved_mib") is not None:
+            metrics["peak_device_mib"] = device_memory["torch_max_reserved_mib"]
         flops = res["workload"].get("flops_per_sample")
         if flops and metrics.get("throughput_sps"):
             metrics["achieved_gflops"] = flops * metrics["throughput_sps"] / 1e9
-        warnings = diagnose(metrics, res["loop"], res["noise"], metrics["first_inference_ms"], res["parity"])
+        warnings = diagnose(metrics, res["loop"], res["noise"], metrics["first_inference_ms"], res["parity"],
+                            energy["energy"])
         return RunRecord(
             status="ok", workload=res["workload"], backend=res["backend"], metrics=metrics,
-            setup=res["setup"], parity=res["parity"], noise=res["noise"],
-            warnings=[w.to_dict() for w in warnings], raw={"loop": res["loop"], "memory": res["memory"]},
+            setup=res["setup"], parity=res["parity"], noise=res["noise"], energy=energy["energy"],
+            warnings=[w.to_dict() for w in warnings],
+            raw={"loop": res["loop"], "memory": res["memory"], "sensors": sensors},
             **common,
         )

@@ -15,6 +15,7 @@ import faulthandler
 import json
 import os
 import resource
+import signal
 import sys
 import time
 import traceback
@@ -33,11 +34,6 @@ def classify_exception(exc: BaseException) -> str:
     if isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text):
         return "oom"
     return "exception"
-
-
-def _peak_rss_mib() -> float:
-    # ru_maxrss is in KiB on Linux: the peak resident set of this process over its life.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def parity_check(outputs: list[Any], reference: list[Any], precision: str) -> dict[str, Any]:
@@ -147,15 +143,39 @@ def run_item(item: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> di
         min_duration_s=sc["min_duration_s"], max_duration_s=sc["max_duration_s"],
         target_rel_ci=sc["target_rel_ci"], confidence=sc["confidence"], max_iterations=sc["max_iterations"],
     )
-    phase("warmup")
-    warm = warm_up(run, session.synchronize, loop_settings)
+    from bench.sensors.memory import peak_rss_mib, reset_peak_rss
 
-    # Noise evidence brackets the measured window only.
-    speed_before = noise.compute_speed_check()
-    before = noise.snapshot()
-    own_before = noise.own_cpu_seconds()
-    loop = measure(run, session.synchronize, loop_settings, warm,
-                   on_progress=lambda name, info: phase(name, **info))
+    setup_peak_rss = peak_rss_mib()
+    sensor_options = dict(item.get("sensors") or {})
+    sampler = None
+    idle_window = None
+    if sensor_options.get("enabled", True):
+        from bench.sensors.sampler import Sampler
+
+        phase("sensors")
+        sampler = Sampler({**sensor_options, "pid": os.getpid()})
+        sampler.start()
+        idle_s = float(sensor_options.get("idle_s") or 0.0)
+        if idle_s > 0:
+            # The idle baseline: the same machine and process, doing nothing, for idle_s seconds.
+            phase("idle")
+            idle_start = time.monotonic_ns()
+            time.sleep(idle_s)
+            idle_window = [idle_start, time.monotonic_ns()]
+    # The measured phase's own peak, not the build's.
+    rss_reset = reset_peak_rss()
+    phase("warmup")
+    try:
+        warm = warm_up(run, session.synchronize, loop_settings)
+
+        # Noise evidence brackets the measured window only.
+        speed_before = noise.compute_speed_check()
+        before = noise.snapshot()
+        own_before = noise.own_cpu_seconds()
+        loop = measure(run, session.synchronize, loop_settings, warm,
+                       on_progress=lambda name, info: phase(name, **info), in_flight=int(session.in_flight))
+    finally:
+        sensors_raw = sampler.stop() if sampler is not None else {"probes": [], "samples": [], "disabled": True}
     own_after = noise.own_cpu_seconds()
     after = noise.snapshot()
     speed_after = noise.compute_speed_check()
@@ -191,7 +211,9 @@ def run_item(item: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> di
         "parity": parity,
         "loop": loop.to_dict(),
         "noise": noise_info,
-        "memory": {"peak_rss_mib": _peak_rss_mib()},
+        "memory": {"peak_rss_mib": peak_rss_mib(), "setup_peak_rss_mib": setup_peak_rss,
+                   "peak_reset_between_phases": rss_reset},
+        "sensors": {**sensors_raw, "idle_window_ns": idle_window},
     }
 
 
@@ -205,6 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     channel = os.fdopen(int(argv[0]), "w", buffering=1, encoding="utf-8")
     faulthandler.enable(file=sys.stderr, all_threads=True)
+    from bench.sensors.sampler import die_with_parent
+
+    # A parent killed with SIGKILL cannot kill us: the kernel does, so no measurement runs on unseen.
+    die_with_parent(signal.SIGKILL)
 
     def emit(message: dict[str, Any]) -> None:
         channel.write(json.dumps({"v": PROTOCOL_VERSION, **message}, allow_nan=False, default=str) + "\n")

@@ -147,3 +147,24 @@ def test_cfg_job_prints_the_config_and_runs_nothing(in_tmp, capsys):
     out = capsys.readouterr().out
     assert "batch_size: 4" in out and "suite:" in out
     assert list(in_tmp.iterdir()) == []
+
+
+def test_passwords_are_masked_in_text():
+    from bench.cli import mask_passwords
+
+    text = "results.url=postgresql://bench:s3cr@t@db:5432/x and postgresql+psycopg://u:pw@h/db, http://h/p"
+    masked = mask_passwords(text)
+    assert "s3cr" not in masked and ":pw@" not in masked and "t@db" not in masked
+    assert "postgresql://bench:***@db:5432/x" in masked and "http://h/p" in masked
+
+
+@pytest.mark.slow
+def test_multirun_keeps_no_password_in_hydras_sweep_config(in_tmp):
+    url = f"sqlite:///{in_tmp / 'x.db'}"
+    # SQLite ignores credentials; what matters is that Hydra's multirun.yaml does not keep them.
+    url = url.replace("sqlite:///", "sqlite://bench:hunter2@/")
+    proc = _bench(["run", "-m", "--config-dir", str(ROOT / "tests" / "conf"), "suite=fake", "suite.only=[tiny]",
+                   "batch_size=1,2", f"results.url={url}", "sensors.enabled=false", *FAST], in_tmp)
+    saved = list((in_tmp / "results" / "multirun").rglob("multirun.yaml"))
+    assert saved and all("hunter2" not in p.read_text() for p in saved)
+    assert "hunter2" not in proc.stdout + proc.stderr

@@ -9,7 +9,7 @@ from bench.cli import compose, to_config
 from bench.config import SCENARIOS, Config, ScenarioConfig, TorchBackendConfig, field_help, validate
 from bench.errors import ConfigError
 
-GROUPS = ["suite", "backend", "scenario", "results"]
+GROUPS = ["suite", "backend", "scenario", "results", "sweep"]
 
 
 @pytest.mark.parametrize("group, option", [(g, o) for g in GROUPS for o in group_options(g)])
@@ -39,11 +39,11 @@ def test_every_field_has_help():
 
     for cls in (c.SuiteConfig, c.BackendConfig, TorchBackendConfig, c.CompiledBackendConfig, c.OrtBackendConfig,
                 c.OpenVinoBackendConfig, c.TensorRTBackendConfig, ScenarioConfig, c.ResultsConfig, c.WorkerConfig,
-                c.DataConfig, c.CacheConfig):
+                c.DataConfig, c.CacheConfig, c.SensorsConfig, c.SweepConfig):
         missing = [name for name, text in field_help(cls).items() if not text]
         assert not missing, f"{cls.__name__}: {missing}"
     assert {k for k, v in field_help(Config).items() if not v} == {"suite", "backend", "scenario", "results",
-                                                                   "worker", "data", "cache"}  # per field
+                                                                   "worker", "data", "cache", "sensors", "sweep"}
 
 
 @pytest.mark.parametrize(

@@ -51,7 +51,7 @@ def test_each_failure_is_recorded_and_the_run_goes_on(in_tmp):
     assert "SIGSEGV" in crashed.error["message"]
     assert "Segmentation fault" in crashed.error["log_tail"]  # faulthandler's last words
     oom = by_name["oom"]
-    assert oom.status == "failed" and oom.error["kind"] == "oom"
+    assert oom.status == "oom" and oom.error["kind"] == "oom"
     assert "MemoryError" in oom.error["message"]
     exited = by_name["exit"]
     assert exited.error["kind"] == "crash" and "code 3" in exited.error["message"]
