@@ -78,8 +78,13 @@ def cached_artifact(kind: str, context: PrepareContext, parts: dict[str, Any],
 
 
 def cached_onnx(model: Any, example_inputs: Sequence[Any], context: PrepareContext) -> tuple[Path, Artifact]:
-    """The model as an ONNX file with a dynamic batch axis (fp32), exported once per model spec."""
+    """The model as an ONNX file with a dynamic batch axis (fp32), exported once per model spec; or
+    the user's own ONNX file, as it is, when the context names one."""
     from backends.onnx_export import export_onnx
+
+    if context.onnx_path:
+        path = Path(context.onnx_path).resolve()
+        return path, Artifact(path.parent, context.model_key, True, 0.0, 0.0)
 
     def build(folder: Path) -> None:
         examples = [_at_least_two(t) for t in example_inputs]

@@ -32,6 +32,9 @@ class PrepareContext:
     cache_dir: Optional[str] = None
     model_key: str = ""
     cache_enabled: bool = True
+    # A model the user brings as an ONNX file: ONNX-based backends run it as it is (there is no
+    # torch model to export, and prepare() gets model=None).
+    onnx_path: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,8 @@ class Backend(ABC):
     name: ClassVar[str] = ""
     # The precisions this backend can run; check_runnable refuses others before any work.
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+    # Whether prepare() can take a user's ONNX file (PrepareContext.onnx_path) instead of a torch module.
+    accepts_onnx_file: ClassVar[bool] = False
 
     def __init__(self, settings: Any) -> None:
         self.settings = settings

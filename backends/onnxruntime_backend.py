@@ -242,6 +242,7 @@ def _nodes_per_provider(session: Any) -> dict[str, int]:
 
 
 class OrtBackend(Backend):
+    accepts_onnx_file = True  # a user's ONNX file (suite=custom model.path) runs as it is
     name = "onnxruntime"
     # The union over providers; available() refuses fp16 on the CPU provider with the reason.
     precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16")

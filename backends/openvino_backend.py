@@ -221,6 +221,7 @@ class OpenVinoQueueSession(OpenVinoSession):
 
 
 class OpenVinoBackend(Backend):
+    accepts_onnx_file = True  # a user's ONNX file (suite=custom model.path) runs as it is
     name = "openvino"
     precisions = ("fp32", "fp16", "bf16")
 

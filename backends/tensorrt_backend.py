@@ -287,6 +287,7 @@ class TensorRTSession(Session):
 
 
 class TensorRTBackend(Backend):
+    accepts_onnx_file = True  # a user's ONNX file (suite=custom model.path) runs as it is
     name = "tensorrt"
     precisions = ("fp32", "fp16", "bf16", "int8")
 

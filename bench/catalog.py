@@ -31,6 +31,8 @@ def _cache_path() -> Path:
 
 def cached_cost(workload: Any, seed: int = 0) -> dict[str, Any]:
     """{"params", "flops_per_sample"} of one workload at batch 1, cached; None values without torch."""
+    if not workload.builder:
+        return {"params": None, "flops_per_sample": None, "note": "the user's model: counted when it runs"}
     if importlib.util.find_spec("torch") is None:
         return {"params": None, "flops_per_sample": None, "note": "PyTorch not installed"}
     from importlib.metadata import version

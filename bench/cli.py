@@ -185,7 +185,7 @@ def compose_jobs(args: HydraArgs) -> list[Config]:
     for o in parsed:
         key = o.get_key_element().lstrip("+~")
         if o.is_add() or o.is_force_add() or o.is_delete():
-            if not key.startswith("hydra."):
+            if not key.startswith("hydra.") and not (o.is_force_add() and key.startswith(_OPEN_DICTS)):
                 raise ConfigError(o.input_line, None, f"set an existing key instead ({key}=...; "
                                   "`bench run --help` lists every key)", "adds or deletes a config key")
         if o.is_sweep_override() and not args.multirun:
@@ -223,6 +223,12 @@ def check_runnable(cfg: Config) -> Config:
     except (ImportError, ValueError) as exc:
         raise ConfigError("backend.impl", cfg.backend.impl, f"fix conf/backend/{cfg.backend.name}.yaml ({exc})",
                           "cannot be loaded") from None
+    if cfg.model.path and not getattr(backend_cls, "accepts_onnx_file", False):
+        raise ConfigError("backend", cfg.backend.name, "use backend=onnxruntime, openvino or tensorrt for model.path, "
+                          "or bring a torch module with model.target", "cannot run an ONNX file")
+    if cfg.model.path and getattr(cfg.backend, "source", "onnx") != "onnx":
+        raise ConfigError("backend.source", cfg.backend.source, "use backend.source=onnx with model.path",
+                          "needs a torch model")
     precisions = getattr(backend_cls, "precisions", ("fp32",))
     if cfg.backend.precision not in precisions:
         raise ConfigError("backend.precision", cfg.backend.precision,
@@ -366,7 +372,17 @@ def _run_hydra(args: list[str]) -> None:
         sys.argv = saved
 
 
+# Keys whose children the user names (an ONNX file's dimension and input names): Hydra needs `++`
+# to add a key to a typed dict, which no user should have to know.
+_OPEN_DICTS = ("model.dims.", "model.shapes.")
+
+
+def _open_dict_overrides(args: list[str]) -> list[str]:
+    return [f"++{a}" if a.startswith(_OPEN_DICTS) and "=" in a else a for a in args]
+
+
 def run_command(args: list[str]) -> int:
+    args = _open_dict_overrides(args)
     parsed = parse_hydra_args(args)
     if not parsed.info_only:
         try:

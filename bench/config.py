@@ -34,6 +34,7 @@ __all__ = [
     "CacheConfig",
     "SensorsConfig",
     "SweepConfig",
+    "ModelConfig",
     "Config",
     "register_schemas",
     "validate",
@@ -154,6 +155,17 @@ class WorkerConfig:
 
 
 @dataclass
+class ModelConfig:
+    path: Optional[str] = _f(None, help="suite=custom: an ONNX file to benchmark on the ONNX-based backends")
+    target: Optional[str] = _f(None, help="suite=custom: package.module:function that builds a torch module")
+    input_shape: list[int] = _f([], help="model.target: one sample's input shape without the batch, e.g. [3,224,224]")
+    input_dtype: str = _f("float32", help="model.target: the input's dtype")
+    dims: dict[str, int] = _f({}, help="model.path: sizes of the file's open dimensions by name, e.g. "
+                                       "model.dims.height=224 (the first axis takes batch_size)")
+    shapes: dict[str, list[int]] = _f({}, help="model.path: one sample's shape per input name, without the batch")
+
+
+@dataclass
 class SweepConfig:
     name: str = _f("none", help="none: the batch size given; batch: search batch sizes (conf/sweep/batch.yaml)")
     start: int = _f(1, help="first batch size of the sweep")
@@ -195,6 +207,7 @@ class Config:
     cache: CacheConfig = field(default_factory=CacheConfig)
     sensors: SensorsConfig = field(default_factory=SensorsConfig)
     sweep: Any = MISSING
+    model: ModelConfig = field(default_factory=ModelConfig)
     resume: Optional[str] = _f(None, help="the id of an interrupted sweep to resume: its finished points are kept")
     batch_size: Optional[int] = _f(None, help="samples per inference; null uses the scenario's default")
     tag: str = _f("", help="free label stored with every record (e.g. a ticket or a driver version)")
@@ -223,7 +236,7 @@ def help_text() -> str:
     sections = [
         ("suite", SuiteConfig), ("backend", TorchBackendConfig), ("scenario", ScenarioConfig),
         ("results", ResultsConfig), ("worker", WorkerConfig), ("data", DataConfig), ("cache", CacheConfig),
-        ("sensors", SensorsConfig), ("sweep", SweepConfig),
+        ("sensors", SensorsConfig), ("sweep", SweepConfig), ("model", ModelConfig),
     ]
     lines = [
         "bench run: measure a suite's workloads on one backend (Hydra app).",
@@ -362,7 +375,7 @@ def validate(cfg: Config) -> Config:
 def suite_options(cfg: Config) -> dict[str, Any]:
     """What the suite is told besides the workload: data set, boundary, tiles, the user's images."""
     return {"dataset": cfg.suite.dataset, "boundary": cfg.suite.boundary, "tile_size": cfg.suite.tile_size,
-            "data_path": cfg.data.path}
+            "data_path": cfg.data.path, "model": as_plain(cfg.model)}
 
 
 def _check_results_writable(results: ResultsConfig) -> None:

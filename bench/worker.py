@@ -36,14 +36,15 @@ def classify_exception(exc: BaseException) -> str:
     return "exception"
 
 
-def parity_check(outputs: list[Any], reference: list[Any], precision: str) -> dict[str, Any]:
+def parity_check(outputs: list[Any], reference: list[Any], precision: str,
+                 reference_name: str = "PyTorch eager fp32 on the CPU") -> dict[str, Any]:
     """Largest relative error per output, as max |out - ref| / max |ref|, against the fp32 reference."""
     import numpy as np
 
     from backends.base import PARITY_TOLERANCE
 
     tolerance = PARITY_TOLERANCE[precision]
-    result: dict[str, Any] = {"reference": "PyTorch eager fp32 on the CPU", "tolerance": tolerance,
+    result: dict[str, Any] = {"reference": reference_name, "tolerance": tolerance,
                               "precision": precision}
     if len(outputs) != len(reference):
         return {**result, "ok": False, "max_rel_error": float("inf"),
@@ -73,8 +74,27 @@ def model_key(item: dict[str, Any], workload: Any, inputs: Any) -> str:
         "suite": item["suite_catalog"], "workload": workload.name, "seed": item["seed"],
         "options": item.get("suite_options") or {}, "code": code_hash(workload),
         "inputs": [[list(t.shape), str(t.dtype)] for t in inputs],
+        "user_model": _user_model_hash((item.get("suite_options") or {}).get("model") or {}),
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def _user_model_hash(model: dict[str, Any]) -> str:
+    """The content of a model the user brings (its ONNX file, or the source of the module that builds
+    it): a changed model must never be served a conversion cached for the old one."""
+    import hashlib
+    import importlib.util
+
+    digest = hashlib.sha256()
+    path = model.get("path")
+    if not path and model.get("target"):
+        spec = importlib.util.find_spec(str(model["target"]).partition(":")[0])
+        path = spec.origin if spec else None
+    if path and os.path.isfile(path):
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:16] if path else ""
 
 
 def run_item(item: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
@@ -105,10 +125,21 @@ def run_item(item: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> di
 
     # Parameters and FLOPs of one model run; a pipeline may run the model several times per sample
     # (tiles), which the FLOPs per sample include.
-    cost = workload_cost(workload, seed)
+    if workload.builder:
+        cost = workload_cost(workload, seed)
+    elif model is not None:  # a user's torch module: count it as it is, at one sample
+        from suites.cost import model_cost
+
+        counted = model_cost(model, tuple(t[:1] for t in inputs))
+        cost = {"params": counted["params"], "flops_per_sample": counted["flops"]}
+    else:  # a user's ONNX file: parameters from its initializers, FLOPs not counted
+        cost = {"params": instance.info.get("params"), "flops_per_sample": None}
     runs_per_sample = int(instance.info.get("model_runs_per_sample", 1))
-    with torch.inference_mode():
-        reference = [t.detach().float().numpy() for t in flatten_outputs(model(*inputs))]
+    if instance.reference is not None:
+        reference = instance.reference(inputs)
+    else:
+        with torch.inference_mode():
+            reference = [t.detach().float().numpy() for t in flatten_outputs(model(*inputs))]
 
     phase("prepare")
     settings_cls = resolve(item["backend_settings_type"])
@@ -119,7 +150,7 @@ def run_item(item: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> di
         scenario=item["scenario"]["name"], batch_size=batch_size,
         max_batch_size=int(item.get("max_batch_size") or batch_size),
         cache_dir=item.get("cache_dir"), cache_enabled=bool(item.get("cache_enabled", True)),
-        model_key=model_key(item, workload, inputs),
+        model_key=model_key(item, workload, inputs), onnx_path=instance.onnx_path,
     )
     session = backend.prepare(model, inputs, context)
     loaded = session.load_inputs(inputs)
@@ -130,7 +161,7 @@ def run_item(item: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> di
     outputs = session.run(loaded)
     session.synchronize()
     first_ns = time.perf_counter_ns() - t0_ns
-    parity = parity_check(session.to_numpy(outputs), reference, settings.precision)
+    parity = parity_check(session.to_numpy(outputs), reference, settings.precision, instance.reference_name)
     del outputs, reference
 
     def run() -> Any:
@@ -198,7 +229,7 @@ def run_item(item: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> di
             "input_dtypes": [str(t.dtype).replace("torch.", "") for t in inputs],
             "params": cost["params"],
             "flops_per_model_run": cost["flops_per_sample"],
-            "flops_per_sample": cost["flops_per_sample"] * runs_per_sample,
+            "flops_per_sample": cost["flops_per_sample"] * runs_per_sample if cost["flops_per_sample"] else None,
         },
         "backend": {
             "name": settings.name,

@@ -27,9 +27,13 @@ class SuiteOptionError(ValueError):
 class Instance:
     """What the worker measures: a model, its inputs, and what the record should say about them."""
 
-    model: Any
+    model: Any  # a torch module; None for a user's ONNX file (onnx_path)
     inputs: tuple[Any, ...]
     info: dict[str, Any] = field(default_factory=dict)
+    onnx_path: Optional[str] = None
+    # The parity reference when it is not the torch module in fp32 on the CPU: inputs -> float32 arrays.
+    reference: Optional[Callable[[tuple[Any, ...]], list[Any]]] = None
+    reference_name: str = "PyTorch eager fp32 on the CPU"
 
 
 def resolve(path: str) -> Any:

@@ -14,7 +14,9 @@ GROUPS = ["suite", "backend", "scenario", "results", "sweep"]
 
 @pytest.mark.parametrize("group, option", [(g, o) for g in GROUPS for o in group_options(g)])
 def test_every_config_of_every_group_composes(group, option, tmp_path):
-    cfg = to_config(compose([f"{group}={option}", f"results.dir={tmp_path}"]))
+    # The custom suite needs a model to be valid: a small torch module from the tests.
+    extra = ["model.target=tests.fakes:build_tiny", "model.input_shape=[16]"] if option == "custom" else []
+    cfg = to_config(compose([f"{group}={option}", f"results.dir={tmp_path}", *extra]))
     assert isinstance(cfg, Config)
     assert getattr(cfg, group).name == option
     validate(cfg)
@@ -39,11 +41,12 @@ def test_every_field_has_help():
 
     for cls in (c.SuiteConfig, c.BackendConfig, TorchBackendConfig, c.CompiledBackendConfig, c.OrtBackendConfig,
                 c.OpenVinoBackendConfig, c.TensorRTBackendConfig, ScenarioConfig, c.ResultsConfig, c.WorkerConfig,
-                c.DataConfig, c.CacheConfig, c.SensorsConfig, c.SweepConfig):
+                c.DataConfig, c.CacheConfig, c.SensorsConfig, c.SweepConfig, c.ModelConfig):
         missing = [name for name, text in field_help(cls).items() if not text]
         assert not missing, f"{cls.__name__}: {missing}"
     assert {k for k, v in field_help(Config).items() if not v} == {"suite", "backend", "scenario", "results",
-                                                                   "worker", "data", "cache", "sensors", "sweep"}
+                                                                   "worker", "data", "cache", "sensors", "sweep",
+                                                                   "model"}
 
 
 @pytest.mark.parametrize(
