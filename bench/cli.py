@@ -17,6 +17,7 @@ from typing import Any, Optional
 
 from bench import __version__
 from bench.config import CONF_DIR, Config, register_schemas, suite_options, validate
+from bench.cli_results import USAGE as RESULTS_USAGE
 from bench.errors import BenchError, ConfigError
 
 __all__ = ["main", "compose", "compose_jobs", "to_config"]
@@ -28,25 +29,15 @@ usage:
   bench list [suite=NAME] [--sort name|params|flops] [--json]
                                     suites with their workloads, backends with their availability
   bench sysinfo [--json]            the system fingerprint stored with every result
-  bench leaderboard [KEY=VALUE...] [metric=NAME] [prices=FOLDER] [--format terminal|markdown|csv|html]
-                    [--output FILE]  rank hardware x backend x precision per workload (valid records,
-                                    newest per combination, ties where 95% intervals overlap)
-  bench compare BASELINE CANDIDATE [KEY=VALUE...] [--fail-on throughput:5%,latency_p99:10%]
-                                    ratios with bootstrap intervals; exit 1 when --fail-on trips
-  bench export [KEY=VALUE...] --format csv|parquet [--output FILE]
-                                    one row per record, metrics as columns
-  bench import FILE_OR_FOLDER...    merge records from other machines (skips ids already stored)
-
-  Selections: KEY=VALUE on id, run_id, tag, status, valid, suite, workload, backend, device, precision,
-  scenario, batch_size, hardware (same key twice: either value). In compare, BASELINE and CANDIDATE are
-  one argument each, terms joined by commas (tag=nightly,backend=cpu). Results location as for
-  bench run: results.dir=DIR, results.url=postgresql://USER@HOST/DB, results=PROFILE.
+{RESULTS_USAGE}
 
 examples:
   bench run
   bench run scenario=throughput batch_size=16
   bench run -m batch_size=1,4,16
   bench run suite.only=[efficientad_s] backend.threads=1
+  bench run sweep=batch scenario=throughput suite.only=[stfpm]
+  bench report scaling sweep_id=<id> --plot scaling.svg
   bench leaderboard suite=anomaly scenario=throughput --format html --output leaderboard.html
   bench compare tag=before tag=after --fail-on throughput:5%
 """
@@ -458,6 +449,18 @@ def sysinfo_command(args: list[str]) -> int:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # `bench ... | head`: the reader left; say nothing more (Python's documented way out).
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+def _main(argv: Optional[list[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)

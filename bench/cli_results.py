@@ -145,9 +145,11 @@ def leaderboard_command(args: list[str]) -> int:
     elif fmt == "csv":
         _write_output(lb.render_csv(board), output)
     else:
+        from bench import scaling
         from bench.html_report import render_html
 
-        _write_output(render_html(board), output)
+        curves = [c for c in scaling.curves(records) if len(c.points) >= 2]
+        _write_output(render_html(board, scaling_svg=scaling.plot_svg(curves) if curves else None), output)
     return 0
 
 

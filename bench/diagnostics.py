@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Optional
 
+from bench.fmt import fmt_num
+
 __all__ = ["Code", "BenchWarning", "THRESHOLDS", "diagnose"]
 
 
@@ -77,7 +79,7 @@ def diagnose(
     quiet = "close other programs (or pin this run to idle cores) and run again"
     if not metrics.get("converged", True):
         rel = metrics.get("rel_ci")
-        rel_txt = f"{rel:.1%}" if rel is not None else "unbounded"
+        rel_txt = f"{fmt_num(rel * 100, 2)}%" if rel is not None else "unbounded"
         out.append(BenchWarning(
             Code.NOT_CONVERGED,
             f"stopped by {loop.get('stop_reason')} with the interval at ±{rel_txt}, not within the target",

@@ -73,6 +73,32 @@ def _group(domain: str) -> str:
     return domain
 
 
+def _gpu_activity(samples: list[dict[str, Any]], start: float, end: float) -> dict[str, Any]:
+    """Per GPU over the window: mean utilisation, SM clock range, peak temperature, and every
+    clock-event (throttle) reason seen, as NVML's bit mask OR-ed over the samples."""
+    out: dict[str, Any] = {}
+    for s in samples:
+        if s.get("s") != "nvml" or not start <= s["t"] / 1e9 <= end:
+            continue
+        for key, value in (s.get("v") or {}).items():
+            gpu, _, name = key.partition("_")
+            entry = out.setdefault(gpu, {"utilization": [], "sm_clock_mhz": [], "temperature_c": [], "reasons": 0})
+            if name in ("utilization", "sm_clock_mhz", "temperature_c"):
+                entry[name].append(value)
+            elif name == "clock_event_reasons":
+                entry["reasons"] |= int(value)
+    summary = {}
+    for gpu, e in out.items():
+        summary[gpu] = {
+            "utilization_mean_pct": sum(e["utilization"]) / len(e["utilization"]) if e["utilization"] else None,
+            "sm_clock_min_mhz": min(e["sm_clock_mhz"], default=None),
+            "sm_clock_max_mhz": max(e["sm_clock_mhz"], default=None),
+            "temperature_max_c": max(e["temperature_c"], default=None),
+            "clock_event_reasons_mask": e["reasons"],
+        }
+    return summary
+
+
 def energy_summary(sensors: dict[str, Any], window_ns: tuple[int, int], samples_processed: int,
                    idle_window_ns: Optional[tuple[int, int]] = None,
                    estimate: Optional[dict[str, Any]] = None) -> dict[str, Any]:
@@ -163,6 +189,9 @@ def energy_summary(sensors: dict[str, Any], window_ns: tuple[int, int], samples_
               if k.endswith("_memory_used") and start <= s["t"] / 1e9 <= end]
     if device:
         metrics["peak_device_mib"] = max(device)
+    gpu = _gpu_activity(samples, start, end)
+    if gpu:
+        summary["gpu_activity"] = gpu
     if estimate:
         tdp, utilisation = estimate.get("tdp_w"), estimate.get("cpu_utilisation")
         if tdp and utilisation is not None and window > 0:

@@ -195,7 +195,9 @@ def _table(group: Group) -> str:
     return f'<table class="leaderboard"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
-def render_html(board: Leaderboard, generated: Optional[str] = None) -> str:
+def render_html(board: Leaderboard, generated: Optional[str] = None, scaling_svg: Optional[str] = None) -> str:
+    """The page; ``scaling_svg`` (bench.scaling.plot_svg) adds how the selection scales with batch
+    size, where the records hold several batch sizes of one configuration."""
     generated = generated or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -221,6 +223,11 @@ def render_html(board: Leaderboard, generated: Optional[str] = None) -> str:
         else:
             plots.append('<p class="note">No energy figure in these records (no energy sensor).</p>')
         parts.append(f'<div class="plots">{"".join(plots)}</div></section>')
+    if scaling_svg:
+        parts.append('<section class="workload"><h2>Scaling with batch size</h2>'
+                     f'<figure class="scaling">{scaling_svg}<figcaption>throughput, p50 and p99 latency per batch '
+                     "and peak memory against batch size; dotted: saturation (95% of the best throughput); "
+                     "dashed: the latency requirement</figcaption></figure></section>")
     parts.append(f'<p class="note">{escape(LEGEND)}</p>')
     parts += [f'<p class="note">note: {escape(n)}</p>' for n in board.notes]
     parts.append("</body></html>")

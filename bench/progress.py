@@ -75,7 +75,7 @@ class ProgressDisplay:
         info = self._info
         if self._phase == "measure" and "iterations" in info:
             rel = info.get("rel_ci")
-            ci = f"±{rel:.1%}" if rel is not None else "±?"
+            ci = f"±{fmt_num(rel * 100, 2)}%" if rel is not None else "±?"
             left = max(0.0, float(info.get("left_s", 0.0)) - (time.monotonic() - self._event_time))
             text += (f" {info['iterations']} it, median {fmt_num(info.get('median_ms'))} ms {ci}, "
                      f"~{left:.0f} s left")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 __all__ = ["Curve", "CurvePoint", "curves", "saturation_batch", "best_within", "render_markdown",
-           "render_text", "plot", "SATURATION_FRACTION"]
+           "render_text", "plot", "plot_svg", "SATURATION_FRACTION"]
 
 SATURATION_FRACTION = 0.95
 
@@ -137,12 +137,28 @@ def render_text(all_curves: Sequence[Curve], stream: Any = None) -> None:
 def plot(all_curves: Sequence[Curve], path: str | Path) -> Path:
     """Four panels against batch size (log2): throughput, p50, p99 latency, peak memory; PNG or SVG
     by the file's suffix."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _figure(all_curves, path)
+    return path
+
+
+def plot_svg(all_curves: Sequence[Curve]) -> str:
+    """The same figure as inline SVG text (matplotlib escapes the labels), for the HTML page."""
+    import io
+
+    buffer = io.StringIO()
+    _figure(all_curves, buffer, fmt="svg")
+    text = buffer.getvalue()
+    return text[text.index("<svg"):]  # drop the XML prolog and doctype: the page is HTML
+
+
+def _figure(all_curves: Sequence[Curve], target: Any, fmt: Optional[str] = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")  # no display: files only
     import matplotlib.pyplot as plt
 
-    path = Path(path)
     fig, axes = plt.subplots(2, 2, figsize=(11, 8), constrained_layout=True)
     panels = [("throughput_sps", "samples/s"), ("latency_p50_ms", "p50 latency per batch (ms)"),
               ("latency_p99_ms", "p99 latency per batch (ms)"), ("peak_memory_mib", "peak memory (MiB)")]
@@ -164,7 +180,5 @@ def plot(all_curves: Sequence[Curve], path: str | Path) -> Path:
     handles, labels = axes.flat[0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="outside lower center", fontsize="small")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    fig.savefig(target, format=fmt)
     plt.close(fig)
-    return path

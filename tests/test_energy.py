@@ -98,3 +98,18 @@ def test_estimate_only_when_asked_and_labelled():
     assert "energy_j" not in out["metrics"]
     assert out["metrics"]["energy_estimated_j"] == pytest.approx(65.0)
     assert out["energy"]["estimate"]["method"].startswith("estimated")
+
+
+def test_gpu_activity_is_summarised_over_the_window():
+    samples = [{"t": int(t * S), "s": "nvml", "v": {"gpu0_power": 100.0, "gpu0_utilization": u,
+                                                     "gpu0_sm_clock_mhz": c, "gpu0_temperature_c": temp,
+                                                     "gpu0_clock_event_reasons": r}}
+               for t, u, c, temp, r in [(0, 0, 500, 40, 0), (1, 90, 1980, 60, 0), (2, 100, 1800, 70, 4),
+                                        (3, 10, 600, 50, 1)]]
+    probe = {"name": "nvml", "available": True, "channels": [
+        {"name": "gpu0_power", "unit": "W", "kind": "gauge", "domain": "gpu0", "scope": "board",
+         "update_period_s": 0.1, "wrap": None}]}
+    out = energy_summary({"probes": [probe], "samples": samples}, (S, 2 * S), 10)
+    gpu = out["energy"]["gpu_activity"]["gpu0"]
+    assert gpu["utilization_mean_pct"] == 95.0 and gpu["sm_clock_min_mhz"] == 1800
+    assert gpu["temperature_max_c"] == 70 and gpu["clock_event_reasons_mask"] == 4  # samples at 1 s and 2 s only

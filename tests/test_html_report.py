@@ -80,3 +80,19 @@ def test_chromium_renders_the_tables_and_plots(tmp_path):
     with Image.open(shot) as image:
         colours = image.convert("RGB").getcolors(maxcolors=1 << 20) or []
     assert len(colours) > 20  # text, table rules, coloured plot marks: not a blank page
+
+
+def test_the_page_embeds_the_scaling_plot_with_names_escaped():
+    pytest.importorskip("matplotlib")
+    from bench import scaling
+    from tests.recordfactory import make_record
+
+    records = [make_record(hardware="<script>alert(1)</script>", batch_size=b, median_ms=1.0 + b / 4, seed=b)
+               for b in (1, 2, 4, 8)]
+    curves = [c for c in scaling.curves(records) if len(c.points) >= 2]
+    assert len(curves) == 1 and [p.batch_size for p in curves[0].points] == [1, 2, 4, 8]
+    svg = scaling.plot_svg(curves)
+    assert svg.startswith("<svg") and "<script>" not in svg
+    html = render_html(_board(), generated="2026-12-01T00:00:00+00:00", scaling_svg=svg)
+    assert "Scaling with batch size" in html and html.count("<svg") >= 2
+    assert "<script>" not in html

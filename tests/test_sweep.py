@@ -203,3 +203,21 @@ def test_sweep_config_errors(in_tmp, capsys):
     assert "resume='abc' needs a sweep" in capsys.readouterr().err
     assert main(["run", "sweep=batch", "sweep.factor=1"]) == 2
     assert list(in_tmp.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_finished_points_and_prints_the_resume_command(in_tmp):
+    args = ["run", "--config-dir", TEST_CONF, "suite=fake", "suite.only=[tiny]", "sweep=batch", "scenario=throughput",
+            "sweep.max_batch=64", "sweep.min_gain=-1", "sweep.respect_latency_requirement=false", *FAST]
+    proc = _bench(args, in_tmp)
+    records = in_tmp / "results" / "records"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(records.rglob("*.json"))) < 1:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    kept = [json.loads(p.read_text()) for p in records.rglob("*.json")]
+    assert kept and all(r["status"] == "ok" for r in kept)  # the interrupted point is not recorded as failed
+    sweep_id = kept[0]["sweep_id"]
+    assert f"resume={sweep_id}" in err and "Traceback" not in err
