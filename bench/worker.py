@@ -205,11 +205,12 @@ def run_item(item: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> di
         own_before = noise.own_cpu_seconds()
         loop = measure(run, session.synchronize, loop_settings, warm,
                        on_progress=lambda name, info: phase(name, **info), in_flight=int(session.in_flight))
+        own_after = noise.own_cpu_seconds()
+        after = noise.snapshot()
+        # Under the same conditions as the check before (the sampler still running).
+        speed_after = noise.compute_speed_check()
     finally:
         sensors_raw = sampler.stop() if sampler is not None else {"probes": [], "samples": [], "disabled": True}
-    own_after = noise.own_cpu_seconds()
-    after = noise.snapshot()
-    speed_after = noise.compute_speed_check()
     usable = len(os.sched_getaffinity(0))
     try:
         window = noise.window_noise(before, after, own_after - own_before, usable).to_dict()

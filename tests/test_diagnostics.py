@@ -1,0 +1,48 @@
+"""The typed warnings: each fires at its named threshold and not below it."""
+
+from __future__ import annotations
+
+from bench.diagnostics import THRESHOLDS, Code, diagnose
+
+QUIET = {"foreign_cpu_cores": 0.0, "steal_fraction": 0.0,
+         "speed_before": {"ops_per_s": 1e6, "best_ops_per_s": 1.2e6},
+         "speed_after": {"ops_per_s": 1e6, "best_ops_per_s": 1.2e6}}
+GOOD = {"converged": True, "latency_robust_cv": 0.01, "outliers": 0, "samples": 1000, "latency_p50_ms": 10.0}
+LOOP = {"samples_ns": [10_000_000] * 10, "clock_resolution_ns": 1.0, "stop_reason": "converged"}
+
+
+def codes(metrics=GOOD, noise=QUIET, first=12.0, parity=None, energy=None):
+    return {w.code for w in diagnose({**GOOD, **metrics}, LOOP, {**QUIET, **noise}, first, parity, energy)}
+
+
+def test_a_quiet_converged_run_has_no_warning():
+    assert codes() == set()
+
+
+def test_each_warning_at_its_threshold():
+    t = THRESHOLDS
+    assert codes(metrics={"converged": False, "rel_ci": 0.03}) == {Code.NOT_CONVERGED}
+    assert codes(metrics={"latency_robust_cv": t["high_variation_cv"] * 1.01}) == {Code.HIGH_VARIATION}
+    assert codes(metrics={"latency_robust_cv": t["high_variation_cv"]}) == set()
+    assert codes(metrics={"outliers": 60}) == {Code.OUTLIERS}  # 6% of 1000
+    assert codes(metrics={"outliers": 50}) == set()  # 5%: the threshold itself
+    assert codes(first=10.0 * t["slow_first_run_ratio"] + 1) == {Code.SLOW_FIRST_RUN}
+    assert codes(noise={"foreign_cpu_cores": 0.3}) == {Code.FOREIGN_CPU}
+    assert codes(noise={"steal_fraction": 0.05}) == {Code.STEAL}
+    assert codes(parity={"ok": False, "max_rel_error": 0.2, "tolerance": 1e-4}) == {Code.PARITY}
+    assert codes(energy={"low_confidence": True, "window_s": 0.2}) == {Code.ENERGY_LOW_CONFIDENCE}
+
+
+def test_speed_drift_compares_the_fastest_chunks():
+    slow_after = {"speed_after": {"ops_per_s": 1e6, "best_ops_per_s": 0.9e6}}
+    assert codes(noise=slow_after) == {Code.SPEED_DRIFT}
+    # A preempted chunk lowers the mean but not the best: no drift.
+    preempted = {"speed_after": {"ops_per_s": 0.6e6, "best_ops_per_s": 1.19e6}}
+    assert codes(noise=preempted) == set()
+
+
+def test_warnings_round_trip_through_dicts():
+    from bench.diagnostics import BenchWarning
+
+    (w,) = diagnose({**GOOD, "converged": False, "rel_ci": None}, LOOP, QUIET, None)
+    assert BenchWarning.from_dict(w.to_dict()) == w and "unbounded" in w.message
