@@ -94,7 +94,7 @@ def _one(parsed: _Args, flag: str, default: Optional[str] = None) -> Optional[st
 
 def _write_output(text: str, output: Optional[str]) -> None:
     if output is None:
-        sys.stdout.write(text)
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
         return
     from bench.results import _atomic_output
 

@@ -119,7 +119,7 @@ def test_plot_writes_png_and_svg(tmp_path):
 
 def sweep_config(tmp_path, backend: str, *extra: str):
     return to_config(compose(["suite=fake", "suite.only=[tiny]", f"backend={backend}", "sweep=batch",
-                              "scenario=throughput", f"results.dir={tmp_path / 'results'}", "worker.timeout_s=8",
+                              "scenario=throughput", f"results.dir={tmp_path / 'results'}", "worker.timeout_s=12",
                               *FAST, *extra], config_dirs=[TEST_CONF]))
 
 
