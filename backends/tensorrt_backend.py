@@ -340,15 +340,9 @@ class TensorRTBackend(Backend):
         if torch.version.cuda is None:
             return Availability(False, f"this PyTorch ({torch.__version__}) is built without CUDA; TensorRT's "
                                 "buffers and stream are torch CUDA tensors", _INSTALL_CUDA_TORCH)
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            return Availability(False, "no CUDA device is visible (check the driver and CUDA_VISIBLE_DEVICES)",
-                                "run on a machine with an NVIDIA GPU and driver")
-        index = int(device[5:]) if ":" in device else 0
-        if index >= count:
-            return Availability(False, f"{device} asked but only {count} CUDA device(s) visible",
-                                f"use backend.device=cuda:0 .. cuda:{count - 1}")
-        return Availability(True)
+        from backends.torch_eager import cuda_device_availability
+
+        return cuda_device_availability(torch, device)
 
     def prepare(self, model: Any, example_inputs: Sequence[Any], context: PrepareContext) -> Session:
         # Not yet run on a GPU.

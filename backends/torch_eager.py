@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 from backends.base import Availability, Backend, PrepareContext, Session
 
-__all__ = ["TorchBackend", "TorchSession"]
+__all__ = ["TorchBackend", "TorchSession", "cuda_device_availability"]
 
 _INSTALL_TORCH = "pip install -c constraints.txt -e .  (installs torch, pinned in constraints.txt)"
 _INSTALL_CUDA = "install a CUDA build of PyTorch for your driver (pytorch.org, 'Get started'), then rerun"
@@ -34,6 +34,19 @@ def flatten_outputs(outputs: Any) -> list[Any]:
     if isinstance(outputs, (list, tuple)):
         return [t for item in outputs for t in flatten_outputs(item)]
     raise TypeError(f"model output of type {type(outputs).__name__} is not a tensor, tuple, list or dict")
+
+
+def cuda_device_availability(torch: Any, device: str) -> Availability:
+    """Whether ``cuda[:N]`` names a CUDA device that this (CUDA-built) PyTorch can see."""
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        return Availability(False, "no CUDA device is visible (check the driver and CUDA_VISIBLE_DEVICES)",
+                            "run on a machine with an NVIDIA GPU and driver")
+    index = int(device.split(":", 1)[1]) if ":" in device else 0
+    if index >= count:
+        return Availability(False, f"{device} asked but only {count} CUDA device(s) visible",
+                            f"use backend.device=cuda:0 .. cuda:{count - 1}")
+    return Availability(True)
 
 
 class TorchSession(Session):
@@ -116,15 +129,7 @@ class TorchBackend(Backend):
 
         if torch.version.cuda is None:
             return Availability(False, f"this PyTorch ({torch.__version__}) is built without CUDA", _INSTALL_CUDA)
-        count = torch.cuda.device_count()
-        if count == 0 or not torch.cuda.is_available():
-            return Availability(False, "no CUDA device is visible (check the driver and CUDA_VISIBLE_DEVICES)",
-                                "run on a machine with an NVIDIA GPU and driver")
-        index = int(device.split(":", 1)[1]) if ":" in device else 0
-        if index >= count:
-            return Availability(False, f"{device} asked but only {count} CUDA device(s) visible",
-                                f"use backend.device=cuda:0 .. cuda:{count - 1}")
-        return Availability(True)
+        return cuda_device_availability(torch, device)
 
     def prepare(self, model: Any, example_inputs: Sequence[Any], context: PrepareContext) -> Session:
         import torch

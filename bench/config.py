@@ -313,31 +313,14 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("backend.precision", be.precision, f"use one of {', '.join(PRECISIONS)}",
                           "is not a precision")
     if isinstance(be, TorchBackendConfig):
-        for key in ("threads", "interop_threads"):
-            value = getattr(be, key)
-            if value is not None and value < 1:
-                raise ConfigError(f"backend.{key}", value, "give a whole number >= 1, or null for the default",
-                                  "must be >= 1")
+        _optional_counts(be, ("threads", "interop_threads"))
     if isinstance(be, OpenVinoBackendConfig):
-        for key, allowed in (("source", ("onnx", "convert_model")), ("hint", ("auto", "latency", "throughput"))):
-            if getattr(be, key) not in allowed:
-                raise ConfigError(f"backend.{key}", getattr(be, key), f"use one of {', '.join(allowed)}",
-                                  "is not a choice")
-        for key in ("num_requests", "threads"):
-            value = getattr(be, key)
-            if value is not None and value < 1:
-                raise ConfigError(f"backend.{key}", value, "give a whole number >= 1, or null for the default",
-                                  "must be >= 1")
+        _choice(be, "source", ("onnx", "convert_model"))
+        _choice(be, "hint", ("auto", "latency", "throughput"))
+        _optional_counts(be, ("num_requests", "threads"))
     if isinstance(be, OrtBackendConfig):
-        levels = ("disable", "basic", "extended", "all")
-        if be.graph_optimization not in levels:
-            raise ConfigError("backend.graph_optimization", be.graph_optimization, f"use one of {', '.join(levels)}",
-                              "is not an optimisation level")
-        for key in ("intra_op_threads", "inter_op_threads"):
-            value = getattr(be, key)
-            if value is not None and value < 1:
-                raise ConfigError(f"backend.{key}", value, "give a whole number >= 1, or null for the default",
-                                  "must be >= 1")
+        _choice(be, "graph_optimization", ("disable", "basic", "extended", "all"))
+        _optional_counts(be, ("intra_op_threads", "inter_op_threads"))
     try:
         suite = load_suite(cfg.suite.catalog)
     except (ImportError, ValueError, TypeError) as exc:
@@ -376,6 +359,21 @@ def suite_options(cfg: Config) -> dict[str, Any]:
     """What the suite is told besides the workload: data set, boundary, tiles, the user's images."""
     return {"dataset": cfg.suite.dataset, "boundary": cfg.suite.boundary, "tile_size": cfg.suite.tile_size,
             "data_path": cfg.data.path, "model": as_plain(cfg.model)}
+
+
+def _optional_counts(backend: Any, keys: tuple[str, ...]) -> None:
+    """Settings that are a whole number >= 1, or null for the runtime's default."""
+    for key in keys:
+        value = getattr(backend, key)
+        if value is not None and value < 1:
+            raise ConfigError(f"backend.{key}", value, "give a whole number >= 1, or null for the default",
+                              "must be >= 1")
+
+
+def _choice(backend: Any, key: str, allowed: tuple[str, ...]) -> None:
+    if getattr(backend, key) not in allowed:
+        raise ConfigError(f"backend.{key}", getattr(backend, key), f"use one of {', '.join(allowed)}",
+                          "is not a choice")
 
 
 def _check_results_writable(results: ResultsConfig) -> None:
