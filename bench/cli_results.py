@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from bench.errors import ConfigError
 
@@ -107,6 +107,18 @@ def _write_output(text: str, output: Optional[str]) -> None:
     print(f"wrote {path}", file=sys.stderr)
 
 
+def _write_terminal(render: Any, output: Optional[str]) -> None:
+    """A rich rendering to the terminal, or (plain, as rich writes to a file) into ``output``."""
+    if output is None:
+        render(sys.stdout)
+        return
+    import io
+
+    buffer = io.StringIO()
+    render(buffer)
+    _write_output(buffer.getvalue(), output)
+
+
 # ---------------------------------------------------------------- bench leaderboard
 
 
@@ -132,14 +144,7 @@ def leaderboard_command(args: list[str]) -> int:
     finally:
         store.close()
     if fmt == "terminal":
-        if output is None:
-            lb.render_terminal(board, sys.stdout)
-        else:
-            import io
-
-            buffer = io.StringIO()
-            lb.render_terminal(board, buffer)
-            _write_output(buffer.getvalue(), output)
+        _write_terminal(lambda stream: lb.render_terminal(board, stream), output)
     elif fmt == "markdown":
         _write_output(lb.render_markdown(board), output)
     elif fmt == "csv":
@@ -179,14 +184,8 @@ def report_command(args: list[str]) -> int:
     output = _one(parsed, "--output")
     if fmt == "markdown":
         _write_output(scaling.render_markdown(curves), output)
-    elif output is None:
-        scaling.render_text(curves, sys.stdout)
     else:
-        import io
-
-        buffer = io.StringIO()
-        scaling.render_text(curves, buffer)
-        _write_output(buffer.getvalue(), output)
+        _write_terminal(lambda stream: scaling.render_text(curves, stream), output)
     if plot_path is not None:
         path = scaling.plot(curves, plot_path)
         print(f"plot written to {path}", file=sys.stderr)

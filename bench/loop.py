@@ -236,6 +236,7 @@ def _latency_chunk(run: Callable[[], Any], synchronize: Callable[[], None], cloc
     """Timed requests, one clock pair around each block, until the clock passes ``until``."""
     append = samples.append
     if block == 1:
+        # The usual case, without the inner loop: nothing between the clock reads but the request.
         while True:
             t0 = clock()
             run()

@@ -155,15 +155,21 @@ def _bench(args, cwd, **kw):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
 
 
+def _sweep_until(folder, max_batch: int, points: int):
+    """A CLI sweep started in ``folder``, returned once ``points`` records are written."""
+    args = ["run", "--config-dir", TEST_CONF, "suite=fake", "suite.only=[tiny]", "sweep=batch", "scenario=throughput",
+            f"sweep.max_batch={max_batch}", "sweep.min_gain=-1", "sweep.respect_latency_requirement=false", *FAST]
+    proc = _bench(args, folder)
+    records = folder / "results" / "records"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(records.rglob("*.json"))) < points:
+        time.sleep(0.05)
+    return args, proc, records
+
+
 @pytest.mark.slow
 def test_resume_after_kill_9_measures_nothing_twice(in_tmp):
-    args = ["run", "--config-dir", TEST_CONF, "suite=fake", "suite.only=[tiny]", "sweep=batch", "scenario=throughput",
-            "sweep.max_batch=8", "sweep.min_gain=-1", "sweep.respect_latency_requirement=false", *FAST]
-    proc = _bench(args, in_tmp)
-    records = in_tmp / "results" / "records"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(list(records.rglob("*.json"))) < 2:
-        time.sleep(0.05)
+    args, proc, records = _sweep_until(in_tmp, max_batch=8, points=2)
     proc.send_signal(signal.SIGKILL)  # the parent dies mid-sweep, between or during points
     _, err = proc.communicate()
     first = [json.loads(p.read_text()) for p in records.rglob("*.json")]
@@ -207,13 +213,7 @@ def test_sweep_config_errors(in_tmp, capsys):
 
 @pytest.mark.slow
 def test_ctrl_c_keeps_finished_points_and_prints_the_resume_command(in_tmp):
-    args = ["run", "--config-dir", TEST_CONF, "suite=fake", "suite.only=[tiny]", "sweep=batch", "scenario=throughput",
-            "sweep.max_batch=64", "sweep.min_gain=-1", "sweep.respect_latency_requirement=false", *FAST]
-    proc = _bench(args, in_tmp)
-    records = in_tmp / "results" / "records"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(list(records.rglob("*.json"))) < 1:
-        time.sleep(0.05)
+    _, proc, records = _sweep_until(in_tmp, max_batch=64, points=1)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
