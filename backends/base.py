@@ -14,8 +14,10 @@ from typing import Any, ClassVar, Optional, Sequence
 __all__ = ["Availability", "Backend", "Session", "PrepareContext", "PARITY_TOLERANCE"]
 
 # Largest relative error (max |out - ref| / max |ref|, per output) accepted against the PyTorch fp32
-# reference; beyond it the result is invalid and never ranked.
-PARITY_TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2, "bf16": 1e-2, "int8": 5e-2}
+# reference; beyond it the result is invalid and never ranked. tf32 is fp32 storage with the matrix and
+# convolution products on TF32 tensor cores (10-bit mantissa, as fp16's): on an H200, cuDNN's TF32
+# convolutions put EfficientAD-S 7.6e-4 away from the CPU reference, where true fp32 stays near 1e-5.
+PARITY_TOLERANCE = {"fp32": 1e-4, "tf32": 5e-3, "fp16": 1e-2, "bf16": 1e-2, "int8": 5e-2}
 
 
 @dataclass(frozen=True)

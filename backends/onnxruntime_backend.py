@@ -35,7 +35,9 @@ GRAPH_OPTIMIZATION = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
                       "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
 # The CPU provider has fp16 kernels for few ops and wraps the rest in casts to fp32: an "fp16" CPU
 # result would measure casts, not fp16 arithmetic.
-PROVIDER_PRECISIONS = {"cpu": ("fp32",), "cuda": ("fp32", "fp16"), "tensorrt": ("fp32", "fp16")}
+# The CUDA provider's use_tf32 option (on by default) is set from the precision: off for fp32, on for
+# tf32. The TensorRT provider has no such option: its fp32 is whatever TensorRT's default is.
+PROVIDER_PRECISIONS = {"cpu": ("fp32",), "cuda": ("fp32", "tf32", "fp16"), "tensorrt": ("fp32", "fp16")}
 
 _INSTALL_CPU = "pip install -c constraints.txt -e '.[onnx]'"
 _INSTALL_GPU = ("pip uninstall -y onnxruntime && pip install -c constraints.txt -e '.[gpu]'  "
@@ -245,7 +247,7 @@ class OrtBackend(Backend):
     accepts_onnx_file = True  # a user's ONNX file (suite=custom model.path) runs as it is
     name = "onnxruntime"
     # The union over providers; available() refuses fp16 on the CPU provider with the reason.
-    precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16")
+    precisions: ClassVar[tuple[str, ...]] = ("fp32", "tf32", "fp16")
 
     @classmethod
     def available(cls, settings: Any) -> Availability:
@@ -306,7 +308,8 @@ class OrtBackend(Backend):
             providers: list[Any] = [wanted]
         elif s.provider == "cuda":
             # not yet run on a GPU
-            providers = [(wanted, {"device_id": str(device_id)}), "CPUExecutionProvider"]
+            cuda_options = {"device_id": str(device_id), "use_tf32": "1" if s.precision == "tf32" else "0"}
+            providers = [(wanted, cuda_options), "CPUExecutionProvider"]
         else:
             trt = self._trt_options(onnx_path, onnx_artifact, example_inputs, context, device_id)
             conversions["tensorrt_engine"], options = trt

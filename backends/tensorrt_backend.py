@@ -33,8 +33,9 @@ __all__ = ["TensorRTBackend", "TensorRTSession", "profile_shapes", "engine_key_p
 
 INSTALL_TENSORRT = "pip install -c constraints.txt -e '.[gpu]'  (TensorRT 10: tensorrt>=10,<11)"
 _INSTALL_CUDA_TORCH = "install a CUDA build of PyTorch for your driver (pytorch.org, 'Get started'), then rerun"
-# The builder flag each reduced precision needs; fp32 needs none.
-PRECISION_FLAGS = {"fp16": "FP16", "bf16": "BF16", "int8": "INT8"}
+# The builder flag each reduced precision needs. TensorRT sets TF32 by default: precision=fp32 clears
+# it (IEEE fp32 products), precision=tf32 keeps it.
+PRECISION_FLAGS = {"tf32": "TF32", "fp16": "FP16", "bf16": "BF16", "int8": "INT8"}
 _MIB = 1024 * 1024
 
 
@@ -289,7 +290,7 @@ class TensorRTSession(Session):
 class TensorRTBackend(Backend):
     accepts_onnx_file = True  # a user's ONNX file (suite=custom model.path) runs as it is
     name = "tensorrt"
-    precisions = ("fp32", "fp16", "bf16", "int8")
+    precisions = ("fp32", "tf32", "fp16", "bf16", "int8")
 
     @classmethod
     def available(cls, settings: Any) -> Availability:
@@ -402,6 +403,8 @@ class TensorRTBackend(Backend):
         flag = PRECISION_FLAGS.get(s.precision)
         if flag:
             config.set_flag(getattr(trt.BuilderFlag, flag))
+        if s.precision == "fp32":
+            config.clear_flag(trt.BuilderFlag.TF32)
         profile = builder.create_optimization_profile()
         for i, (low, opt, high) in enumerate(shapes):
             profile.set_shape(network.get_input(i).name, low, opt, high)

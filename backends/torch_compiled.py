@@ -61,8 +61,9 @@ def _increments(before: dict[str, dict[str, int]], after: dict[str, dict[str, in
 class CompiledSession(TorchSession):
     """The eager session's input placement, run and synchronize, on the compiled module."""
 
-    def __init__(self, model: Any, device: Any, dtype: Any, channels_last: bool) -> None:
-        super().__init__(model, device, dtype, channels_last)
+    def __init__(self, model: Any, device: Any, dtype: Any, channels_last: bool,
+                 fp32_math: dict[str, Any] | None = None) -> None:
+        super().__init__(model, device, dtype, channels_last, fp32_math)
         self.compile_info: dict[str, Any] = {}
 
     def effective_settings(self) -> dict[str, Any]:
@@ -109,7 +110,7 @@ class CompiledBackend(TorchBackend):
         before = _counters()
         t0 = time.perf_counter()
         compiled = torch.compile(eager.model, backend="inductor", mode=s.compile_mode, dynamic=bool(s.dynamic))
-        session = CompiledSession(compiled, eager.device, eager.dtype, eager.channels_last)
+        session = CompiledSession(compiled, eager.device, eager.dtype, eager.channels_last, eager.fp32_math)
         # The first call compiles; running it here keeps compile time out of the first timed inference.
         session.run(session.load_inputs(example_inputs))
         session.synchronize()

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 from backends.base import Availability, Backend, PrepareContext, Session
 
-__all__ = ["TorchBackend", "TorchSession", "cuda_device_availability"]
+__all__ = ["TorchBackend", "TorchSession", "cuda_device_availability", "set_fp32_math"]
 
 _INSTALL_TORCH = "pip install -c constraints.txt -e .  (installs torch, pinned in constraints.txt)"
 _INSTALL_CUDA = "install a CUDA build of PyTorch for your driver (pytorch.org, 'Get started'), then rerun"
@@ -20,7 +20,21 @@ _INSTALL_CUDA = "install a CUDA build of PyTorch for your driver (pytorch.org, '
 def _dtype(precision: str) -> Any:
     import torch
 
-    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+    return {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+
+
+def set_fp32_math(torch: Any, tf32: bool) -> dict[str, Any]:
+    """Whether fp32 matrix products and cuDNN convolutions may use TF32 tensor cores (Ampere and newer
+    NVIDIA GPUs), set for this process and read back. PyTorch's own default lets cuDNN convolutions
+    use TF32, so an 'fp32' run left at the default is partly TF32: precision=fp32 turns it off,
+    precision=tf32 turns it on for both. Set through torch.set_float32_matmul_precision and cuDNN's
+    allow_tf32 flag, which PyTorch's own code reads: the newer per-operator ``fp32_precision``
+    settings, once set, make those reads raise (seen with torch.export in PyTorch 2.13)."""
+    torch.set_float32_matmul_precision("high" if tf32 else "highest")
+    torch.backends.cudnn.allow_tf32 = tf32
+    return {"matmul": "tf32" if torch.backends.cuda.matmul.allow_tf32 else "ieee",
+            "cudnn_conv": "tf32" if torch.backends.cudnn.allow_tf32 else "ieee",
+            "float32_matmul_precision": torch.get_float32_matmul_precision()}
 
 
 def flatten_outputs(outputs: Any) -> list[Any]:
@@ -50,10 +64,12 @@ def cuda_device_availability(torch: Any, device: str) -> Availability:
 
 
 class TorchSession(Session):
-    def __init__(self, model: Any, device: Any, dtype: Any, channels_last: bool) -> None:
+    def __init__(self, model: Any, device: Any, dtype: Any, channels_last: bool,
+                 fp32_math: dict[str, Any] | None = None) -> None:
         import torch
 
         self._torch = torch
+        self.fp32_math = fp32_math or {}
         self.model = model
         self.device = device
         self.dtype = dtype
@@ -109,12 +125,13 @@ class TorchSession(Session):
             settings["cuda_device_name"] = torch.cuda.get_device_name(self.device)
             settings["cuda_version"] = torch.version.cuda
             settings["cudnn_version"] = torch.backends.cudnn.version()
+            settings["fp32_math"] = self.fp32_math
         return settings
 
 
 class TorchBackend(Backend):
     name = "torch"
-    precisions = ("fp32", "fp16", "bf16")
+    precisions = ("fp32", "tf32", "fp16", "bf16")
 
     @classmethod
     def available(cls, settings: Any) -> Availability:
@@ -122,6 +139,9 @@ class TorchBackend(Backend):
             return Availability(False, "PyTorch is not installed", _INSTALL_TORCH)
         device = str(settings.device)
         if device == "cpu":
+            if settings.precision == "tf32":
+                return Availability(False, "precision=tf32 is a mode of NVIDIA GPUs' tensor cores, not of the CPU",
+                                    "use backend.precision=fp32 (or bf16) on the CPU")
             return Availability(True)
         if not device.startswith("cuda"):
             return Availability(False, f"device {device!r} is not cpu or cuda[:N]", "set backend.device=cpu or cuda")
@@ -141,8 +161,9 @@ class TorchBackend(Backend):
             torch.set_num_interop_threads(int(s.interop_threads))
         device = torch.device(s.device)
         dtype = _dtype(s.precision)
+        fp32_math = set_fp32_math(torch, s.precision == "tf32") if device.type == "cuda" else None
         model = model.to(device=device, dtype=dtype)
         if s.channels_last:
             model = model.to(memory_format=torch.channels_last)
         model.eval()
-        return TorchSession(model, device, dtype, bool(s.channels_last))
+        return TorchSession(model, device, dtype, bool(s.channels_last), fp32_math)

@@ -45,7 +45,7 @@ __all__ = [
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 SCENARIOS = ("latency", "throughput")
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8")
 
 
 def _f(default: Any = MISSING, help: str = "", **kw: Any) -> Any:
@@ -73,7 +73,7 @@ class BackendConfig:
     name: str = _f(help="backend name, the file name in conf/backend/")
     impl: str = _f(help="import path of the Backend class, 'module:Class'")
     device: str = _f("cpu", help="device the backend runs on (cpu, cuda, cuda:1, ...)")
-    precision: str = _f("fp32", help="numeric precision: fp32, fp16, bf16 or int8 (as the backend supports)")
+    precision: str = _f("fp32", help="numeric precision: fp32 (IEEE, no TF32), tf32 (fp32 with TF32 tensor-core products, NVIDIA GPUs), fp16, bf16 or int8 (as the backend supports)")
 
 
 @dataclass

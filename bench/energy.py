@@ -14,11 +14,16 @@ from __future__ import annotations
 
 from typing import Any, Optional, Sequence
 
-__all__ = ["unwrap", "value_at", "integrate", "energy_summary", "DOMAIN_GROUPS"]
+__all__ = ["unwrap", "value_at", "integrate", "span_rates", "energy_summary", "DOMAIN_GROUPS"]
 
 # A window must span this many update periods of the sensor and hold this many samples.
 MIN_PERIODS = 5
 MIN_SAMPLES = 3
+# Peak power from a counter is the highest mean power over any span of at least this long (and of
+# PEAK_SPAN_PERIODS update periods): a counter read twice within one update step shows a burst of
+# twice the true power (seen on an H200: 1086 W "peak" from 50 ms differences, under a 700 W limit).
+PEAK_SPAN_S = 1.0
+PEAK_SPAN_PERIODS = 10
 DOMAIN_GROUPS = ("gpu", "cpu_package", "dram")
 
 
@@ -55,6 +60,23 @@ def integrate(times: Sequence[float], values: Sequence[float], start: float, end
         return None
     points = [(start, lo)] + [(t, v) for t, v in zip(times, values) if start < t < end] + [(end, hi)]
     return sum((t1 - t0) * (v0 + v1) / 2.0 for (t0, v0), (t1, v1) in zip(points, points[1:]))
+
+
+def span_rates(times: Sequence[float], values: Sequence[float], start: float, end: float,
+               span: float) -> list[float]:
+    """Mean rates of a counter over every span from one sample to the first sample at least ``span``
+    seconds later, within [start, end]; none when the window is shorter than the span."""
+    inside = [(t, v) for t, v in zip(times, values) if start <= t <= end]
+    rates, j = [], 0
+    for i, (t0, v0) in enumerate(inside):
+        j = max(j, i + 1)
+        while j < len(inside) and inside[j][0] - t0 < span:
+            j += 1
+        if j == len(inside):
+            break
+        t1, v1 = inside[j]
+        rates.append((v1 - v0) / (t1 - t0))
+    return rates
 
 
 def _series(samples: list[dict[str, Any]], sensor: str, channel: str) -> tuple[list[float], list[float]]:
@@ -124,8 +146,7 @@ def energy_summary(sensors: dict[str, Any], window_ns: tuple[int, int], samples_
                 lo, hi = value_at(times, values, start), value_at(times, values, end)
                 energy = None if lo is None or hi is None else hi - lo
                 method, period = "counter", counter["update_period_s"]
-                rates = [(v1 - v0) / (t1 - t0) for t0, t1, v0, v1 in zip(times, times[1:], values, values[1:])
-                         if t1 > t0 and t0 >= start and t1 <= end]
+                rates = span_rates(times, values, start, end, max(PEAK_SPAN_S, PEAK_SPAN_PERIODS * period))
             else:
                 energy = integrate(times, values, start, end)
                 method, period = "integrated", channels[f"{domain}_power"]["update_period_s"]

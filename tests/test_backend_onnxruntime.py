@@ -120,7 +120,7 @@ def test_a_session_that_fell_back_to_the_cpu_is_an_error(tiny, context, monkeypa
     with pytest.raises(ProviderFallbackError, match="fell back to the CPU") as info:
         backend.prepare(model, inputs, context)
     assert "CUDAExecutionProvider on cuda:1" in str(info.value) and "Likely cause" in str(info.value)
-    assert created[0][0] == ("CUDAExecutionProvider", {"device_id": "1"})
+    assert created[0][0] == ("CUDAExecutionProvider", {"device_id": "1", "use_tf32": "0"})  # fp32: no TF32
 
 
 @pytest.mark.filterwarnings("ignore:Specified provider")  # ONNX Runtime's own warning, then it goes on
@@ -148,7 +148,7 @@ def test_gpu_providers_unavailable_here_say_why_and_how(provider):
 
 def test_the_cpu_provider_is_available_and_refuses_fp16():
     assert OrtBackend.available(settings()).ok
-    assert set(OrtBackend.precisions) == {"fp32", "fp16"}
+    assert set(OrtBackend.precisions) == {"fp32", "tf32", "fp16"}
     refused = OrtBackend.available(settings(precision="fp16"))
     assert not refused.ok and "fp32" in refused.reason and "onnxruntime-cuda" in refused.install
 

@@ -25,6 +25,7 @@ BAD_RUNS = [
     (["foo=1"], "foo='1' is not a config key"),
     (["+foo=1"], "+foo=1 adds or deletes a config key"),
     (["backend=cuda"], "backend='cuda' (device cuda) cannot run here"),
+    (["backend.precision=tf32"], "precision=tf32 is a mode of NVIDIA GPUs' tensor cores, not of the CPU"),
     (["batch_size=1,2"], "batch_size='1,2' is a sweep"),
     (["-m", "batch_size=1,0"], "batch_size=0 must be >= 1"),
     (["results.dir=/etc/passwd/results"], "results.dir='/etc/passwd/results' cannot be created"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.energy import energy_summary, integrate, unwrap, value_at
+from bench.energy import energy_summary, integrate, span_rates, unwrap, value_at
 
 S = 1_000_000_000  # ns per second
 
@@ -113,3 +113,30 @@ def test_gpu_activity_is_summarised_over_the_window():
     gpu = out["energy"]["gpu_activity"]["gpu0"]
     assert gpu["utilization_mean_pct"] == 95.0 and gpu["sm_clock_min_mhz"] == 1800
     assert gpu["temperature_max_c"] == 70 and gpu["clock_event_reasons_mask"] == 4  # samples at 1 s and 2 s only
+
+
+def test_counter_peak_is_a_span_mean_not_a_step_burst():
+    """A counter that steps every 100 ms, read every 50 ms, shows 2x its true power between two reads
+    that straddle one step; the peak over 1-second spans is the true 300 W."""
+    probe = {"name": "nvml", "available": True, "channels": [
+        {"name": "gpu0_energy", "unit": "J", "kind": "counter", "domain": "gpu0", "scope": "board",
+         "update_period_s": 0.1, "wrap": None}]}
+    samples = []
+    for i in range(201):  # 10 s at 50 ms
+        t = i * 0.05
+        stepped = 300.0 * (int(round(t * 1000)) // 100) * 0.1  # energy updated every 100 ms
+        samples.append({"t": int(t * S), "s": "nvml", "v": {"gpu0_energy": stepped}})
+    naive = max((b["v"]["gpu0_energy"] - a["v"]["gpu0_energy"]) / 0.05 for a, b in zip(samples, samples[1:]))
+    assert naive == pytest.approx(600.0)
+    out = energy_summary({"probes": [probe], "samples": samples}, (0, 10 * S), 100)
+    entry = out["energy"]["domains"]["gpu0"]
+    assert entry["mean_power_w"] == pytest.approx(300.0, rel=0.01)
+    assert entry["peak_power_w"] == pytest.approx(300.0, rel=0.11)  # one step of 100 ms in a 1 s span
+    assert out["metrics"]["power_peak_w_gpu"] <= 330.0
+
+
+def test_span_rates():
+    times = [0.0, 0.5, 1.0, 1.5, 2.0]
+    values = [0.0, 1.0, 4.0, 5.0, 6.0]
+    assert span_rates(times, values, 0.0, 2.0, 1.0) == [4.0, 4.0, 2.0]
+    assert span_rates(times, values, 0.0, 2.0, 5.0) == []  # window shorter than the span

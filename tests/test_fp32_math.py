@@ -1,0 +1,54 @@
+"""precision=fp32 means IEEE fp32 on NVIDIA GPUs, tf32 asks for TF32 products: the switch is set and
+read back through PyTorch's API (which a CPU build carries too), and each backend maps it."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from backends.base import PARITY_TOLERANCE  # noqa: E402
+from backends.torch_eager import TorchBackend, set_fp32_math  # noqa: E402
+
+
+def test_set_fp32_math_sets_and_reads_back_both_products():
+    try:
+        on = set_fp32_math(torch, True)
+        assert on["matmul"] == "tf32" and on["cudnn_conv"] == "tf32"
+        off = set_fp32_math(torch, False)
+        assert off["matmul"] == "ieee" and off["cudnn_conv"] == "ieee"
+        assert off["float32_matmul_precision"] == "highest"
+    finally:
+        set_fp32_math(torch, False)
+
+
+def test_tf32_has_its_own_parity_tolerance_between_fp32_and_fp16():
+    assert PARITY_TOLERANCE["fp32"] < PARITY_TOLERANCE["tf32"] < PARITY_TOLERANCE["fp16"]
+
+
+def test_tf32_is_refused_on_the_cpu_with_the_fix():
+    class Settings:
+        device, precision = "cpu", "tf32"
+
+    verdict = TorchBackend.available(Settings())
+    assert not verdict.ok and "backend.precision=fp32" in verdict.install
+
+
+def test_tensorrt_and_onnxruntime_map_tf32():
+    from backends.onnxruntime_backend import PROVIDER_PRECISIONS
+    from backends.tensorrt_backend import PRECISION_FLAGS, TensorRTBackend
+
+    assert PRECISION_FLAGS["tf32"] == "TF32" and "fp32" not in PRECISION_FLAGS
+    assert "tf32" in TensorRTBackend.precisions
+    assert "tf32" in PROVIDER_PRECISIONS["cuda"] and "tf32" not in PROVIDER_PRECISIONS["cpu"]
+
+
+def test_legacy_flag_readers_still_work_after_setting():
+    """PyTorch's own code reads the legacy flags (torch.export does); they must stay readable."""
+    try:
+        for tf32 in (True, False):
+            set_fp32_math(torch, tf32)
+            assert torch.backends.cudnn.allow_tf32 is tf32
+            assert torch.backends.cuda.matmul.allow_tf32 is tf32
+    finally:
+        set_fp32_math(torch, False)
