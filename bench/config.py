@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-SCENARIOS = ("latency", "throughput")
+SCENARIOS = ("latency", "throughput", "server", "multistream", "training")
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8")
 
 
@@ -120,8 +120,19 @@ class TensorRTBackendConfig(BackendConfig):
 
 
 @dataclass
+class LoadGenConfig:
+    preset: str = _f("none", help="none: the durations and counts below; mlperf: MLPerf inference's rules "
+                                  "(600 s minimum, the official query counts; long)")
+    min_duration_s: float = _f(10.0, help="LoadGen's minimum test duration")
+    max_duration_s: float = _f(0.0, help="LoadGen's maximum test duration; 0: no cap")
+    min_query_count: int = _f(100, help="LoadGen's minimum query count")
+    samples_per_query: int = _f(8, help="multistream: samples per query (MLPerf uses 8)")
+
+
+@dataclass
 class ScenarioConfig:
-    name: str = _f(help="latency (one request at a time) or throughput (back-to-back batches)")
+    name: str = _f(help="latency (one request at a time), throughput (back-to-back batches), server (Poisson "
+                        "arrivals), multistream (camera streams) or training (timed training steps)")
     default_batch_size: int = _f(1, help="batch size when batch_size is not given")
     warmup_iterations: int = _f(5, help="warm-up runs at least this many iterations ...")
     warmup_s: float = _f(1.0, help="... and for at least this long (seconds)")
@@ -133,6 +144,50 @@ class ScenarioConfig:
                                          "throughput is within this fraction of it")
     confidence: float = _f(0.95, help="confidence level of every interval")
     max_iterations: int = _f(1_000_000, help="hard cap on measured iterations (memory bound for raw samples)")
+    engine: str = _f("native", help="native: bench's own loop; loadgen: MLPerf LoadGen drives the scenario "
+                                    "(latency=SingleStream, multistream, server, throughput=Offline; extra 'loadgen')")
+    loadgen: LoadGenConfig = field(default_factory=lambda: LoadGenConfig(), metadata={
+        "help": "scenario.engine=loadgen: LoadGen's durations and counts (scenario.loadgen.*)"})
+
+
+@dataclass
+class LoadScenarioConfig(ScenarioConfig):
+    """Requests that arrive on their own schedule and queue (server, multistream)."""
+
+    slo_ms: Optional[float] = _f(None, help="latency requirement in ms, queueing included; null: the workload's "
+                                            "(bench list shows it)")
+    percentile: float = _f(0.99, help="the latency percentile the requirement applies to")
+    max_wait_ms: float = _f(0.0, help="dynamic batching: wait at most this long after the oldest queued request "
+                                      "for up to batch_size requests (0: run what has arrived)")
+    drain_s: float = _f(2.0, help="serve at most this long after the last arrival; what is still queued is "
+                                  "dropped (counted late)")
+    max_probes: int = _f(10, help="searches: the most probes (each: arrivals for at least min_duration_s and "
+                                  "1/(1-percentile) requests, at most max_duration_s; then up to drain_s)")
+    seed: int = _f(0, help="seed of the arrival times (and the streams' phases)")
+
+
+@dataclass
+class ServerScenarioConfig(LoadScenarioConfig):
+    rate_qps: float = _f(10.0, help="Poisson arrival rate in requests (samples) per second")
+    find_peak: bool = _f(False, help="search the highest rate whose percentile latency meets the requirement "
+                                     "(reported as max_qps_at_slo)")
+    peak_tolerance: float = _f(0.05, help="find_peak stops when the bracket is within this fraction of its top")
+
+
+@dataclass
+class MultiStreamScenarioConfig(LoadScenarioConfig):
+    fps: float = _f(30.0, help="frames per second of each stream")
+    streams: Optional[int] = _f(None, help="run this many streams; null: search the most streams that meet the "
+                                           "requirement (reported as max_streams_at_slo)")
+    max_streams: int = _f(1024, help="the search's upper limit on streams")
+
+
+@dataclass
+class TrainingScenarioConfig(ScenarioConfig):
+    fit_images: int = _f(32, help="PatchCore and PaDiM (no backpropagation): training images per timed fit")
+    fit_repeats: int = _f(3, help="timed fits of the fit-based methods")
+
+
 
 
 @dataclass
@@ -226,6 +281,9 @@ def register_schemas() -> None:
     cs.store(group="schema/backend", name="openvino", node=OpenVinoBackendConfig, package="backend")
     cs.store(group="schema/backend", name="tensorrt", node=TensorRTBackendConfig, package="backend")
     cs.store(group="schema/scenario", name="scenario", node=ScenarioConfig, package="scenario")
+    cs.store(group="schema/scenario", name="server", node=ServerScenarioConfig, package="scenario")
+    cs.store(group="schema/scenario", name="multistream", node=MultiStreamScenarioConfig, package="scenario")
+    cs.store(group="schema/scenario", name="training", node=TrainingScenarioConfig, package="scenario")
     cs.store(group="schema/results", name="results", node=ResultsConfig, package="results")
     cs.store(group="schema/sweep", name="sweep", node=SweepConfig, package="sweep")
     cs.store(group="hydra/help", name="bench", node={"app_name": "bench", "template": help_text()})
@@ -257,6 +315,14 @@ def help_text() -> str:
     for prefix, cls in sections:
         for name, help_ in field_help(cls).items():
             lines.append(f"  {prefix + '.' + name:28} {help_}")
+    for kind, cls in (("server, multistream", LoadScenarioConfig), ("server", ServerScenarioConfig),
+                      ("multistream", MultiStreamScenarioConfig), ("training", TrainingScenarioConfig)):
+        base = set(field_help(cls.__mro__[1]))
+        for name, help_ in field_help(cls).items():
+            if name not in base:
+                lines.append(f"  {'scenario.' + name:28} ({kind}) {help_}")
+    for name, help_ in field_help(LoadGenConfig).items():
+        lines.append(f"  {'scenario.loadgen.' + name:28} {help_}")
     lines += ["", "== Composed config ==", "$CONFIG", "$FLAGS_HELP"]
     return "\n".join(lines).replace("${", "$ {")
 
@@ -298,6 +364,7 @@ def validate(cfg: Config) -> Config:
         if not (0.0 < value < 1.0):
             raise ConfigError(f"scenario.{key}", value, "give a fraction strictly between 0 and 1, e.g. 0.01",
                               "must be in (0, 1)")
+    _validate_scenario_kind(cfg)
     _positive("worker.timeout_s", cfg.worker.timeout_s, "give a timeout in seconds, e.g. 900")
     for key in ("power_hz", "memory_hz"):
         _positive(f"sensors.{key}", getattr(cfg.sensors, key), "give a rate in Hz, e.g. 20")
@@ -353,6 +420,68 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(exc.key, exc.value, exc.fix, exc.problem) from None
     _check_results_writable(cfg.results)
     return cfg
+
+
+TRAINING_BACKENDS = ("cpu", "cuda", "cpu-compiled", "cuda-compiled")
+
+
+def _validate_scenario_kind(cfg: Config) -> None:
+    """The options of the load, training and LoadGen scenarios."""
+    sc = cfg.scenario
+    if sc.engine not in ("native", "loadgen"):
+        raise ConfigError("scenario.engine", sc.engine, "use scenario.engine=native or loadgen", "is not an engine")
+    if isinstance(sc, LoadScenarioConfig):
+        if sc.slo_ms is not None:
+            _positive("scenario.slo_ms", sc.slo_ms, "give the latency requirement in ms, or null for the workload's")
+        if not (0.0 < sc.percentile < 1.0):
+            raise ConfigError("scenario.percentile", sc.percentile, "give a fraction in (0, 1), e.g. 0.99",
+                              "must be in (0, 1)")
+        if sc.max_wait_ms < 0:
+            raise ConfigError("scenario.max_wait_ms", sc.max_wait_ms, "give 0 or more milliseconds", "must be >= 0")
+        _positive("scenario.drain_s", sc.drain_s, "give seconds, e.g. 2")
+        _positive("scenario.max_probes", sc.max_probes, "give a whole number >= 1, e.g. 10")
+    if isinstance(sc, ServerScenarioConfig):
+        _positive("scenario.rate_qps", sc.rate_qps, "give the arrival rate in requests per second, e.g. "
+                  "scenario.rate_qps=50 (or scenario.find_peak=true to search it)")
+        if not (0.0 < sc.peak_tolerance < 1.0):
+            raise ConfigError("scenario.peak_tolerance", sc.peak_tolerance, "give a fraction in (0, 1), e.g. 0.05",
+                              "must be in (0, 1)")
+    if isinstance(sc, MultiStreamScenarioConfig):
+        _positive("scenario.fps", sc.fps, "give frames per second, e.g. scenario.fps=30")
+        if sc.streams is not None:
+            _positive("scenario.streams", sc.streams, "give a whole number >= 1, or null to search")
+        _positive("scenario.max_streams", sc.max_streams, "give a whole number >= 1")
+    if isinstance(sc, TrainingScenarioConfig):
+        if cfg.backend.name not in TRAINING_BACKENDS:
+            raise ConfigError("backend", cfg.backend.name,
+                              f"train on one of {', '.join(TRAINING_BACKENDS)} (PyTorch)", "cannot train")
+        if cfg.backend.precision == "int8":
+            raise ConfigError("backend.precision", "int8", "train in fp32, tf32, fp16 or bf16 (AMP)",
+                              "is not a training precision")
+        if sc.engine != "native":
+            raise ConfigError("scenario.engine", sc.engine, "use scenario.engine=native for training",
+                              "does not drive training")
+        _positive("scenario.fit_images", sc.fit_images, "give a whole number >= 1, e.g. 32")
+        _positive("scenario.fit_repeats", sc.fit_repeats, "give a whole number >= 1, e.g. 3")
+    if sc.engine == "loadgen":
+        lg = sc.loadgen
+        if lg.preset not in ("none", "mlperf"):
+            raise ConfigError("scenario.loadgen.preset", lg.preset, "use none or mlperf", "is not a preset")
+        _positive("scenario.loadgen.min_duration_s", lg.min_duration_s, "give seconds, e.g. 10")
+        if lg.max_duration_s < 0:
+            raise ConfigError("scenario.loadgen.max_duration_s", lg.max_duration_s, "give 0 (no cap) or seconds",
+                              "must be >= 0")
+        _positive("scenario.loadgen.min_query_count", lg.min_query_count, "give a whole number >= 1")
+        _positive("scenario.loadgen.samples_per_query", lg.samples_per_query, "give a whole number >= 1")
+        if isinstance(sc, ServerScenarioConfig) and sc.find_peak:
+            raise ConfigError("scenario.find_peak", True, "use scenario.engine=native to search the peak, or give "
+                              "scenario.rate_qps to LoadGen", "is not done by LoadGen")
+        import importlib.util
+
+        if importlib.util.find_spec("mlperf_loadgen") is None:
+            raise ConfigError("scenario.engine", "loadgen",
+                              "pip install -c constraints.txt -e '.[loadgen]'  (mlcommons-loadgen)",
+                              "needs MLPerf LoadGen, which is not installed")
 
 
 def suite_options(cfg: Config) -> dict[str, Any]:

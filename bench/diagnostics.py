@@ -30,6 +30,9 @@ class Code(str, Enum):
     STEAL = "cpu_steal"
     PARITY = "parity"
     ENERGY_LOW_CONFIDENCE = "energy_low_confidence"
+    DROPPED = "dropped_requests"
+    SEARCH_INCOMPLETE = "search_incomplete"
+    LOADGEN_INVALID = "loadgen_invalid"
 
 
 THRESHOLDS = {
@@ -130,9 +133,36 @@ def diagnose(
             f"outputs differ from the PyTorch fp32 reference by {parity['max_rel_error']:.2e} "
             f"(tolerance {parity['tolerance']:.0e}): result invalid, never ranked",
             "check the backend's precision and conversion"))
+    out.extend(_load_warnings(metrics, loop))
     if energy and energy.get("low_confidence"):
         out.append(BenchWarning(
             Code.ENERGY_LOW_CONFIDENCE,
             f"the measured window ({energy.get('window_s', 0):.2f} s) is short for the power sensors' update period",
             "raise scenario.min_duration_s so the window spans many sensor updates"))
+    return out
+
+
+def _load_warnings(metrics: dict[str, Any], measured: dict[str, Any]) -> list[BenchWarning]:
+    """The load scenarios' and LoadGen's own warnings (``measured`` is their raw result)."""
+    out: list[BenchWarning] = []
+    dropped = metrics.get("dropped_queries") or 0
+    if dropped:
+        out.append(BenchWarning(
+            Code.DROPPED, f"{dropped} of {metrics.get('queries')} requests were still queued when the probe stopped "
+            "(the offered load exceeds what the backend serves): counted late, their latency is a lower bound",
+            "lower scenario.rate_qps (or the streams), or use scenario.find_peak=true to find the sustainable rate"))
+    search = (measured.get("info") or {}).get("search") if isinstance(measured.get("info"), dict) else None
+    if search and search.get("stop_reason") in ("max_probes", "time_limit"):
+        out.append(BenchWarning(
+            Code.SEARCH_INCOMPLETE, f"the search stopped ({search['stop_reason']}) before narrowing to its tolerance",
+            "raise scenario.max_probes or scenario.max_duration_s"))
+    if search and search.get("stop_reason") == "none_meets":
+        out.append(BenchWarning(
+            Code.SEARCH_INCOMPLETE, "no probe met the latency requirement, even the lowest load tried",
+            "a faster backend or a smaller batch_size, or a looser scenario.slo_ms"))
+    if "valid" in measured and not measured.get("valid"):
+        reasons = "; ".join(measured.get("invalid_reasons") or []) or "LoadGen gave no reason"
+        out.append(BenchWarning(Code.LOADGEN_INVALID, f"LoadGen judged the run INVALID: {reasons}",
+                                "follow LoadGen's recommendation (longer scenario.loadgen.min_duration_s, "
+                                "more queries, or a lower target)"))
     return out

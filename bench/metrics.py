@@ -7,7 +7,7 @@ from typing import Any, Optional
 from bench.loop import LoopResult
 from bench.stats import Sample, throughput_estimate
 
-__all__ = ["PERCENTILES", "loop_metrics", "METRIC_UNITS"]
+__all__ = ["PERCENTILES", "loop_metrics", "load_metrics", "METRIC_UNITS"]
 
 PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
 
@@ -67,3 +67,51 @@ def _throughput_metrics(m: dict[str, Any], loop: LoopResult, sample: Sample, con
     m["converged"] = loop.converged
     m["rel_ci"] = loop.final_rel_ci if loop.final_rel_ci != float("inf") else None
     return m
+
+
+def load_metrics(load_out: dict[str, Any], confidence: float) -> tuple[dict[str, Any], tuple[int, int], int]:
+    """A server or multistream result: latency from arrival to completion with intervals, achieved
+    rate, late and dropped requests, and the search's answer. Returns the metrics, the reported
+    probe's window (for energy) and the requests it served."""
+    from bench.load import ServeResult, latency_summary
+
+    result = ServeResult.from_dict(load_out["result"])
+    info = load_out.get("info") or {}
+    m = latency_summary(result, confidence)
+    for key in ("max_qps_at_slo", "max_streams_at_slo", "rate_qps", "streams", "fps", "capacity_estimate_qps"):
+        if info.get(key) is not None:
+            m[key] = info[key]
+    served = len(result.latencies_ns) - result.dropped
+    m["samples"] = served
+    m["iterations"] = len(result.batch_sizes)
+    m["measured_s"] = result.elapsed_ns / 1e9
+    m["warmup_iterations"] = None
+    return m, (result.start_monotonic_ns, result.end_monotonic_ns), served
+
+
+def loadgen_metrics(out: dict[str, Any]) -> tuple[dict[str, Any], tuple[int, int], int]:
+    """LoadGen's own figures (its result, percentiles, VALID), under bench's uniform names where
+    they mean the same, and all of them under loadgen_*. No intervals: LoadGen reports none.
+    MultiStream's latencies are per query (samples_per_query samples), the others' per sample."""
+    result = out.get("result") or {}
+    m: dict[str, Any] = {f"loadgen_{k}": v for k, v in result.items()
+                         if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    m["loadgen_valid"] = bool(out.get("valid"))
+    for prefix in ("latency_", "query_latency_"):
+        for name in ("p50", "p90", "p95", "p97", "p99", "p99_9", "mean", "min", "max"):
+            value = result.get(f"{prefix}{name}_ns")
+            if value is not None and f"latency_{name}_ms" not in m:
+                m[f"latency_{name}_ms"] = value / 1e6
+    for key in ("result_samples_per_s", "result_completed_samples_per_s"):
+        if result.get(key) is not None:
+            m["throughput_sps"] = result[key]
+            break
+    else:
+        qps = result.get("qps_with_loadgen_overhead")
+        if qps is not None:
+            m["throughput_sps"] = qps * float(result.get("samples_per_query") or 1)
+    sut = out.get("sut") or {}
+    processed = int(sut.get("samples_completed") or 0)
+    m["samples"] = processed
+    m["iterations"] = sut.get("batches")
+    return m, (int(out.get("start_monotonic_ns") or 0), int(out.get("end_monotonic_ns") or 0)), processed

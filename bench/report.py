@@ -30,13 +30,40 @@ def _row(index: int, r: RunRecord) -> list[str]:
     if not m.get("converged", True):
         status += " (not converged)"
     if "latency_p50_ms" in m:
-        p50 = f"{fmt_num(m['latency_p50_ms'])} {fmt_ci(m['latency_p50_ci_low_ms'], m['latency_p50_ci_high_ms'])}"
-        p99 = f"{fmt_num(m['latency_p99_ms'])} {fmt_ci(m['latency_p99_ci_low_ms'], m['latency_p99_ci_high_ms'])}"
-        mean = f"{fmt_num(m['latency_mean_ms'])} ± {fmt_num(m['latency_std_ms'], 3)}"
+        p50 = f"{fmt_num(m['latency_p50_ms'])} {_ci(m, 'latency_p50')}".strip()
+        p99 = f"{fmt_num(m['latency_p99_ms'])} {_ci(m, 'latency_p99')}".strip()
+        std = m.get("latency_std_ms")
+        mean = fmt_num(m.get("latency_mean_ms")) + (f" ± {fmt_num(std, 3)}" if std is not None else "")
     else:  # pipelined throughput: no per-request latency (metrics.latency_note says why)
         p50 = p99 = mean = "-"
-    tput = f"{fmt_num(m['throughput_sps'])} {fmt_ci(m['throughput_ci_low_sps'], m['throughput_ci_high_sps'])}"
-    return base + [status, p50, p99, mean, tput, f"{m['iterations']}"]
+    tput = f"{fmt_num(m.get('throughput_sps'))} {_ci(m, 'throughput', '_sps')}".strip()
+    return base + [status, p50, p99, mean, tput, f"{m.get('iterations', '-')}"]
+
+
+def _ci(m: dict, name: str, unit: str = "_ms") -> str:
+    low, high = m.get(f"{name}_ci_low{unit}"), m.get(f"{name}_ci_high{unit}")
+    return fmt_ci(low, high) if low is not None or high is not None else ""
+
+
+def _scenario_note(r: RunRecord) -> str:
+    """The load scenarios' and LoadGen's answer in one line."""
+    m = r.metrics
+    parts = []
+    if "max_qps_at_slo" in m:
+        parts.append(f"max_qps_at_slo {fmt_num(m['max_qps_at_slo'])}")
+    if "max_streams_at_slo" in m:
+        parts.append(f"max_streams_at_slo {m['max_streams_at_slo']:.0f} at {fmt_num(m.get('fps'))} fps")
+    if "late_queries" in m:
+        parts.append(f"{m['late_queries']} of {m['queries']} requests late (> {fmt_num(m['slo_ms'])} ms), "
+                     f"{m.get('dropped_queries', 0)} dropped, offered {fmt_num(m.get('offered_qps'))}/s, "
+                     f"achieved {fmt_num(m.get('achieved_qps'))}/s")
+    if "loadgen_valid" in m:
+        parts.append("LoadGen " + ("VALID" if m["loadgen_valid"] else "INVALID"))
+    if "train_loss_first" in m:
+        parts.append(f"loss {fmt_num(m['train_loss_first'])} -> {fmt_num(m['train_loss_last'])}")
+    if "fit_s_per_image" in m:
+        parts.append(f"fit {fmt_num(m['fit_s_per_image'] * 1000)} ms per training image")
+    return "; ".join(parts)
 
 
 def summary(results: Sequence[tuple[RunRecord, Path]], store_url: str, stream: Optional[TextIO] = None) -> None:
@@ -56,6 +83,9 @@ def summary(results: Sequence[tuple[RunRecord, Path]], store_url: str, stream: O
         for warning in record.warnings:
             console.print(f"  warning [{i}] {warning['code']}: {warning['message']}. Hint: {warning['hint']}",
                           markup=False)
+        note = _scenario_note(record) if record.status == "ok" else ""
+        if note:
+            console.print(f"  {record.scenario.get('name')} [{i}] {note}", markup=False)
         conversion = record.setup.get("conversion") or {}
         if "cache_hit" in conversion:
             state = "served from the cache" if conversion["cache_hit"] else f"built in {conversion['build_s']:.1f} s"

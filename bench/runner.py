@@ -25,7 +25,7 @@ from bench.config import Config, as_plain, suite_options
 from bench.diagnostics import diagnose
 from bench.energy import energy_summary
 from bench.loop import LoopResult
-from bench.metrics import loop_metrics
+from bench.metrics import load_metrics, loadgen_metrics, loop_metrics
 from bench.records import RunRecord, new_id, utc_now
 from bench.store import ResultsStore
 from bench.sweep import SweepPoint, batch_sweep, point_from_record
@@ -252,6 +252,9 @@ class Runner:
             "cache_dir": self.cfg.cache.dir or default_cache_dir(),
             "cache_enabled": self.cfg.cache.enabled,
             "sensors": as_plain(self.cfg.sensors),
+            # MLPerf LoadGen's own logs (scenario.engine=loadgen), kept beside the records.
+            "loadgen_log_dir": str(Path(self.cfg.results.dir).expanduser().resolve() / "loadgen" / self.run_id
+                                   / f"{item.workload}-b{item.batch_size}"),
         }
 
     def run(self, items: list[WorkItem], catalog: dict[str, dict[str, Any]]) -> list[tuple[RunRecord, Path]]:
@@ -312,15 +315,13 @@ class Runner:
                 error=outcome.error, **common,
             )
         res = outcome.result
-        loop = LoopResult.from_dict(res["loop"])
-        metrics = loop_metrics(loop, cfg.scenario.confidence)
+        measured, metrics, loop_window, processed = self._measured_metrics(res)
         metrics["first_inference_ms"] = res["setup"]["first_inference_ms"]
         metrics["setup_s"] = res["setup"]["build_s"] + res["setup"]["prepare_s"]
         conversion = (res["backend"].get("effective") or {}).get("conversion")
         if conversion:
             res["setup"]["conversion"] = conversion
         metrics["peak_rss_mib"] = res["memory"]["peak_rss_mib"]
-        loop_window = (loop.start_monotonic_ns, loop.end_monotonic_ns)
         sensors = res.get("sensors") or {}
         estimate = None
         if cfg.sensors.estimate:
@@ -331,8 +332,7 @@ class Runner:
             if own is not None and window_s:
                 estimate = {"tdp_w": cfg.sensors.tdp_w, "cpu_utilisation": min(1.0, own / (window_s * cores))}
         idle = sensors.get("idle_window_ns")
-        energy = energy_summary(sensors, loop_window, loop.iterations * loop.batch_size,
-                                tuple(idle) if idle else None, estimate)
+        energy = energy_summary(sensors, loop_window, processed, tuple(idle) if idle else None, estimate)
         metrics.update(energy["metrics"])
         device_memory = res["backend"].get("device_memory") or {}
         if "peak_device_mib" not in metrics and device_memory.get("torch_max_reserved_mib") is not None:
@@ -340,12 +340,27 @@ class Runner:
         flops = res["workload"].get("flops_per_sample")
         if flops and metrics.get("throughput_sps"):
             metrics["achieved_gflops"] = flops * metrics["throughput_sps"] / 1e9
-        warnings = diagnose(metrics, res["loop"], res["noise"], metrics["first_inference_ms"], res["parity"],
+        warnings = diagnose(metrics, measured, res["noise"], metrics["first_inference_ms"], res["parity"],
                             energy["energy"])
         return RunRecord(
             status="ok", workload=res["workload"], backend=res["backend"], metrics=metrics,
             setup=res["setup"], parity=res["parity"], noise=res["noise"], energy=energy["energy"],
             warnings=[w.to_dict() for w in warnings],
-            raw={"loop": res["loop"], "memory": res["memory"], "sensors": sensors},
+            raw={**{k: res[k] for k in ("loop", "load", "loadgen", "training") if k in res},
+                 "memory": res["memory"], "sensors": sensors},
             **common,
         )
+
+    def _measured_metrics(self, res: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], tuple[int, int], int]:
+        """What was measured (the loop, a load scenario or LoadGen): its raw result, its metrics, its
+        window (for energy) and the samples it processed."""
+        confidence = self.cfg.scenario.confidence
+        if "load" in res:
+            metrics, window, processed = load_metrics(res["load"], confidence)
+            return res["load"], metrics, window, processed
+        if "loadgen" in res:
+            metrics, window, processed = loadgen_metrics(res["loadgen"])
+            return res["loadgen"], metrics, window, processed
+        loop = LoopResult.from_dict(res["loop"])
+        metrics = loop_metrics(loop, confidence)
+        return res["loop"], metrics, (loop.start_monotonic_ns, loop.end_monotonic_ns), loop.iterations * loop.batch_size

@@ -196,6 +196,7 @@ def run_item(item: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> di
     # The measured phase's own peak, not the build's.
     rss_reset = reset_peak_rss()
     phase("warmup")
+    measured: dict[str, Any] = {}
     try:
         warm = warm_up(run, session.synchronize, loop_settings)
 
@@ -203,8 +204,23 @@ def run_item(item: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> di
         speed_before = noise.compute_speed_check()
         before = noise.snapshot()
         own_before = noise.own_cpu_seconds()
-        loop = measure(run, session.synchronize, loop_settings, warm,
-                       on_progress=lambda name, info: phase(name, **info), in_flight=int(session.in_flight))
+        if sc.get("engine", "native") == "loadgen":
+            from bench.scenarios import run_loadgen_item
+
+            log_dir = item.get("loadgen_log_dir") or os.path.join(os.getcwd(), "loadgen-logs")
+            measured["loadgen"] = run_loadgen_item(sc, run, session.synchronize, batch_size,
+                                                   float(workload.latency_tier_ms), log_dir,
+                                                   lambda name, info: phase(name, **info))
+        elif sc["name"] in ("server", "multistream"):
+            from bench.scenarios import run_load
+
+            measured["load"] = run_load(sc, run, session.synchronize, batch_size, float(workload.latency_tier_ms),
+                                        lambda name, info: phase(name, **info))
+        else:
+            loop = measure(run, session.synchronize, loop_settings, warm,
+                           on_progress=lambda name, info: phase(name, **info), in_flight=int(session.in_flight))
+            measured["loop"] = loop.to_dict()
+        measured["warmup_ns"] = warm[0]
         own_after = noise.own_cpu_seconds()
         after = noise.snapshot()
         # Under the same conditions as the check before (the sampler still running).
@@ -241,7 +257,7 @@ def run_item(item: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> di
         },
         "setup": {"build_s": build_s, "prepare_s": prepare_s, "first_inference_ms": first_ns / 1e6},
         "parity": parity,
-        "loop": loop.to_dict(),
+        **measured,
         "noise": noise_info,
         "memory": {"peak_rss_mib": peak_rss_mib(), "setup_peak_rss_mib": setup_peak_rss,
                    "peak_reset_between_phases": rss_reset},

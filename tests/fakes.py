@@ -15,6 +15,29 @@ def build_tiny(seed: int):
     return torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
 
 
+class _Sleepy:
+    """A model with a fixed service time of 4 ms per batch (a sleep), whatever the machine's load:
+    the load scenarios' end-to-end tests know its capacity (250 batches per second)."""
+
+    def __new__(cls, seed: int):
+        import torch
+
+        class Sleepy(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.lin = torch.nn.Linear(16, 4)
+
+            def forward(self, x):
+                time.sleep(0.004)
+                return self.lin(x)
+
+        return Sleepy()
+
+
+def build_sleepy(seed: int):
+    return _Sleepy(seed)
+
+
 def build_raises(seed: int):
     raise ValueError("boom from the model builder")
 
@@ -46,6 +69,7 @@ SUITE = Suite(
     description="fake workloads for tests",
     workloads=(
         _w("tiny", "build_tiny"),
+        _w("sleepy", "build_sleepy"),
         _w("raises", "build_raises"),
         _w("segfault", "build_segfault"),
         _w("hang", "build_hang"),

@@ -41,7 +41,8 @@ def test_every_field_has_help():
 
     for cls in (c.SuiteConfig, c.BackendConfig, TorchBackendConfig, c.CompiledBackendConfig, c.OrtBackendConfig,
                 c.OpenVinoBackendConfig, c.TensorRTBackendConfig, ScenarioConfig, c.ResultsConfig, c.WorkerConfig,
-                c.DataConfig, c.CacheConfig, c.SensorsConfig, c.SweepConfig, c.ModelConfig):
+                c.DataConfig, c.CacheConfig, c.SensorsConfig, c.SweepConfig, c.ModelConfig, c.LoadGenConfig,
+                c.LoadScenarioConfig, c.ServerScenarioConfig, c.MultiStreamScenarioConfig, c.TrainingScenarioConfig):
         missing = [name for name, text in field_help(cls).items() if not text]
         assert not missing, f"{cls.__name__}: {missing}"
     assert {k for k, v in field_help(Config).items() if not v} == {"suite", "backend", "scenario", "results",

@@ -1,0 +1,184 @@
+"""Load scenarios under a fake clock: Poisson arrivals, M/D/1 queueing, dynamic batching, dropped
+requests, the peak and stream searches on a backend of known capacity."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from bench import load
+from bench.load import LoadSettings, PoissonSource, serve
+
+MS = 1_000_000
+S = 1_000_000_000
+
+
+class FakeClock(load.Clock):
+    def __init__(self) -> None:
+        self.t = 10 * S
+        self.issued: list[int] = []
+
+    def now(self) -> int:
+        return self.t
+
+    def sleep_until(self, t_ns: int) -> None:
+        self.t = max(self.t, int(t_ns))
+
+
+def fixed_service(clock: FakeClock, service_ns: int):
+    def run_batch(k: int) -> None:
+        clock.issued.append(clock.t)
+        clock.t += service_ns
+    return run_batch
+
+
+def settings(batch=1, max_wait_ms=0.0, slo_ms=100.0, drain_s=1000.0, stop=False) -> LoadSettings:
+    return LoadSettings(batch_size=batch, max_wait_ns=int(max_wait_ms * MS), slo_ns=int(slo_ms * MS),
+                        drain_ns=int(drain_s * S), stop_when_failed=stop)
+
+
+def test_poisson_arrivals_have_the_rate_and_exponential_gaps():
+    arrivals = PoissonSource(seed=3).arrivals(200.0, 500.0)
+    gaps = np.diff(arrivals) / S
+    assert arrivals.size / 500.0 == pytest.approx(200.0, rel=0.01)
+    assert gaps.mean() == pytest.approx(1 / 200.0, rel=0.01)
+    assert gaps.std() / gaps.mean() == pytest.approx(1.0, rel=0.02)  # exponential: cv = 1
+    assert np.mean(gaps > 1 / 200.0) == pytest.approx(math.exp(-1), abs=0.01)
+    stats = pytest.importorskip("scipy.stats")
+    assert stats.kstest(gaps, "expon", args=(0, 1 / 200.0)).pvalue > 0.001
+
+
+def test_the_same_draw_serves_every_rate():
+    source = PoissonSource(seed=1)
+    slow, fast = source.arrivals(10.0, 100.0), source.arrivals(20.0, 100.0)
+    # Twice the rate: the same gaps at half the length, so the first arrivals are exactly halved.
+    assert np.allclose(fast[: slow.size // 2] * 2, slow[: slow.size // 2], atol=2)
+
+
+def test_requests_are_issued_at_their_arrival_under_a_fake_clock():
+    clock = FakeClock()
+    arrivals = PoissonSource(seed=2).arrivals(50.0, 20.0)
+    result = serve(arrivals, fixed_service(clock, 0), settings(), 20 * S, clock=clock)
+    assert [t - 10 * S for t in clock.issued] == arrivals.tolist()
+    assert set(result.latencies_ns) == {0} and result.dropped == 0 and result.stop_reason == "served"
+
+
+@pytest.mark.parametrize("rho", [0.5, 0.7])
+def test_queueing_latency_matches_md1(rho):
+    """M/D/1: mean wait in queue rho*D / (2(1 - rho)); an arrival finds the server idle with
+    probability 1 - rho (PASTA), and then its latency is exactly D."""
+    service = 10 * MS
+    rate = rho / (service / S)
+    clock = FakeClock()
+    arrivals = PoissonSource(seed=7).arrivals(rate, 4000.0)
+    result = serve(arrivals, fixed_service(clock, service), settings(slo_ms=1e6), 4000 * S, clock=clock)
+    lat = np.asarray(result.latencies_ns, dtype=float)
+    expected_wait = rho * service / (2 * (1 - rho))
+    assert lat.mean() - service == pytest.approx(expected_wait, rel=0.06)
+    assert np.mean(lat == service) == pytest.approx(1 - rho, abs=0.02)
+    summary = load.latency_summary(result)
+    assert summary["latency_mean_ms"] == pytest.approx((expected_wait + service) / MS, rel=0.03)
+    assert summary["achieved_qps"] == pytest.approx(rate, rel=0.02)
+    assert summary["latency_p50_ci_low_ms"] <= summary["latency_p50_ms"] <= summary["latency_p50_ci_high_ms"]
+
+
+def test_dynamic_batching_waits_at_most_max_wait_and_fills_batches():
+    clock = FakeClock()
+    arrivals = PoissonSource(seed=4).arrivals(100.0, 60.0)  # light load for batches of 4 at 5 ms
+    result = serve(arrivals, fixed_service(clock, 5 * MS), settings(batch=4, max_wait_ms=20.0), 60 * S, clock=clock)
+    assert max(result.batch_sizes) == 4 and np.mean(result.batch_sizes) > 1.5
+    assert sum(result.batch_sizes) == arrivals.size
+    # Lightly loaded: no request waits longer than max_wait plus one service time (plus one batch ahead).
+    assert max(result.latencies_ns) <= 20 * MS + 2 * 5 * MS
+
+
+def test_overload_drops_what_is_queued_at_the_drain_limit():
+    clock = FakeClock()
+    arrivals = PoissonSource(seed=5).arrivals(200.0, 10.0)  # twice the capacity of 100/s
+    result = serve(arrivals, fixed_service(clock, 10 * MS), settings(slo_ms=50.0, drain_s=0.5), 10 * S, clock=clock)
+    assert result.stop_reason == "drain_limit" and result.dropped > 0
+    served = arrivals.size - result.dropped
+    assert served == len(result.batch_sizes)
+    assert result.late >= result.dropped
+    summary = load.latency_summary(result)
+    assert summary["achieved_qps"] == pytest.approx(100.0, rel=0.1)
+    assert summary["censored_latencies"] == result.dropped
+
+
+def test_a_probe_stops_once_its_percentile_cannot_be_met():
+    clock = FakeClock()
+    arrivals = PoissonSource(seed=5).arrivals(200.0, 10.0)
+    result = serve(arrivals, fixed_service(clock, 10 * MS), settings(slo_ms=50.0, stop=True), 10 * S, clock=clock)
+    assert result.stop_reason == "failed_early"
+    assert not load.meets(result, 0.99)
+
+
+def test_peak_search_finds_the_rate_just_below_capacity():
+    """Capacity 100/s (10 ms per request); p99 within 100 ms is met well below 100/s and missed above."""
+    service = 10 * MS
+    source = PoissonSource(seed=11)
+
+    def probe(rate):
+        clock = FakeClock()
+        return serve(source.arrivals(rate, 60.0), fixed_service(clock, service),
+                     settings(slo_ms=100.0, drain_s=2.0, stop=True), 60 * S, clock=clock)
+
+    search = load.find_peak(probe, capacity_qps=100.0, percentile=0.99, rel_tolerance=0.02, max_probes=20)
+    assert search.stop_reason == "converged"
+    assert 70.0 < search.best < 100.0
+    passing = [p["value"] for p in search.probes if p["meets"]]
+    failing = [p["value"] for p in search.probes if not p["meets"]]
+    assert max(passing) < min(failing)
+    assert not probe(search.best * 1.05).late <= 0  # just above the peak, some requests are late
+
+
+def test_peak_search_reports_none_when_nothing_meets():
+    def probe(rate):
+        clock = FakeClock()
+        return serve(PoissonSource(1).arrivals(rate, 5.0), fixed_service(clock, 200 * MS),
+                     settings(slo_ms=100.0, drain_s=1.0, stop=True), 5 * S, clock=clock)
+
+    search = load.find_peak(probe, capacity_qps=5.0, percentile=0.99, max_probes=4)
+    assert search.best is None and search.stop_reason == "none_meets" and len(search.probes) == 4
+
+
+def test_peak_search_stops_when_out_of_time():
+    calls = []
+
+    def probe(rate):
+        calls.append(rate)
+        clock = FakeClock()
+        return serve(PoissonSource(1).arrivals(rate, 5.0), fixed_service(clock, 10 * MS),
+                     settings(slo_ms=100.0, stop=True), 5 * S, clock=clock)
+
+    search = load.find_peak(probe, 100.0, 0.99, max_probes=10, out_of_time=lambda: len(calls) >= 2)
+    assert len(calls) == 2 and search.stop_reason in ("time_limit", "none_meets")
+
+
+def test_stream_arrivals_are_periodic_per_stream():
+    arrivals = load.stream_arrivals(4, 30.0, 10.0, seed=0)
+    assert arrivals.size == pytest.approx(4 * 300, abs=4)
+    assert np.all(np.diff(arrivals) >= 0)
+
+
+def test_stream_search_on_a_backend_of_known_capacity():
+    """10 ms per frame: 100 frames/s, so at most 10 streams at 10 fps; with a 50 ms requirement the
+    search lands at or just below that."""
+    def probe(n):
+        clock = FakeClock()
+        return serve(load.stream_arrivals(n, 10.0, 20.0, seed=3), fixed_service(clock, 10 * MS),
+                     settings(slo_ms=50.0, drain_s=1.0, stop=True), 20 * S, clock=clock)
+
+    search = load.find_streams(probe, capacity_streams=10.0, percentile=0.99, max_streams=64)
+    assert search.stop_reason == "converged"
+    assert 6 <= search.best <= 10
+    assert not load.meets(probe(int(search.best) + 1), 0.99)
+
+
+def test_bad_rates_are_refused():
+    with pytest.raises(ValueError, match="rate_qps"):
+        load.poisson_arrivals(0.0, 1.0, np.ones(3))
+    with pytest.raises(ValueError, match="streams"):
+        load.stream_arrivals(0, 30.0, 1.0, seed=0)
