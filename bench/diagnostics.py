@@ -128,11 +128,13 @@ def diagnose(
         out.append(BenchWarning(Code.STEAL, f"the hypervisor stole {steal:.1%} of CPU time",
                                 "use a dedicated host or instance"))
     if parity and not parity.get("ok", True):
-        out.append(BenchWarning(
-            Code.PARITY,
-            f"outputs differ from the PyTorch fp32 reference by {parity['max_rel_error']:.2e} "
-            f"(tolerance {parity['tolerance']:.0e}): result invalid, never ranked",
-            "check the backend's precision and conversion"))
+        if parity.get("max_rel_error") is not None and parity.get("tolerance") is not None:
+            what = (f"outputs differ from the PyTorch fp32 reference by {parity['max_rel_error']:.2e} "
+                    f"(tolerance {parity['tolerance']:.0e})")
+        else:
+            what = f"{parity.get('reference', 'the check')} failed: {parity.get('detail') or 'no detail'}"
+        out.append(BenchWarning(Code.PARITY, f"{what}: result invalid, never ranked",
+                                "check the backend's precision and conversion"))
     out.extend(_load_warnings(metrics, loop))
     if energy and energy.get("low_confidence"):
         out.append(BenchWarning(

@@ -38,7 +38,7 @@ from bench.stats import quantile, quantile_ci, t_quantile
 
 __all__ = ["Clock", "RealClock", "LoadSettings", "ServeResult", "poisson_arrivals", "PoissonSource",
            "stream_arrivals",
-           "serve", "latency_summary", "find_peak", "find_streams", "PERCENTILES"]
+           "serve", "serve_async", "latency_summary", "find_peak", "find_streams", "PERCENTILES"]
 
 PERCENTILES = {"p50": 0.50, "p90": 0.90, "p99": 0.99}
 # Batch-means intervals need this many contiguous blocks, each with 10 / (1 - q) requests at least.
@@ -214,6 +214,96 @@ def serve(arrivals_ns: np.ndarray, run_batch: Callable[[int], None], settings: L
         batch_sizes=sizes, service_ns=service, duration_ns=int(duration_ns), elapsed_ns=int(last_done - origin),
         stop_reason=reason, late=late, slo_ns=int(settings.slo_ns),
         start_monotonic_ns=start_mono, end_monotonic_ns=time.monotonic_ns(),
+    )
+
+
+def serve_async(arrivals_ns: np.ndarray, submit: Callable[[int, Callable[[], None]], None], capacity: int,
+                settings: LoadSettings, duration_ns: int, clock: Optional[Clock] = None) -> ServeResult:
+    """``serve`` for a session with an asynchronous API (OpenVINO's infer-request queue): up to
+    ``capacity`` batches in flight at once. ``submit(k, on_done)`` starts a batch of k requests and
+    returns; the runtime calls ``on_done()`` from its own thread when the batch completes, which
+    stamps its requests. The dispatcher (this thread) forms batches exactly as ``serve`` does, once
+    a slot is free."""
+    import threading
+
+    clock = clock or RealClock()
+    arrivals = np.asarray(arrivals_ns, dtype=np.int64)
+    n = int(arrivals.size)
+    batch, max_wait = int(settings.batch_size), int(settings.max_wait_ns)
+    latencies = np.zeros(n, dtype=np.int64)
+    served = np.zeros(n, dtype=bool)
+    sizes: list[int] = []
+    service: list[int] = []
+    allowed = _allowed_late(n, settings.percentile)
+    state = {"in_flight": 0, "late": 0, "last_done": 0}
+    cond = threading.Condition()
+    start_mono = time.monotonic_ns()
+    origin = clock.now()
+    state["last_done"] = origin
+    absolute = arrivals + origin
+    stop_at = origin + duration_ns + settings.drain_ns
+
+    def completion(first: int, k: int, started: int) -> Callable[[], None]:
+        def on_done() -> None:
+            done = clock.now()
+            with cond:
+                waited = done - absolute[first:first + k]
+                latencies[first:first + k] = waited
+                served[first:first + k] = True
+                state["late"] += int(np.count_nonzero(waited > settings.slo_ns))
+                state["last_done"] = max(state["last_done"], done)
+                service.append(done - started)
+                state["in_flight"] -= 1
+                cond.notify_all()
+        return on_done
+
+    i = 0
+    reason = "served"
+    while i < n:
+        with cond:
+            while state["in_flight"] >= capacity and clock.now() < stop_at:
+                cond.wait(timeout=0.001)
+            failed = settings.stop_when_failed and state["late"] > allowed
+        now = clock.now()
+        if failed:
+            reason = "failed_early"
+            break
+        if now >= stop_at:
+            reason = "drain_limit"
+            break
+        first = int(absolute[i])
+        if first > now:
+            clock.sleep_until(min(first, stop_at))
+            continue
+        arrived = int(np.searchsorted(absolute, now, side="right"))
+        k = min(batch, arrived - i)
+        if k < batch and max_wait > 0 and now < first + max_wait:
+            fill = int(absolute[i + batch - 1]) if i + batch - 1 < n else None
+            wake = first + max_wait if fill is None else min(first + max_wait, fill)
+            if wake > now:
+                clock.sleep_until(min(wake, stop_at))
+                continue
+        with cond:
+            state["in_flight"] += 1
+        sizes.append(k)
+        submit(k, completion(i, k, clock.now()))
+        i += k
+    with cond:  # the batches in flight complete (or the drain limit passes)
+        while state["in_flight"] > 0 and clock.now() < stop_at:
+            cond.wait(timeout=0.001)
+        unserved = np.flatnonzero(~served)
+        stop = clock.now()
+        if unserved.size:
+            latencies[unserved] = np.maximum(stop - absolute[unserved], 0)  # censored: a lower bound
+            state["last_done"] = max(state["last_done"], stop)
+        late = state["late"] + int(unserved.size)
+        last_done = state["last_done"]
+    rate = n / (duration_ns / 1e9) if duration_ns else 0.0
+    return ServeResult(
+        offered_qps=rate, arrivals_ns=arrivals.tolist(), latencies_ns=latencies.tolist(), dropped=int(unserved.size),
+        batch_sizes=sizes, service_ns=list(service), duration_ns=int(duration_ns),
+        elapsed_ns=int(last_done - origin), stop_reason=reason, late=late, slo_ns=int(settings.slo_ns),
+        start_monotonic_ns=start_mono, end_monotonic_ns=time.monotonic_ns(), extra={"in_flight_limit": capacity},
     )
 
 

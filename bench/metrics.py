@@ -7,7 +7,8 @@ from typing import Any, Optional
 from bench.loop import LoopResult
 from bench.stats import Sample, throughput_estimate
 
-__all__ = ["PERCENTILES", "loop_metrics", "load_metrics", "METRIC_UNITS"]
+__all__ = ["PERCENTILES", "loop_metrics", "load_metrics", "loadgen_metrics", "training_metrics", "fit_metrics",
+           "METRIC_UNITS"]
 
 PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
 
@@ -115,3 +116,26 @@ def loadgen_metrics(out: dict[str, Any]) -> tuple[dict[str, Any], tuple[int, int
     m["samples"] = processed
     m["iterations"] = sut.get("batches")
     return m, (int(out.get("start_monotonic_ns") or 0), int(out.get("end_monotonic_ns") or 0)), processed
+
+
+def training_metrics(training: dict[str, Any]) -> dict[str, Any]:
+    """Besides the loop's figures (a sample is one training step of batch_size samples, so
+    throughput_sps is training samples per second): the loss at the first and last step."""
+    m: dict[str, Any] = {"train_steps": training.get("steps")}
+    for key in ("loss_first", "loss_last"):
+        if training.get(key) is not None:
+            m[f"train_{key}"] = training[key]
+    return m
+
+
+def fit_metrics(training: dict[str, Any]) -> tuple[dict[str, Any], tuple[int, int], int]:
+    """The fit of a method that does not train by backpropagation: seconds per training image (the
+    median over repeats, with the range), and training images per second."""
+    fit = training["fit"]
+    per_image = fit["per_image_s_all"]
+    m: dict[str, Any] = {"fit_s_per_image": fit["per_image_s"], "fit_s_per_image_min": min(per_image),
+                         "fit_s_per_image_max": max(per_image), "fit_images": fit["images"],
+                         "fit_repeats": fit["repeats"], "throughput_sps": 1.0 / fit["per_image_s"],
+                         "iterations": fit["repeats"], "measured_s": sum(fit["total_s_all"])}
+    window = training.get("window_ns") or [0, 0]
+    return m, (int(window[0]), int(window[1])), int(fit["images"]) * int(fit["repeats"])

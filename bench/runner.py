@@ -25,7 +25,7 @@ from bench.config import Config, as_plain, suite_options
 from bench.diagnostics import diagnose
 from bench.energy import energy_summary
 from bench.loop import LoopResult
-from bench.metrics import load_metrics, loadgen_metrics, loop_metrics
+from bench.metrics import fit_metrics, load_metrics, loadgen_metrics, loop_metrics, training_metrics
 from bench.records import RunRecord, new_id, utc_now
 from bench.store import ResultsStore
 from bench.sweep import SweepPoint, batch_sweep, point_from_record
@@ -361,6 +361,11 @@ class Runner:
         if "loadgen" in res:
             metrics, window, processed = loadgen_metrics(res["loadgen"])
             return res["loadgen"], metrics, window, processed
+        if "loop" not in res:  # the fit of PatchCore or PaDiM (scenario=training)
+            metrics, window, processed = fit_metrics(res["training"])
+            return res["training"], metrics, window, processed
         loop = LoopResult.from_dict(res["loop"])
         metrics = loop_metrics(loop, confidence)
+        if "training" in res:
+            metrics.update(training_metrics(res["training"]))
         return res["loop"], metrics, (loop.start_monotonic_ns, loop.end_monotonic_ns), loop.iterations * loop.batch_size

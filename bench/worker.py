@@ -99,10 +99,14 @@ def _user_model_hash(model: dict[str, Any]) -> str:
 
 def run_item(item: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     """Build, check, warm up and measure one work item; return its raw result."""
-    from bench import noise
     from backends.base import PrepareContext
-    from bench.loop import LoopSettings, measure, warm_up
+    from bench.loop import measure, warm_up
     from suites.base import load_suite, resolve
+
+    if item["scenario"]["name"] == "training":
+        from bench.scenarios import run_training_item
+
+        return run_training_item(item, emit)
 
     def phase(name: str, **info: Any) -> None:
         emit({"type": "progress", "phase": name, "info": info})
@@ -168,42 +172,13 @@ def run_item(item: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> di
         return session.run(loaded)
 
     sc = item["scenario"]
-    loop_settings = LoopSettings(
-        scenario=sc["name"], batch_size=batch_size, warmup_iterations=sc["warmup_iterations"],
-        warmup_s=sc["warmup_s"], warmup_max_s=sc["warmup_max_s"], min_iterations=sc["min_iterations"],
-        min_duration_s=sc["min_duration_s"], max_duration_s=sc["max_duration_s"],
-        target_rel_ci=sc["target_rel_ci"], confidence=sc["confidence"], max_iterations=sc["max_iterations"],
-    )
-    from bench.sensors.memory import peak_rss_mib, reset_peak_rss
+    loop_settings = loop_settings_of(sc, batch_size)
 
-    setup_peak_rss = peak_rss_mib()
-    sensor_options = dict(item.get("sensors") or {})
-    sampler = None
-    idle_window = None
-    if sensor_options.get("enabled", True):
-        from bench.sensors.sampler import Sampler
+    def warm() -> Any:
+        return warm_up(run, session.synchronize, loop_settings)
 
-        phase("sensors")
-        sampler = Sampler({**sensor_options, "pid": os.getpid()})
-        sampler.start()
-        idle_s = float(sensor_options.get("idle_s") or 0.0)
-        if idle_s > 0:
-            # The idle baseline: the same machine and process, doing nothing, for idle_s seconds.
-            phase("idle")
-            idle_start = time.monotonic_ns()
-            time.sleep(idle_s)
-            idle_window = [idle_start, time.monotonic_ns()]
-    # The measured phase's own peak, not the build's.
-    rss_reset = reset_peak_rss()
-    phase("warmup")
-    measured: dict[str, Any] = {}
-    try:
-        warm = warm_up(run, session.synchronize, loop_settings)
-
-        # Noise evidence brackets the measured window only.
-        speed_before = noise.compute_speed_check()
-        before = noise.snapshot()
-        own_before = noise.own_cpu_seconds()
+    def measure_it(warm_result: Any) -> dict[str, Any]:
+        measured: dict[str, Any] = {"warmup_ns": warm_result[0]}
         if sc.get("engine", "native") == "loadgen":
             from bench.scenarios import run_loadgen_item
 
@@ -214,27 +189,18 @@ def run_item(item: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> di
         elif sc["name"] in ("server", "multistream"):
             from bench.scenarios import run_load
 
+            submit = getattr(session, "submit", None)
             measured["load"] = run_load(sc, run, session.synchronize, batch_size, float(workload.latency_tier_ms),
-                                        lambda name, info: phase(name, **info))
+                                        lambda name, info: phase(name, **info),
+                                        submit=(lambda on_done: submit(loaded, on_done)) if submit else None,
+                                        in_flight=int(session.in_flight))
         else:
-            loop = measure(run, session.synchronize, loop_settings, warm,
+            loop = measure(run, session.synchronize, loop_settings, warm_result,
                            on_progress=lambda name, info: phase(name, **info), in_flight=int(session.in_flight))
             measured["loop"] = loop.to_dict()
-        measured["warmup_ns"] = warm[0]
-        own_after = noise.own_cpu_seconds()
-        after = noise.snapshot()
-        # Under the same conditions as the check before (the sampler still running).
-        speed_after = noise.compute_speed_check()
-    finally:
-        sensors_raw = sampler.stop() if sampler is not None else {"probes": [], "samples": [], "disabled": True}
-    usable = len(os.sched_getaffinity(0))
-    try:
-        window = noise.window_noise(before, after, own_after - own_before, usable).to_dict()
-    except ValueError as exc:
-        window = {"error": str(exc)}
-    noise_info = {**window, "speed_before": speed_before, "speed_after": speed_after,
-                  "snapshot_before": before.to_dict(), "snapshot_after": after.to_dict()}
+        return measured
 
+    window = measured_window(item, phase, warm, measure_it)
     return {
         "workload": {
             **workload.catalog(),
@@ -257,6 +223,69 @@ def run_item(item: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> di
         },
         "setup": {"build_s": build_s, "prepare_s": prepare_s, "first_inference_ms": first_ns / 1e6},
         "parity": parity,
+        **window,
+    }
+
+
+def loop_settings_of(sc: dict[str, Any], batch_size: int, scenario: str | None = None) -> Any:
+    from bench.loop import LoopSettings
+
+    return LoopSettings(
+        scenario=scenario or sc["name"], batch_size=batch_size, warmup_iterations=sc["warmup_iterations"],
+        warmup_s=sc["warmup_s"], warmup_max_s=sc["warmup_max_s"], min_iterations=sc["min_iterations"],
+        min_duration_s=sc["min_duration_s"], max_duration_s=sc["max_duration_s"],
+        target_rel_ci=sc["target_rel_ci"], confidence=sc["confidence"], max_iterations=sc["max_iterations"],
+    )
+
+
+def measured_window(item: dict[str, Any], phase: Callable[..., None], warm: Callable[[], Any],
+                    measure_it: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    """Around the measurement, the same for every scenario: the sensor sampler (and its idle
+    baseline), the peak-memory reset, the warm-up, and the noise evidence that brackets the measured
+    window only. Returns what ``measure_it`` measured plus noise, memory and sensors."""
+    from bench import noise
+    from bench.sensors.memory import peak_rss_mib, reset_peak_rss
+
+    setup_peak_rss = peak_rss_mib()
+    sensor_options = dict(item.get("sensors") or {})
+    sampler = None
+    idle_window = None
+    if sensor_options.get("enabled", True):
+        from bench.sensors.sampler import Sampler
+
+        phase("sensors")
+        sampler = Sampler({**sensor_options, "pid": os.getpid()})
+        sampler.start()
+        idle_s = float(sensor_options.get("idle_s") or 0.0)
+        if idle_s > 0:
+            # The idle baseline: the same machine and process, doing nothing, for idle_s seconds.
+            phase("idle")
+            idle_start = time.monotonic_ns()
+            time.sleep(idle_s)
+            idle_window = [idle_start, time.monotonic_ns()]
+    # The measured phase's own peak, not the build's.
+    rss_reset = reset_peak_rss()
+    phase("warmup")
+    try:
+        warm_result = warm()
+        speed_before = noise.compute_speed_check()
+        before = noise.snapshot()
+        own_before = noise.own_cpu_seconds()
+        measured = measure_it(warm_result)
+        own_after = noise.own_cpu_seconds()
+        after = noise.snapshot()
+        # Under the same conditions as the check before (the sampler still running).
+        speed_after = noise.compute_speed_check()
+    finally:
+        sensors_raw = sampler.stop() if sampler is not None else {"probes": [], "samples": [], "disabled": True}
+    usable = len(os.sched_getaffinity(0))
+    try:
+        window = noise.window_noise(before, after, own_after - own_before, usable).to_dict()
+    except ValueError as exc:
+        window = {"error": str(exc)}
+    noise_info = {**window, "speed_before": speed_before, "speed_after": speed_after,
+                  "snapshot_before": before.to_dict(), "snapshot_after": after.to_dict()}
+    return {
         **measured,
         "noise": noise_info,
         "memory": {"peak_rss_mib": peak_rss_mib(), "setup_peak_rss_mib": setup_peak_rss,

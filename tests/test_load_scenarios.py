@@ -75,3 +75,20 @@ def test_loadgen_engine_on_a_tiny_run(in_tmp):
     assert m["latency_p90_ms"] >= 4.0 and m["samples"] >= 20
     assert (in_tmp / "results" / "loadgen").is_dir()
     assert list((in_tmp / "results" / "loadgen").rglob("mlperf_log_summary.txt"))
+
+
+@pytest.mark.slow
+def test_server_on_openvino_serves_through_its_request_queue(in_tmp):
+    pytest.importorskip("openvino")
+    proc = _bench(["run", "--config-dir", str(ROOT / "tests" / "conf"), "suite=fake", "suite.only=[tiny]",
+                   "backend=openvino", "backend.hint=throughput", "backend.num_requests=2", "scenario=server",
+                   "scenario.rate_qps=200", "scenario.min_duration_s=0.5", "scenario.slo_ms=100",
+                   "scenario.warmup_iterations=2", "scenario.warmup_s=0.05"], in_tmp)
+    assert proc.returncode == 0, proc.stderr
+    (record,) = _records(in_tmp)
+    info = record["raw"]["load"]["info"]
+    assert info["serving"] == "asynchronous, up to 2 batches in flight"
+    assert record["raw"]["load"]["result"]["extra"]["in_flight_limit"] == 2
+    m = record["metrics"]
+    assert m["queries"] >= 60 and m["dropped_queries"] == 0  # Poisson: about 100 in 0.5 s
+    assert 0 < m["latency_p50_ms"] < 100

@@ -32,7 +32,8 @@ each scale, log p = -0.5 * mean over channels of z^2, p = exp(log p); -p is bili
 (align_corners=False) to the input size; the anomaly map is the mean of the three upsampled maps.
 The image score is the maximum of the map (``torch.amax`` over the spatial axes, as anomalib's
 torch model computes ``pred_score``). The log-determinants of the Jacobians, which the reference
-computes and discards at inference, are not computed here: nothing in the outputs depends on them.
+computes and discards at inference, are not computed by ``forward``: nothing in the outputs depends
+on them (``forward_and_log_det`` of a step and of a scale's flow computes them, for training).
 
 References, read for their facts (layer shapes, channel counts, kernel sizes, the map); no code
 was copied:
@@ -125,6 +126,21 @@ class FlowStep(nn.Module):
         scale = 0.1 * F.softplus(self.global_scale, beta=0.5)
         return F.conv2d(y * scale + self.global_offset, self.w_perm)
 
+    def forward_and_log_det(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Training: the step's output (the same values as ``forward``) and the log-determinant of its
+        Jacobian per sample, ``[B]``: the coupling's is the sum of its log-scales, the global affine's
+        is H * W times the sum of the log of its per-channel scales (FrEIA's ``AllInOneBlock``), the
+        permutation's is 0."""
+        x1, x2 = torch.split(x, [self.passive, self.active], dim=1)
+        a = self.subnet(x1) * 0.1
+        log_scale = self.clamp * torch.tanh(a[:, : self.active])
+        x2 = x2 * torch.exp(log_scale) + a[:, self.active :]
+        y = torch.cat((x1, x2), dim=1)
+        scale = 0.1 * F.softplus(self.global_scale, beta=0.5)
+        pixels = x.shape[2] * x.shape[3]
+        log_det = log_scale.sum(dim=(1, 2, 3)) + pixels * torch.log(scale).sum()
+        return F.conv2d(y * scale + self.global_offset, self.w_perm), log_det
+
 
 class FastFlowScale(nn.Sequential):
     """The flow of one feature scale: ``steps`` FlowSteps, 3x3 and 1x1 subnets alternating."""
@@ -143,6 +159,14 @@ class FastFlowScale(nn.Sequential):
                 for i in range(steps)
             )
         )
+
+    def forward_and_log_det(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Training: z and the log-determinant of the whole flow's Jacobian per sample, ``[B]``."""
+        log_det = x.new_zeros(x.shape[0])
+        for step in self:
+            x, step_log_det = step.forward_and_log_det(x)
+            log_det = log_det + step_log_det
+        return x, log_det
 
 
 class FastFlow(nn.Module):
