@@ -1,7 +1,8 @@
 """PyTorch eager execution on the CPU (``backend=cpu``) or an NVIDIA GPU (``backend=cuda``).
 
 The CUDA path is written to PyTorch's documented API (torch.cuda.synchronize, max_memory_allocated)
-and tested here only for its unavailable path: it has not yet run on a GPU.
+and tested here for its unavailable path. The CUDA path ran on an NVIDIA H200 (torch 2.11, CUDA 13,
+2026-11-28): fp32 (IEEE), tf32, fp16 and bf16 on seven anomaly workloads, parity within tolerance.
 """
 
 from __future__ import annotations

@@ -33,9 +33,12 @@ class Code(str, Enum):
     DROPPED = "dropped_requests"
     SEARCH_INCOMPLETE = "search_incomplete"
     LOADGEN_INVALID = "loadgen_invalid"
+    ARRIVALS_OFF_TARGET = "arrivals_off_target"
 
 
 THRESHOLDS = {
+    # a server probe's realized arrival rate against its target rate, relative difference
+    "arrivals_off_target": 0.05,
     # robust coefficient of variation (1.4826 MAD / median): the spread of the bulk of the samples
     "high_variation_cv": 0.10,
     # share of samples that are outliers (modified z-score > bench.stats.OUTLIER_MODIFIED_Z); a few
@@ -153,6 +156,15 @@ def _load_warnings(metrics: dict[str, Any], measured: dict[str, Any]) -> list[Be
             Code.DROPPED, f"{dropped} of {metrics.get('queries')} requests were still queued when the probe stopped "
             "(the offered load exceeds what the backend serves): counted late, their latency is a lower bound",
             "lower scenario.rate_qps (or the streams), or use scenario.find_peak=true to find the sustainable rate"))
+    target = metrics.get("max_qps_at_slo") or metrics.get("rate_qps")
+    offered = metrics.get("offered_qps")
+    if target and offered and abs(offered / target - 1) > THRESHOLDS["arrivals_off_target"]:
+        out.append(BenchWarning(
+            Code.ARRIVALS_OFF_TARGET,
+            f"the reported probe's Poisson arrivals came at {fmt_num(offered)}/s for a target of {fmt_num(target)}/s "
+            f"({offered / target - 1:+.0%}): its verdict reflects the load that arrived",
+            f"raise scenario.min_duration_s (a probe of N requests varies by about 1/sqrt(N); it had "
+            f"{metrics.get('queries')})"))
     search = (measured.get("info") or {}).get("search") if isinstance(measured.get("info"), dict) else None
     if search and search.get("stop_reason") in ("max_probes", "time_limit"):
         out.append(BenchWarning(

@@ -17,7 +17,7 @@ import math
 from html import escape
 from typing import Callable, Optional, Sequence
 
-from bench.leaderboard import COLUMNS, ENERGY, LEGEND, Figure, Group, Leaderboard, Row, _row_cells
+from bench.leaderboard import ENERGY, LEGEND, Figure, Group, Leaderboard, Row, _row_cells, columns, shown
 
 __all__ = ["render_html", "pareto_front"]
 
@@ -185,11 +185,11 @@ def energy_svg(group: Group) -> Optional[str]:
 
 
 def _table(group: Group) -> str:
-    head = "".join(f"<th>{escape(c)}</th>" for c in COLUMNS)
+    head = "".join(f"<th>{escape(c)}</th>" for c in columns(group))
     body = []
     for row in group.rows:
         cls = "tie" if row.tie else ("unranked" if row.rank is None else "")
-        cells = _row_cells(row)
+        cells = _row_cells(row, shown(group))
         tds = f'<td class="rank">{escape(cells[0])}</td>' + "".join(f"<td>{escape(c)}</td>" for c in cells[1:])
         body.append(f'<tr class="{cls}">{tds}</tr>')
     return f'<table class="leaderboard"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'

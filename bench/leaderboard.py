@@ -70,9 +70,14 @@ METRICS: dict[str, MetricSpec] = {
                        (("samples_per_j_ci_low", "samples_per_j_ci_high"),
                         ("samples_per_ci_low_j", "samples_per_ci_high_j"))),
     COST: MetricSpec(COST, "cost per 1M samples", "per 1M samples", False),
+    # The load scenarios' searches: no interval (one search per record).
+    "max_qps_at_slo": MetricSpec("max_qps_at_slo", "max qps at SLO", "requests/s", True),
+    "max_streams_at_slo": MetricSpec("max_streams_at_slo", "max streams at SLO", "streams", True),
 }
 SHOWN = ("throughput_sps", "latency_p99_ms", ENERGY, COST)  # the columns of every table
-DEFAULT_METRIC = {"throughput": "throughput_sps", "latency": "latency_p99_ms"}
+# server and multistream rank by their search's answer where the records have one (else by p99).
+DEFAULT_METRIC = {"throughput": "throughput_sps", "latency": "latency_p99_ms", "training": "throughput_sps",
+                  "server": "max_qps_at_slo", "multistream": "max_streams_at_slo"}
 
 
 def check_metric(name: str) -> MetricSpec:
@@ -272,9 +277,13 @@ def build(records: Sequence[RunRecord], metric: Optional[str] = None, prices: Op
         gk = k[:4]
         if gk not in groups:
             scenario = k[2]
-            spec = spec_asked or METRICS[DEFAULT_METRIC.get(scenario, "throughput_sps")]
+            default = DEFAULT_METRIC.get(scenario, "throughput_sps")
+            if default not in r.metrics:
+                default = "latency_p99_ms"
+            spec = spec_asked or METRICS[default]
             groups[gk] = Group(k[0], k[1], scenario, r.workload.get("batch_size"), spec)
-        figures = {name: _figure(r, METRICS[name]) for name in SHOWN if name != COST}
+        names = dict.fromkeys((*SHOWN, groups[gk].metric.name))
+        figures = {name: _figure(r, METRICS[name]) for name in names if name != COST}
         price = prices.get(k[4])
         figures[COST] = _cost(figures["throughput_sps"], price)
         groups[gk].rows.append(Row(r, k[4], k[5], k[6], k[7], figures, price, seen[k]))
@@ -327,9 +336,19 @@ LEGEND = ("rank =N: tied, the 95% intervals of this row and the row next to it o
           "rows without the ranked figure are listed unranked")
 
 
-def _row_cells(row: Row) -> list[str]:
-    return [row.rank_text, row.hardware, row.backend_text, row.precision, *(cell(row, n) for n in SHOWN),
+def shown(group: Group) -> tuple[str, ...]:
+    """The figures of a group's table: the usual ones, and the ranked-by metric if it is another."""
+    return SHOWN if group.metric.name in SHOWN else (group.metric.name, *SHOWN)
+
+
+def _row_cells(row: Row, names: tuple[str, ...] = SHOWN) -> list[str]:
+    return [row.rank_text, row.hardware, row.backend_text, row.precision, *(cell(row, n) for n in names),
             f"{row.record.id[:8]} {row.record.created_at[:10]}" + (f" (newest of {row.seen})" if row.seen > 1 else "")]
+
+
+def columns(group: Group) -> list[str]:
+    return ["rank", "hardware", "backend", "precision",
+            *(HEADINGS.get(n, f"{METRICS[n].label} [95% CI]") for n in shown(group)), "record"]
 
 
 COLUMNS = ["rank", "hardware", "backend", "precision", *(HEADINGS[n] for n in SHOWN), "record"]
@@ -349,10 +368,10 @@ def render_terminal(board: Leaderboard, stream: TextIO) -> None:
     for g in board.groups:
         table = Table(box=box.SIMPLE_HEAD, title_justify="left",
                       title=Text(f"{g.title}: ranked by {g.metric.name} ({g.metric.direction()})"))
-        for name in COLUMNS:
+        for name in columns(g):
             table.add_column(name, justify="right" if name == "rank" else "left")
         for row in g.rows:
-            table.add_row(*(Text(c) for c in _row_cells(row)))
+            table.add_row(*(Text(c) for c in _row_cells(row, shown(g))))
         console.print(table)
     console.print(Text(LEGEND))
     for note in board.notes:
@@ -370,10 +389,10 @@ def render_markdown(board: Leaderboard) -> str:
     lines = ["# bench leaderboard", "", f"{_md(board.selection or 'all records')} from `{board.source}`", ""]
     for g in board.groups:
         lines += [f"## {_md(g.title)}", "", f"Ranked by `{g.metric.name}` ({g.metric.direction()}).", "",
-                  "| " + " | ".join(_md(c) for c in COLUMNS) + " |",
-                  "| " + " | ".join("---:" if c == "rank" else "---" for c in COLUMNS) + " |"]
+                  "| " + " | ".join(_md(c) for c in columns(g)) + " |",
+                  "| " + " | ".join("---:" if c == "rank" else "---" for c in columns(g)) + " |"]
         for row in g.rows:
-            lines.append("| " + " | ".join(_md(c) for c in _row_cells(row)) + " |")
+            lines.append("| " + " | ".join(_md(c) for c in _row_cells(row, shown(g))) + " |")
         lines.append("")
     lines.append(_md(LEGEND))
     lines += [""] + [f"- {_md(n)}" for n in board.notes]
@@ -387,7 +406,8 @@ CSV_FIELDS = ["suite", "workload", "scenario", "batch_size", "ranked_by", "rank"
 def render_csv(board: Leaderboard) -> str:
     out = io.StringIO()
     fields = list(CSV_FIELDS)
-    for name in SHOWN:
+    every = tuple(dict.fromkeys(n for g in board.groups for n in shown(g)))
+    for name in every:
         fields += [name, f"{name}_ci_low", f"{name}_ci_high", f"{name}_note"]
     fields += ["currency", "price_per_hour", "record_id", "created_at", "records_seen"]
     writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
@@ -402,7 +422,7 @@ def render_csv(board: Leaderboard) -> str:
                 "price_per_hour": row.price.price_per_hour if row.price else "",
                 "record_id": row.record.id, "created_at": row.record.created_at, "records_seen": row.seen,
             }
-            for name in SHOWN:
+            for name in shown(g):
                 f = row.figures[name]
                 data[name] = "" if f.value is None else repr(f.value)
                 data[f"{name}_ci_low"] = "" if f.value is None or f.low is None or not f.has_ci else repr(f.low)

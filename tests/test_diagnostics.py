@@ -46,3 +46,17 @@ def test_warnings_round_trip_through_dicts():
 
     (w,) = diagnose({**GOOD, "converged": False, "rel_ci": None}, LOOP, QUIET, None)
     assert BenchWarning.from_dict(w.to_dict()) == w and "unbounded" in w.message
+
+
+def test_load_scenarios_warn_of_drops_an_unfinished_search_and_arrivals_off_target():
+    metrics = {"dropped_queries": 3, "queries": 100, "max_qps_at_slo": 340.0, "offered_qps": 295.0}
+    measured = {"info": {"search": {"stop_reason": "max_probes"}}}
+    codes = {w.code.value for w in diagnose(metrics, measured, {}, None)}
+    assert {"dropped_requests", "search_incomplete", "arrivals_off_target"} <= codes
+    quiet = {"dropped_queries": 0, "queries": 1000, "rate_qps": 100.0, "offered_qps": 101.0}
+    assert not diagnose(quiet, {"info": {"search": None}}, {}, None)
+
+
+def test_loadgen_invalid_says_why():
+    (warning,) = diagnose({}, {"valid": False, "invalid_reasons": ["Min duration satisfied : NO"]}, {}, None)
+    assert warning.code.value == "loadgen_invalid" and "Min duration satisfied : NO" in warning.message

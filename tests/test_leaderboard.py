@@ -217,3 +217,31 @@ def test_no_results_at_the_location_changes_nothing(tmp_path, capsys):
     assert main(["leaderboard", f"results.dir={tmp_path / 'none'}"]) == 2
     assert "no results at" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_server_records_rank_by_their_peak_rate_shown_in_its_own_column(capsys):
+    records = [make_record(hardware=h, scenario="server", batch_size=1, seed=i,
+                           metrics={"max_qps_at_slo": qps})
+               for i, (h, qps) in enumerate((("slow box", 120.0), ("fast box", 340.0)))]
+    board = build(records)
+    (group,) = board.groups
+    assert group.metric.name == "max_qps_at_slo"
+    assert [row.hardware for row in group.rows] == ["fast box", "slow box"]
+    assert lb.shown(group)[0] == "max_qps_at_slo" and "max qps at SLO [95% CI]" in lb.columns(group)
+    lb.render_terminal(board, __import__("sys").stdout)
+    out = capsys.readouterr().out
+    assert "ranked by max_qps_at_slo (higher is better)" in out and "340.0 *" in out
+    rows = list(csv.DictReader(io.StringIO(lb.render_csv(board))))
+    assert [r["max_qps_at_slo"] for r in rows] == ["340.0", "120.0"]
+
+
+def test_a_metric_outside_the_usual_columns_can_rank_and_is_shown():
+    board = build([make_record(seed=1), make_record(hardware="other", seed=2, median_ms=2.0)], metric="latency_p50_ms")
+    (group,) = board.groups
+    assert group.metric.name == "latency_p50_ms" and lb.shown(group)[0] == "latency_p50_ms"
+    assert "latency_p50_ms" in lb.render_markdown(board)
+
+
+def test_fixed_rate_server_records_fall_back_to_p99():
+    board = build([make_record(scenario="server", batch_size=1)])
+    assert board.groups[0].metric.name == "latency_p99_ms"
