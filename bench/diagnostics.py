@@ -34,11 +34,14 @@ class Code(str, Enum):
     SEARCH_INCOMPLETE = "search_incomplete"
     LOADGEN_INVALID = "loadgen_invalid"
     ARRIVALS_OFF_TARGET = "arrivals_off_target"
+    ENGINE_LAG = "engine_lag"
 
 
 THRESHOLDS = {
     # a server probe's realized arrival rate against its target rate, relative difference
     "arrivals_off_target": 0.05,
+    # the load engine's p99 dispatch delay, as a fraction of the latency requirement
+    "engine_lag_of_slo": 0.02,
     # robust coefficient of variation (1.4826 MAD / median): the spread of the bulk of the samples
     "high_variation_cv": 0.10,
     # share of samples that are outliers (modified z-score > bench.stats.OUTLIER_MODIFIED_Z); a few
@@ -165,6 +168,12 @@ def _load_warnings(metrics: dict[str, Any], measured: dict[str, Any]) -> list[Be
             f"({offered / target - 1:+.0%}): its verdict reflects the load that arrived",
             f"raise scenario.min_duration_s (a probe of N requests varies by about 1/sqrt(N); it had "
             f"{metrics.get('queries')})"))
+    lag, slo = metrics.get("engine_lag_p99_us"), metrics.get("slo_ms")
+    if lag is not None and slo and lag / 1e3 > THRESHOLDS["engine_lag_of_slo"] * slo:
+        out.append(BenchWarning(
+            Code.ENGINE_LAG, f"the load engine started 1% of requests {fmt_num(lag)} us or more after they could "
+            f"have started ({lag / 1e3 / slo:.0%} of the {fmt_num(slo)} ms requirement): the host delayed it",
+            "close other programs (or pin this run to idle cores) and run again"))
     search = (measured.get("info") or {}).get("search") if isinstance(measured.get("info"), dict) else None
     if search and search.get("stop_reason") in ("max_probes", "time_limit"):
         out.append(BenchWarning(

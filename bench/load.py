@@ -27,6 +27,7 @@ because of the rate, not the draw).
 
 from __future__ import annotations
 
+import bisect
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -168,28 +169,32 @@ def serve(arrivals_ns: np.ndarray, run_batch: Callable[[int], None], settings: L
     start_mono = time.monotonic_ns()
     origin = clock.now()
     absolute = arrivals + origin
+    times = absolute.tolist()  # the dispatch path uses Python ints and bisect: no numpy call before a run
     stop_at = origin + duration_ns + settings.drain_ns
     i = 0
     reason = "served"
     last_done = origin
+    lags: list[int] = []
     while i < n:
         now = clock.now()
         if now >= stop_at:
             reason = "drain_limit"
             break
-        first = int(absolute[i])
+        first = times[i]
         if first > now:
             clock.sleep_until(min(first, stop_at))
             continue
-        arrived = int(np.searchsorted(absolute, now, side="right"))
+        arrived = bisect.bisect_right(times, now, i)
         k = min(batch, arrived - i)
         if k < batch and max_wait > 0 and now < first + max_wait:
-            fill = int(absolute[i + batch - 1]) if i + batch - 1 < n else None
+            fill = times[i + batch - 1] if i + batch - 1 < n else None
             wake = first + max_wait if fill is None else min(first + max_wait, fill)
             if wake > now:
                 clock.sleep_until(min(wake, stop_at))
                 continue
         t0 = clock.now()
+        if max_wait == 0:  # the engine's own delay: from when the batch could start to when it did
+            lags.append(t0 - max(last_done, first))
         run_batch(k)
         done = clock.now()
         sizes.append(k)
@@ -213,8 +218,18 @@ def serve(arrivals_ns: np.ndarray, run_batch: Callable[[int], None], settings: L
         offered_qps=rate, arrivals_ns=arrivals.tolist(), latencies_ns=latencies.tolist(), dropped=dropped,
         batch_sizes=sizes, service_ns=service, duration_ns=int(duration_ns), elapsed_ns=int(last_done - origin),
         stop_reason=reason, late=late, slo_ns=int(settings.slo_ns),
-        start_monotonic_ns=start_mono, end_monotonic_ns=time.monotonic_ns(),
+        start_monotonic_ns=start_mono, end_monotonic_ns=time.monotonic_ns(), extra=_lag_summary(lags),
     )
+
+
+def _lag_summary(lags: list[int]) -> dict[str, Any]:
+    """The engine's dispatch delay (sleep wake-up, bookkeeping, a preempted thread): part of every
+    latency it measures, so it is recorded with them."""
+    if not lags:
+        return {}
+    ordered = np.sort(np.asarray(lags, dtype=np.float64))
+    return {"engine_lag_p50_us": quantile(ordered, 0.5) / 1e3, "engine_lag_p99_us": quantile(ordered, 0.99) / 1e3,
+            "engine_lag_max_us": float(ordered[-1]) / 1e3}
 
 
 def serve_async(arrivals_ns: np.ndarray, submit: Callable[[int, Callable[[], None]], None], capacity: int,
@@ -241,6 +256,7 @@ def serve_async(arrivals_ns: np.ndarray, submit: Callable[[int, Callable[[], Non
     origin = clock.now()
     state["last_done"] = origin
     absolute = arrivals + origin
+    times = absolute.tolist()
     stop_at = origin + duration_ns + settings.drain_ns
 
     def completion(first: int, k: int, started: int) -> Callable[[], None]:
@@ -259,10 +275,14 @@ def serve_async(arrivals_ns: np.ndarray, submit: Callable[[int, Callable[[], Non
 
     i = 0
     reason = "served"
+    lags: list[int] = []
+    slot_free_at = origin
     while i < n:
         with cond:
-            while state["in_flight"] >= capacity and clock.now() < stop_at:
-                cond.wait(timeout=0.001)
+            if state["in_flight"] >= capacity:
+                while state["in_flight"] >= capacity and clock.now() < stop_at:
+                    cond.wait(timeout=0.001)
+                slot_free_at = clock.now()
             failed = settings.stop_when_failed and state["late"] > allowed
         now = clock.now()
         if failed:
@@ -271,14 +291,14 @@ def serve_async(arrivals_ns: np.ndarray, submit: Callable[[int, Callable[[], Non
         if now >= stop_at:
             reason = "drain_limit"
             break
-        first = int(absolute[i])
+        first = times[i]
         if first > now:
             clock.sleep_until(min(first, stop_at))
             continue
-        arrived = int(np.searchsorted(absolute, now, side="right"))
+        arrived = bisect.bisect_right(times, now, i)
         k = min(batch, arrived - i)
         if k < batch and max_wait > 0 and now < first + max_wait:
-            fill = int(absolute[i + batch - 1]) if i + batch - 1 < n else None
+            fill = times[i + batch - 1] if i + batch - 1 < n else None
             wake = first + max_wait if fill is None else min(first + max_wait, fill)
             if wake > now:
                 clock.sleep_until(min(wake, stop_at))
@@ -286,7 +306,10 @@ def serve_async(arrivals_ns: np.ndarray, submit: Callable[[int, Callable[[], Non
         with cond:
             state["in_flight"] += 1
         sizes.append(k)
-        submit(k, completion(i, k, clock.now()))
+        t0 = clock.now()
+        if max_wait == 0:
+            lags.append(t0 - max(slot_free_at, first))
+        submit(k, completion(i, k, t0))
         i += k
     with cond:  # the batches in flight complete (or the drain limit passes)
         while state["in_flight"] > 0 and clock.now() < stop_at:
@@ -303,7 +326,8 @@ def serve_async(arrivals_ns: np.ndarray, submit: Callable[[int, Callable[[], Non
         offered_qps=rate, arrivals_ns=arrivals.tolist(), latencies_ns=latencies.tolist(), dropped=int(unserved.size),
         batch_sizes=sizes, service_ns=list(service), duration_ns=int(duration_ns),
         elapsed_ns=int(last_done - origin), stop_reason=reason, late=late, slo_ns=int(settings.slo_ns),
-        start_monotonic_ns=start_mono, end_monotonic_ns=time.monotonic_ns(), extra={"in_flight_limit": capacity},
+        start_monotonic_ns=start_mono, end_monotonic_ns=time.monotonic_ns(),
+        extra={"in_flight_limit": capacity, **_lag_summary(lags)},
     )
 
 
@@ -352,6 +376,9 @@ def latency_summary(result: ServeResult, confidence: float = 0.95) -> dict[str, 
         m["service_p50_ms"] = quantile(np.sort(np.asarray(result.service_ns, dtype=np.float64)), 0.5) / 1e6
         m["mean_batch_fill"] = float(np.mean(result.batch_sizes))
     m["censored_latencies"] = result.dropped  # their latency is a lower bound
+    for key in ("engine_lag_p50_us", "engine_lag_p99_us", "engine_lag_max_us"):
+        if key in result.extra:
+            m[key] = result.extra[key]
     return m
 
 

@@ -53,7 +53,10 @@ def test_load_scenarios_warn_of_drops_an_unfinished_search_and_arrivals_off_targ
     measured = {"info": {"search": {"stop_reason": "max_probes"}}}
     codes = {w.code.value for w in diagnose(metrics, measured, {}, None)}
     assert {"dropped_requests", "search_incomplete", "arrivals_off_target"} <= codes
-    quiet = {"dropped_queries": 0, "queries": 1000, "rate_qps": 100.0, "offered_qps": 101.0}
+    laggy = {"engine_lag_p99_us": 900.0, "slo_ms": 20.0}
+    assert [w.code.value for w in diagnose(laggy, {}, {}, None)] == ["engine_lag"]
+    quiet = {"dropped_queries": 0, "queries": 1000, "rate_qps": 100.0, "offered_qps": 101.0,
+             "engine_lag_p99_us": 60.0, "slo_ms": 20.0}
     assert not diagnose(quiet, {"info": {"search": None}}, {}, None)
 
 

@@ -63,6 +63,19 @@ def test_requests_are_issued_at_their_arrival_under_a_fake_clock():
     result = serve(arrivals, fixed_service(clock, 0), settings(), 20 * S, clock=clock)
     assert [t - 10 * S for t in clock.issued] == arrivals.tolist()
     assert set(result.latencies_ns) == {0} and result.dropped == 0 and result.stop_reason == "served"
+    assert result.extra["engine_lag_max_us"] == 0.0  # a fake clock has no wake-up delay
+
+
+@pytest.mark.slow
+def test_the_real_clock_issues_requests_close_to_their_arrival():
+    """The engine's own delay on the real clock is recorded; it is sleep's wake-up plus bookkeeping
+    (tens of microseconds on a quiet host; asserted loosely: this machine is shared)."""
+    arrivals = PoissonSource(seed=2).arrivals(500.0, 1.0)
+    result = serve(arrivals, lambda k: None, settings(), 1 * S)
+    assert 0 <= result.extra["engine_lag_p50_us"] <= result.extra["engine_lag_p99_us"] <= result.extra["engine_lag_max_us"]
+    summary = load.latency_summary(result)
+    assert summary["engine_lag_p99_us"] == result.extra["engine_lag_p99_us"]
+    assert summary["latency_p50_ms"] * 1e3 == pytest.approx(result.extra["engine_lag_p50_us"], rel=0.5, abs=50)
 
 
 @pytest.mark.parametrize("rho", [0.5, 0.7])
