@@ -62,7 +62,9 @@ def _scenario_note(r: RunRecord) -> str:
     if "train_loss_first" in m:
         parts.append(f"loss {fmt_num(m['train_loss_first'])} -> {fmt_num(m['train_loss_last'])}")
     if "fit_s_per_image" in m:
-        parts.append(f"fit {fmt_num(m['fit_s_per_image'] * 1000)} ms per training image")
+        asked = r.backend.get("requested_precision")
+        fp32 = f" (in fp32; {asked} was asked: the fit has no AMP path)" if asked and asked != "fp32" else ""
+        parts.append(f"fit {fmt_num(m['fit_s_per_image'] * 1000)} ms per training image{fp32}")
     return "; ".join(parts)
 
 

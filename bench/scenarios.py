@@ -1,6 +1,7 @@
 """The worker's drivers of the scenarios beyond the timed loop: load (server, multistream) through
-bench.load, and MLPerf LoadGen through bench.loadgen_engine. Each takes the prepared session's
-``run``/``synchronize`` and returns the raw result that the runner turns into metrics."""
+bench.load and MLPerf LoadGen through bench.loadgen_engine, each on the prepared session's
+``run``/``synchronize``; and training (bench.training), which builds its own task instead of a
+session. Each returns the raw result that the runner turns into metrics."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import math
 import time
 from typing import Any, Callable, Optional
 
-__all__ = ["run_load", "run_loadgen_item", "service_time_ns"]
+__all__ = ["run_load", "run_loadgen_item", "run_training_item", "service_time_ns"]
 
 Emit = Callable[[str, dict[str, Any]], None]
 
@@ -16,8 +17,8 @@ Emit = Callable[[str, dict[str, Any]], None]
 def service_time_ns(run_batch: Callable[[int], None], min_runs: int = 5, min_s: float = 0.5,
                     max_s: float = 5.0) -> float:
     """A full batch's service time, run back to back after the warm-up: the median of at least
-    ``min_runs`` runs and ``min_s`` seconds (at most ``max_s``). It seeds the searches' brackets and
-    sizes LoadGen's targets; it is not a reported figure."""
+    ``min_runs`` runs and ``min_s`` seconds (at most ``max_s``). It seeds the searches' brackets (the
+    capacity estimate); it is recorded, not ranked."""
     times: list[int] = []
     start = time.perf_counter_ns()
     while True:
@@ -225,8 +226,6 @@ def run_training_item(item: dict[str, Any], emit: Callable[[dict[str, Any]], Non
             return {"loop": loop.to_dict(), "training": info}
 
     window = measured_window(item, phase, warm, measure_it)
-    import math
-
     if task.kind != "fit":
         losses = session.losses
         info.update(steps=len(losses), loss_first=losses[0] if losses else None,
@@ -251,7 +250,9 @@ def run_training_item(item: dict[str, Any], emit: Callable[[dict[str, Any]], Non
                      "input_shapes": [list(t.shape) for t in task.batch],
                      "params": task.info.get("trainable_params") or sum(p.numel() for p in task.parameters),
                      "flops_per_sample": None},
-        "backend": {"name": backend["name"], "device": device, "precision": precision,
+        # A fit runs in fp32 whatever was asked: the record says what ran, and what was asked.
+        "backend": {"name": backend["name"], "device": device, "precision": "fp32" if task.kind == "fit" else precision,
+                    "requested_precision": precision,
                     "effective": info.get("effective") or {"device": device, "fp32_math": fp32_math},
                     "device_memory": device_memory},
         "setup": {"build_s": build_s, "prepare_s": prepare_s, "first_inference_ms": first_ms},

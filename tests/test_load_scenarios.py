@@ -92,3 +92,24 @@ def test_server_on_openvino_serves_through_its_request_queue(in_tmp):
     m = record["metrics"]
     assert m["queries"] >= 60 and m["dropped_queries"] == 0  # Poisson: about 100 in 0.5 s
     assert 0 < m["latency_p50_ms"] < 100
+
+
+@pytest.mark.slow
+def test_training_scenario_end_to_end(in_tmp):
+    """Timed training steps of a backprop method and the fit of PaDiM, through `bench run`."""
+    proc = _bench(["run", "scenario=training", "suite.only=[autoencoder,padim_resnet18]", "batch_size=2",
+                   "backend.precision=bf16", "scenario.warmup_iterations=1", "scenario.warmup_s=0.01",
+                   "scenario.min_iterations=4", "scenario.min_duration_s=0.2", "scenario.max_duration_s=20",
+                   "scenario.target_rel_ci=0.5", "scenario.fit_images=2", "scenario.fit_repeats=1"], in_tmp)
+    assert proc.returncode == 0, proc.stderr
+    records = {r["workload"]["name"]: r for r in _records(in_tmp)}
+    train, fit = records["autoencoder"], records["padim_resnet18"]
+    assert train["status"] == "ok" and train["parity"]["ok"] and train["backend"]["precision"] == "bf16"
+    m = train["metrics"]
+    assert m["iterations"] >= 4 and m["throughput_sps"] > 0 and m["train_steps"] >= m["iterations"]
+    assert m["train_loss_last"] < m["train_loss_first"]  # the same batch every step: the loss must fall
+    effective = train["backend"]["effective"]
+    assert effective["amp_dtype"] == "bfloat16" and effective["master_weights"] == "float32"
+    assert fit["backend"]["precision"] == "fp32" and fit["backend"]["requested_precision"] == "bf16"
+    assert fit["metrics"]["fit_s_per_image"] > 0 and fit["metrics"]["fit_images"] == 2
+    assert "loss " in proc.stdout and "ms per training image (in fp32; bf16 was asked" in proc.stdout
