@@ -76,6 +76,21 @@ class TorchSession(Session):
         self.dtype = dtype
         self.channels_last = channels_last
         self._cuda = device.type == "cuda"
+        self._pool: Any = None
+
+    def use_streams(self, streams: int) -> None:
+        """Serve the load scenarios with ``streams`` CUDA streams, a batch in flight on each
+        (backends/cuda_streams.py; not yet run on a GPU)."""
+        from backends.cuda_streams import CudaStreamPool
+
+        self._pool = CudaStreamPool(self._torch.cuda, self.device, streams)
+        self.in_flight = streams
+
+    def submit(self, inputs: Any, on_done: Any) -> None:
+        """Start one batch on a free CUDA stream; ``on_done()`` is called when the GPU has finished it."""
+        if self._pool is None:
+            raise RuntimeError("submit() needs CUDA streams (backend.streams > 1 on backend=cuda)")
+        self._pool.submit(lambda: self.run(inputs), on_done)
 
     def load_inputs(self, inputs: Sequence[Any]) -> Any:
         torch = self._torch
@@ -127,6 +142,7 @@ class TorchSession(Session):
             settings["cuda_version"] = torch.version.cuda
             settings["cudnn_version"] = torch.backends.cudnn.version()
             settings["fp32_math"] = self.fp32_math
+            settings["cuda_streams"] = self.in_flight if self._pool is not None else 1
         return settings
 
 
@@ -167,4 +183,8 @@ class TorchBackend(Backend):
         if s.channels_last:
             model = model.to(memory_format=torch.channels_last)
         model.eval()
-        return TorchSession(model, device, dtype, bool(s.channels_last), fp32_math)
+        session = TorchSession(model, device, dtype, bool(s.channels_last), fp32_math)
+        streams = int(getattr(s, "streams", 1) or 1)
+        if streams > 1 and device.type == "cuda" and context.scenario in ("server", "multistream"):
+            session.use_streams(streams)
+        return session

@@ -81,6 +81,8 @@ class TorchBackendConfig(BackendConfig):
     channels_last: bool = _f(False, help="convert model and inputs to the channels_last memory format")
     threads: Optional[int] = _f(None, help="intra-op threads (torch.set_num_threads); null keeps PyTorch's default")
     interop_threads: Optional[int] = _f(None, help="inter-op threads; null keeps PyTorch's default")
+    streams: int = _f(1, help="cuda, scenario=server or multistream: CUDA streams kept busy at once (a batch "
+                              "in flight on each); 1 serves one batch at a time")
 
 
 @dataclass
@@ -381,6 +383,15 @@ def validate(cfg: Config) -> Config:
                           "is not a precision")
     if isinstance(be, TorchBackendConfig):
         _optional_counts(be, ("threads", "interop_threads"))
+        if be.streams < 1:
+            raise ConfigError("backend.streams", be.streams, "give a whole number >= 1", "must be >= 1")
+        if be.streams > 1:
+            if be.name != "cuda":
+                raise ConfigError("backend.streams", be.streams, "use backend=cuda for several CUDA streams, or "
+                                  "backend.streams=1", f"is not supported by backend={be.name}")
+            if cfg.scenario.name not in ("server", "multistream") or cfg.scenario.engine != "native":
+                raise ConfigError("backend.streams", be.streams, "use scenario=server or multistream (native engine), "
+                                  "or backend.streams=1", "applies to the load scenarios only")
     if isinstance(be, OpenVinoBackendConfig):
         _choice(be, "source", ("onnx", "convert_model"))
         _choice(be, "hint", ("auto", "latency", "throughput"))
