@@ -154,6 +154,22 @@ def _allowed_late(n: int, percentile: float) -> int:
     return n - math.ceil(percentile * n)
 
 
+def _next_batch(times: list[int], i: int, now: int, batch: int, max_wait: int) -> tuple[int, Optional[int]]:
+    """The dynamic batch to start at ``now`` from the queue that begins at request ``i``: (its size,
+    None), or (0, when to look again): at the next arrival while nothing is queued, and while the
+    batch is not full, at the earlier of its filling and ``max_wait`` after its oldest request."""
+    first = times[i]
+    if first > now:
+        return 0, first
+    k = min(batch, bisect.bisect_right(times, now, i) - i)
+    if k < batch and max_wait > 0 and now < first + max_wait:
+        fill = times[i + batch - 1] if i + batch - 1 < len(times) else None
+        wake = first + max_wait if fill is None else min(first + max_wait, fill)
+        if wake > now:
+            return 0, wake
+    return k, None
+
+
 def serve(arrivals_ns: np.ndarray, run_batch: Callable[[int], None], settings: LoadSettings,
           duration_ns: int, clock: Optional[Clock] = None, offered_qps: Optional[float] = None) -> ServeResult:
     """Serve the scheduled arrivals in real (or fake) time; see the module's docstring."""
@@ -180,18 +196,11 @@ def serve(arrivals_ns: np.ndarray, run_batch: Callable[[int], None], settings: L
         if now >= stop_at:
             reason = "drain_limit"
             break
-        first = times[i]
-        if first > now:
-            clock.sleep_until(min(first, stop_at))
+        k, wake = _next_batch(times, i, now, batch, max_wait)
+        if wake is not None:
+            clock.sleep_until(min(wake, stop_at))
             continue
-        arrived = bisect.bisect_right(times, now, i)
-        k = min(batch, arrived - i)
-        if k < batch and max_wait > 0 and now < first + max_wait:
-            fill = times[i + batch - 1] if i + batch - 1 < n else None
-            wake = first + max_wait if fill is None else min(first + max_wait, fill)
-            if wake > now:
-                clock.sleep_until(min(wake, stop_at))
-                continue
+        first = times[i]
         t0 = clock.now()
         if max_wait == 0:  # the engine's own delay: from when the batch could start to when it did
             lags.append(t0 - max(last_done, first))
@@ -291,18 +300,11 @@ def serve_async(arrivals_ns: np.ndarray, submit: Callable[[int, Callable[[], Non
         if now >= stop_at:
             reason = "drain_limit"
             break
-        first = times[i]
-        if first > now:
-            clock.sleep_until(min(first, stop_at))
+        k, wake = _next_batch(times, i, now, batch, max_wait)
+        if wake is not None:
+            clock.sleep_until(min(wake, stop_at))
             continue
-        arrived = bisect.bisect_right(times, now, i)
-        k = min(batch, arrived - i)
-        if k < batch and max_wait > 0 and now < first + max_wait:
-            fill = times[i + batch - 1] if i + batch - 1 < n else None
-            wake = first + max_wait if fill is None else min(first + max_wait, fill)
-            if wake > now:
-                clock.sleep_until(min(wake, stop_at))
-                continue
+        first = times[i]
         with cond:
             state["in_flight"] += 1
         sizes.append(k)
