@@ -159,13 +159,13 @@ def _load_warnings(metrics: dict[str, Any], measured: dict[str, Any]) -> list[Be
             Code.DROPPED, f"{dropped} of {metrics.get('queries')} requests were still queued when the probe stopped "
             "(the offered load exceeds what the backend serves): counted late, their latency is a lower bound",
             "lower scenario.rate_qps (or the streams), or use scenario.find_peak=true to find the sustainable rate"))
-    target = metrics.get("max_qps_at_slo") or metrics.get("rate_qps")
+    target = metrics.get("max_qps_target") or metrics.get("rate_qps")
     offered = metrics.get("offered_qps")
     if target and offered and abs(offered / target - 1) > THRESHOLDS["arrivals_off_target"]:
         out.append(BenchWarning(
             Code.ARRIVALS_OFF_TARGET,
             f"the reported probe's Poisson arrivals came at {fmt_num(offered)}/s for a target of {fmt_num(target)}/s "
-            f"({offered / target - 1:+.0%}): its verdict reflects the load that arrived",
+            f"({offered / target - 1:+.0%}): its verdict (and max_qps_at_slo) is about the load that arrived",
             f"raise scenario.min_duration_s (a probe of N requests varies by about 1/sqrt(N); it had "
             f"{metrics.get('queries')})"))
     lag, slo = metrics.get("engine_lag_p99_us"), metrics.get("slo_ms")

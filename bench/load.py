@@ -135,6 +135,14 @@ class PoissonSource:
             self._gaps = np.concatenate([self._gaps, self._rng.exponential(1.0, needed - self._gaps.size)])
         return poisson_arrivals(rate_qps, duration_s, self._gaps)
 
+    def probe(self, rate_qps: float, min_s: float, max_s: float, min_count: int) -> tuple[np.ndarray, float]:
+        """Arrivals for one probe and its window (s): at least ``min_s`` and ``min_count`` arrivals,
+        at most ``max_s``. The window ends at the ``min_count``-th arrival when that comes after
+        ``min_s``, so a slow draw does not leave a probe short of requests."""
+        times = self.arrivals(rate_qps, max_s)
+        end = max_s if times.size < min_count else min(max(min_s, times[min_count - 1] / 1e9 + 1e-9), max_s)
+        return times[times < end * 1e9], end
+
 
 def stream_arrivals(streams: int, fps: float, duration_s: float, seed: int) -> np.ndarray:
     """Frame arrival offsets (ns) of ``streams`` cameras at ``fps``, each with a uniformly random
@@ -401,11 +409,13 @@ class SearchResult:
         return {"best": self.best, "probes": self.probes, "stop_reason": self.stop_reason}
 
 
-def _probe_record(value: float, result: ServeResult, ok: bool) -> dict[str, Any]:
-    lat = np.sort(np.asarray(result.latencies_ns, dtype=np.float64))
-    p99 = quantile(lat, 0.99) / 1e6 if lat.size else None
-    return {"value": value, "meets": ok, "queries": len(result.latencies_ns), "late": result.late,
-            "dropped": result.dropped, "p99_ms": p99, "stop_reason": result.stop_reason}
+def _probe_record(value: float, result: ServeResult, ok: bool, percentile: float) -> dict[str, Any]:
+    """One probe as the search saw it: its verdict, and the nearest-rank percentile the verdict is
+    about (the value at rank ceil(q n): with 100 requests the 99th percentile is the 99th slowest)."""
+    lat = sorted(result.latencies_ns)
+    at = lat[max(0, math.ceil(percentile * len(lat)) - 1)] / 1e6 if lat else None
+    return {"value": value, "meets": ok, "queries": len(lat), "late": result.late, "dropped": result.dropped,
+            "percentile": percentile, "latency_at_percentile_ms": at, "stop_reason": result.stop_reason}
 
 
 def find_peak(probe: Callable[[float], ServeResult], capacity_qps: float, percentile: float,
@@ -429,7 +439,7 @@ def find_peak(probe: Callable[[float], ServeResult], capacity_qps: float, percen
             break
         result = probe(rate)
         ok = meets(result, percentile)
-        probes.append(_probe_record(rate, result, ok))
+        probes.append(_probe_record(rate, result, ok, percentile))
         if ok:
             good, good_result = rate, result
         else:
@@ -465,7 +475,7 @@ def find_streams(probe: Callable[[int], ServeResult], capacity_streams: float, p
         tried.add(n)
         result = probe(n)
         ok = meets(result, percentile)
-        probes.append(_probe_record(float(n), result, ok))
+        probes.append(_probe_record(float(n), result, ok, percentile))
         if ok:
             good, good_result = n, result
         else:

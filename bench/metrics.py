@@ -79,7 +79,8 @@ def load_metrics(load_out: dict[str, Any], confidence: float) -> tuple[dict[str,
     result = ServeResult.from_dict(load_out["result"])
     info = load_out.get("info") or {}
     m = latency_summary(result, confidence)
-    for key in ("max_qps_at_slo", "max_streams_at_slo", "rate_qps", "streams", "fps", "capacity_estimate_qps"):
+    for key in ("max_qps_at_slo", "max_qps_target", "max_streams_at_slo", "rate_qps", "streams", "fps",
+                "capacity_estimate_qps"):
         if info.get(key) is not None:
             m[key] = info[key]
     served = len(result.latencies_ns) - result.dropped

@@ -52,7 +52,7 @@ def run_load(sc: dict[str, Any], run: Callable[[], Any], synchronize: Callable[[
     # many (and scenario.min_iterations), within [min_duration_s, max_duration_s] of arrivals.
     min_requests = max(int(sc["min_iterations"]), math.ceil(1.0 / (1.0 - settings.percentile)))
 
-    def window_s(rate_qps: float) -> float:
+    def window_s(rate_qps: float) -> float:  # periodic streams: the count is known in advance
         return min(max(min_s, min_requests / rate_qps), max_s)
 
     def run_batch(_k: int) -> None:
@@ -83,13 +83,16 @@ def run_load(sc: dict[str, Any], run: Callable[[], Any], synchronize: Callable[[
         def probe_rate(qps: float, searching: bool = True) -> load.ServeResult:
             phase("probe", {"rate_qps": round(qps, 3)})
             probe_settings = settings if not searching else _stopping(settings)
-            seconds = window_s(qps)
-            return serve(source.arrivals(qps, seconds), probe_settings, seconds)
+            arrivals, seconds = source.probe(qps, min_s, max_s, min_requests)
+            return serve(arrivals, probe_settings, seconds)
 
         if sc["find_peak"]:
             search = load.find_peak(lambda qps: probe_rate(qps), capacity_qps, settings.percentile,
                                     float(sc["peak_tolerance"]), int(sc["max_probes"]))
-            info.update(search=search.to_dict(), max_qps_at_slo=search.best)
+            # The rate that met the requirement is the one that arrived: a probe's Poisson draw lands
+            # above or below its target (every probe shares one draw), so the target is kept beside it.
+            info.update(search=search.to_dict(), max_qps_target=search.best,
+                        max_qps_at_slo=search.best_result.offered_qps if search.best_result else None)
             result = search.best_result or _last_failed(search, probe_rate)
         else:
             result = probe_rate(rate, searching=False)

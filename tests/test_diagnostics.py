@@ -49,7 +49,8 @@ def test_warnings_round_trip_through_dicts():
 
 
 def test_load_scenarios_warn_of_drops_an_unfinished_search_and_arrivals_off_target():
-    metrics = {"dropped_queries": 3, "queries": 100, "max_qps_at_slo": 340.0, "offered_qps": 295.0}
+    metrics = {"dropped_queries": 3, "queries": 100, "max_qps_target": 340.0, "max_qps_at_slo": 295.0,
+               "offered_qps": 295.0}
     measured = {"info": {"search": {"stop_reason": "max_probes"}}}
     codes = {w.code.value for w in diagnose(metrics, measured, {}, None)}
     assert {"dropped_requests", "search_incomplete", "arrivals_off_target"} <= codes

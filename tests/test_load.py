@@ -266,3 +266,25 @@ def test_async_serving_counts_what_is_still_in_flight_at_the_drain_limit_as_drop
         fake.close()
     assert result.stop_reason == "drain_limit" and result.dropped > 0
     assert result.late >= result.dropped
+
+
+def test_a_probe_holds_at_least_its_minimum_of_requests_whatever_the_draw():
+    source = PoissonSource(seed=11)
+    for rate in (3.0, 8.8, 50.0):
+        arrivals, seconds = source.probe(rate, min_s=2.0, max_s=1000.0, min_count=100)
+        assert arrivals.size >= 100 and seconds >= 2.0
+        assert arrivals.size == 100 or seconds == 2.0  # the window ends at the 100th arrival or at min_s
+    capped, seconds = source.probe(1.0, min_s=2.0, max_s=10.0, min_count=100)
+    assert seconds == 10.0 and capped.size < 100  # max_s bounds the probe
+
+
+def test_the_search_reports_the_nearest_rank_percentile_its_verdict_is_about():
+    def probe(rate):
+        clock = FakeClock()
+        return serve(PoissonSource(3).arrivals(rate, 30.0), fixed_service(clock, 10 * MS),
+                     settings(slo_ms=60.0, stop=True), 30 * S, clock=clock)
+
+    search = load.find_peak(probe, capacity_qps=100.0, percentile=0.99, max_probes=8)
+    for p in search.probes:
+        if p["stop_reason"] == "served":
+            assert p["meets"] == (p["latency_at_percentile_ms"] <= 60.0)
