@@ -116,7 +116,8 @@ class FlowStep(nn.Module):
         w_perm[torch.arange(channels), perm] = 1.0
         self.register_buffer("w_perm", w_perm.view(channels, channels, 1, 1))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def _step(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The step's output, its coupling's log-scales and its global affine's per-channel scales."""
         x1, x2 = torch.split(x, [self.passive, self.active], dim=1)
         # The reference scales all coupling coefficients by 0.1 for a stable start of training.
         a = self.subnet(x1) * 0.1
@@ -124,22 +125,19 @@ class FlowStep(nn.Module):
         x2 = x2 * torch.exp(log_scale) + a[:, self.active :]
         y = torch.cat((x1, x2), dim=1)
         scale = 0.1 * F.softplus(self.global_scale, beta=0.5)
-        return F.conv2d(y * scale + self.global_offset, self.w_perm)
+        return F.conv2d(y * scale + self.global_offset, self.w_perm), log_scale, scale
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._step(x)[0]
 
     def forward_and_log_det(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Training: the step's output (the same values as ``forward``) and the log-determinant of its
         Jacobian per sample, ``[B]``: the coupling's is the sum of its log-scales, the global affine's
         is H * W times the sum of the log of its per-channel scales (FrEIA's ``AllInOneBlock``), the
         permutation's is 0."""
-        x1, x2 = torch.split(x, [self.passive, self.active], dim=1)
-        a = self.subnet(x1) * 0.1
-        log_scale = self.clamp * torch.tanh(a[:, : self.active])
-        x2 = x2 * torch.exp(log_scale) + a[:, self.active :]
-        y = torch.cat((x1, x2), dim=1)
-        scale = 0.1 * F.softplus(self.global_scale, beta=0.5)
+        out, log_scale, scale = self._step(x)
         pixels = x.shape[2] * x.shape[3]
-        log_det = log_scale.sum(dim=(1, 2, 3)) + pixels * torch.log(scale).sum()
-        return F.conv2d(y * scale + self.global_offset, self.w_perm), log_det
+        return out, log_scale.sum(dim=(1, 2, 3)) + pixels * torch.log(scale).sum()
 
 
 class FastFlowScale(nn.Sequential):
