@@ -24,6 +24,7 @@ __all__ = [
     "quantile",
     "order_statistic_bounds",
     "quantile_ci",
+    "min_samples_to_bound",
     "t_quantile",
     "Sample",
     "ThroughputEstimate",
@@ -102,6 +103,25 @@ def quantile_ci(
     lo = float(sorted_values[lower - 1]) if lower is not None else None
     hi = float(sorted_values[upper - 1]) if upper is not None else None
     return lo, hi
+
+
+def min_samples_to_bound(q: float, confidence: float = 0.95) -> int:
+    """The fewest samples whose order statistics bound the q-quantile on both sides at ``confidence``.
+
+    The upper side is the binding one for a tail percentile: the largest sample is an upper bound of
+    the true q-quantile with probability 1 - q^n, so n must satisfy q^n <= alpha/2 (367 for p99 at
+    95%); the lower side likewise needs (1 - q)^n <= alpha/2."""
+    if not 0.0 < q < 1.0:
+        raise ValueError(f"q={q} must be in (0, 1)")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence={confidence} must be in (0, 1)")
+    half = (1.0 - confidence) / 2.0
+    n = max(math.ceil(math.log(half) / math.log(q)), math.ceil(math.log(half) / math.log1p(-q)))
+    # The closed form is exact up to rounding; confirm with the exact ranks and step if needed.
+    n = max(1, n - 1)
+    while None in order_statistic_bounds(n, q, confidence):
+        n += 1
+    return n
 
 
 def _betacf(a: float, b: float, x: float) -> float:
