@@ -46,6 +46,7 @@ __all__ = [
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 SCENARIOS = ("latency", "throughput", "server", "multistream", "training")
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8")
+TAIL_PERCENTILES = (0.9, 0.95, 0.99)
 
 
 def _f(default: Any = MISSING, help: str = "", **kw: Any) -> Any:
@@ -146,6 +147,12 @@ class ScenarioConfig:
                                          "throughput is within this fraction of it")
     confidence: float = _f(0.95, help="confidence level of every interval")
     max_iterations: int = _f(1_000_000, help="hard cap on measured iterations (memory bound for raw samples)")
+    tail_percentile: Optional[float] = _f(0.99, help="latency: the percentile the stopping rule also bounds (the "
+                                                     "one rankings use: 0.9, 0.95 or 0.99); null: the median alone")
+    target_rel_ci_tail: float = _f(0.05, help="latency: stop only once that percentile's interval is bounded and "
+                                              "its half-width within this fraction of it")
+    stop_when_noise_limited: bool = _f(True, help="stop early (flagged noise_limited) when the interval no longer "
+                                                  "narrows as samples grow, instead of spending max_duration_s")
     engine: str = _f("native", help="native: bench's own loop; loadgen: MLPerf LoadGen drives the scenario "
                                     "(latency=SingleStream, multistream, server, throughput=Offline; extra 'loadgen')")
     loadgen: LoadGenConfig = field(default_factory=lambda: LoadGenConfig(), metadata={
@@ -232,6 +239,9 @@ class SweepConfig:
     patience: int = _f(2, help="stop after this many sizes in a row without gain")
     respect_latency_requirement: bool = _f(True, help="stop at the first size whose p99 latency breaks the "
                                                      "workload's requirement (its latency_tier_ms)")
+    require_converged: bool = _f(True, help="decide the stops on converged points only: measure an unconverged "
+                                            "point again with twice the window, and stop the sweep if it still "
+                                            "does not converge; false decides on whatever was measured")
 
 
 @dataclass
@@ -268,6 +278,8 @@ class Config:
     resume: Optional[str] = _f(None, help="the id of an interrupted sweep to resume: its finished points are kept")
     batch_size: Optional[int] = _f(None, help="samples per inference; null uses the scenario's default")
     tag: str = _f("", help="free label stored with every record (e.g. a ticket or a driver version)")
+    repeats: int = _f(1, help="run each work item in this many fresh worker processes and store one record whose "
+                              "intervals include the variation between processes (preset=rigorous sets 5)")
 
 
 def register_schemas() -> None:
@@ -308,7 +320,7 @@ def help_text() -> str:
         "",
         "== Config groups (choose with group=option) ==",
         *[f"  {group}: {', '.join(sorted(p.stem for p in (CONF_DIR / group).glob('*.yaml')))}"
-          for group in ("suite", "backend", "scenario", "results", "sweep")],
+          for group in ("suite", "backend", "scenario", "results", "sweep", "preset")],
         "== Fields (set with key=value) ==",
     ]
     for name, help_ in field_help(Config).items():
@@ -361,12 +373,19 @@ def validate(cfg: Config) -> Config:
     if sc.max_iterations < sc.min_iterations:
         raise ConfigError("scenario.max_iterations", sc.max_iterations,
                           f"make it >= scenario.min_iterations ({sc.min_iterations})", "is below the minimum")
-    for key in ("target_rel_ci", "confidence"):
+    if sc.tail_percentile is not None and sc.tail_percentile not in TAIL_PERCENTILES:
+        raise ConfigError("scenario.tail_percentile", sc.tail_percentile,
+                          f"use one of {', '.join(map(str, TAIL_PERCENTILES))} (the reported percentiles), or null",
+                          "is not a reported tail percentile")
+    for key in ("target_rel_ci", "target_rel_ci_tail", "confidence"):
         value = getattr(sc, key)
         if not (0.0 < value < 1.0):
             raise ConfigError(f"scenario.{key}", value, "give a fraction strictly between 0 and 1, e.g. 0.01",
                               "must be in (0, 1)")
     _validate_scenario_kind(cfg)
+    if isinstance(cfg.repeats, bool) or cfg.repeats < 1:
+        raise ConfigError("repeats", cfg.repeats, "give a whole number >= 1 (1: one process; 5 for figures to "
+                          "publish, as preset=rigorous)", "must be >= 1")
     _positive("worker.timeout_s", cfg.worker.timeout_s, "give a timeout in seconds, e.g. 900")
     for key in ("power_hz", "memory_hz"):
         _positive(f"sensors.{key}", getattr(cfg.sensors, key), "give a rate in Hz, e.g. 20")

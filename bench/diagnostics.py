@@ -21,6 +21,8 @@ __all__ = ["Code", "BenchWarning", "THRESHOLDS", "diagnose"]
 
 class Code(str, Enum):
     NOT_CONVERGED = "not_converged"
+    NOISE_LIMITED = "noise_limited"
+    TAIL_UNBOUNDED = "tail_unbounded"
     HIGH_VARIATION = "high_variation"
     OUTLIERS = "outliers"
     SLOW_FIRST_RUN = "slow_first_run"
@@ -92,13 +94,7 @@ def diagnose(
     t = THRESHOLDS
     out: list[BenchWarning] = []
     quiet = "close other programs (or pin this run to idle cores) and run again"
-    if not metrics.get("converged", True):
-        rel = metrics.get("rel_ci")
-        rel_txt = f"{fmt_num(rel * 100, 2)}%" if rel is not None else "unbounded"
-        out.append(BenchWarning(
-            Code.NOT_CONVERGED,
-            f"stopped by {loop.get('stop_reason')} with the interval at ±{rel_txt}, not within the target",
-            "raise scenario.max_duration_s, loosen scenario.target_rel_ci, or " + quiet))
+    out.extend(_convergence_warnings(metrics, loop, quiet))
     cv = metrics.get("latency_robust_cv")
     if cv is not None and cv > t["high_variation_cv"]:
         out.append(BenchWarning(Code.HIGH_VARIATION, f"the bulk of the samples varies a lot (robust cv {cv:.1%})",
@@ -147,6 +143,48 @@ def diagnose(
             Code.ENERGY_LOW_CONFIDENCE,
             f"the measured window ({energy.get('window_s', 0):.2f} s) is short for the power sensors' update period",
             "raise scenario.min_duration_s so the window spans many sensor updates"))
+    return out
+
+
+def _pct(rel: Optional[float]) -> str:
+    return f"±{fmt_num(rel * 100, 2)}%" if rel is not None else "unbounded"
+
+
+def _convergence_warnings(metrics: dict[str, Any], loop: dict[str, Any], quiet: str) -> list[BenchWarning]:
+    """Why a loop did not converge: the tail it could not bound, noise it could not average out, or
+    the cap it reached."""
+    out: list[BenchWarning] = []
+    tail_q = metrics.get("tail_percentile")
+    tail = f"p{round(tail_q * 100)}" if tail_q else ""
+    if tail and not metrics.get("tail_bounded", True):
+        n, needed = metrics.get("samples") or 0, metrics.get("tail_min_samples") or 0
+        measured = metrics.get("measured_s") or 0.0
+        per_sample = measured / n if n else 0.0
+        time_needed = needed * per_sample * 1.1  # a tenth more: the checks land after the count is reached
+        out.append(BenchWarning(
+            Code.TAIL_UNBOUNDED,
+            f"{tail} latency has no upper bound: {n} samples, {needed} bound a 95% interval of it "
+            f"(about {fmt_num(time_needed, 3)} s at this pace): it cannot be ranked on its interval",
+            f"raise scenario.max_duration_s to at least {max(1, round(time_needed + 0.5))}, or compare on p50 "
+            "(metric=latency_p50_ms)"))
+    if metrics.get("converged", True):
+        return out
+    reason = metrics.get("stop_reason") or loop.get("stop_reason")
+    what = "the median" if metrics.get("latency_p50_ms") is not None and loop.get("scenario") == "latency" \
+        else "the throughput"
+    widths = f"{what}'s interval at {_pct(metrics.get('rel_ci'))}"
+    if tail and metrics.get("tail_bounded"):
+        widths += f", {tail}'s at {_pct(metrics.get('rel_ci_tail'))}"
+    if reason == "noise_limited":
+        out.append(BenchWarning(
+            Code.NOISE_LIMITED,
+            f"stopped early: {widths} no longer narrowed as samples grew (noise-limited, not within the target)",
+            "the machine's speed varied during the run (a neighbour, frequency scaling): " + quiet +
+            "; repeats=N measures this run-to-run variation instead of hiding it"))
+    elif reason != "tail_unreachable":
+        out.append(BenchWarning(
+            Code.NOT_CONVERGED, f"stopped by {reason} with {widths}, not within the target",
+            "raise scenario.max_duration_s, loosen scenario.target_rel_ci (or target_rel_ci_tail), or " + quiet))
     return out
 
 

@@ -18,7 +18,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Optional
 
-from bench.stats import Sample, throughput_estimate
+from bench.stats import Sample, min_samples_to_bound, throughput_estimate
 
 __all__ = ["LoopSettings", "LoopResult", "warm_up", "measure", "measure_timing_overhead", "block_size_for"]
 
@@ -45,6 +45,11 @@ class LoopSettings:
     target_rel_ci: float
     confidence: float
     max_iterations: int
+    # The latency scenario also bounds this percentile (the one rankings use); None: the median alone.
+    tail_quantile: Optional[float] = None
+    target_rel_ci_tail: float = 0.05
+    # Stop, flagged, once the interval no longer shrinks with more samples (see _noise_limited).
+    stop_when_noise_limited: bool = True
 
 
 @dataclass
@@ -60,13 +65,21 @@ class LoopResult:
     timing_overhead_ns: float
     clock_resolution_ns: float
     converged: bool
-    stop_reason: str  # "converged", "max_duration", "max_iterations"
+    # "converged", "max_duration", "max_iterations", "tail_unreachable" (the tail percentile cannot be
+    # bounded before max_duration_s), "noise_limited" (the interval stopped shrinking)
+    stop_reason: str
     elapsed_ns: int  # wall time from the first to the last clock read of the measurement
     checks: int
     final_rel_ci: float
     start_monotonic_ns: int = 0
     end_monotonic_ns: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    # The tail rule (latency scenario): the percentile it bounds, its interval's relative half-width
+    # at the stop (inf: unbounded), the samples that bound it, and the (elapsed s, rel_ci) of each check.
+    tail_quantile: Optional[float] = None
+    final_rel_ci_tail: float = math.inf
+    tail_min_samples: Optional[int] = None
+    check_history: list[list[float]] = field(default_factory=list)
 
     @property
     def iterations(self) -> int:
@@ -75,13 +88,17 @@ class LoopResult:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["final_rel_ci"] = _finite_or_none(self.final_rel_ci)
+        data["final_rel_ci_tail"] = _finite_or_none(self.final_rel_ci_tail)
+        data["check_history"] = [[e, _finite_or_none(r)] for e, r in self.check_history]
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "LoopResult":
         data = dict(data)
-        if data.get("final_rel_ci") is None:
-            data["final_rel_ci"] = math.inf
+        for key in ("final_rel_ci", "final_rel_ci_tail"):
+            if data.get(key) is None:
+                data[key] = math.inf
+        data["check_history"] = [[e, math.inf if r is None else r] for e, r in data.get("check_history") or []]
         return cls(**data)
 
 
@@ -111,10 +128,85 @@ def block_size_for(request_ns: float, overhead_ns: float) -> int:
     return max(1, min(MAX_BLOCK, needed))
 
 
-def _rel_ci(settings: LoopSettings, samples: list[int], block: int) -> float:
+def _rel_ci(settings: LoopSettings, sample: Sample, block: int) -> float:
     if settings.scenario == "latency":
-        return Sample(samples, settings.confidence).median_rel_half_width
-    return throughput_estimate(samples, settings.batch_size * block, settings.confidence).rel_half_width
+        return sample.median_rel_half_width
+    return throughput_estimate(sample.values, settings.batch_size * block, settings.confidence).rel_half_width
+
+
+# The noise-limited rule: when the samples have grown NOISE_LIMIT_GROWTH-fold since an earlier check,
+# an interval that shrinks as 1/sqrt(n) would be half as wide; one still wider than NOISE_LIMIT_RATIO of
+# what it was, at two checks in a row, no longer narrows with more samples (drift, a neighbour's
+# bursts, frequency changes): more time would buy little, so stop and say so.
+NOISE_LIMIT_GROWTH = 4.0
+NOISE_LIMIT_RATIO = 0.8
+
+
+class _StoppingRule:
+    """The stopping rule, evaluated between timed regions only."""
+
+    def __init__(self, settings: LoopSettings, block: int, min_samples: int, max_samples: int) -> None:
+        self.s = settings
+        self.block = block
+        self.min_samples = min_samples
+        self.max_samples = max_samples
+        self.min_ns = int(settings.min_duration_s * 1e9)
+        self.max_ns = int(settings.max_duration_s * 1e9)
+        self.tail = settings.tail_quantile if settings.scenario == "latency" else None
+        self.tail_min_samples = min_samples_to_bound(self.tail, settings.confidence) if self.tail else None
+        self.rel_ci = math.inf
+        self.rel_ci_tail = math.inf if self.tail else 0.0
+        self.history: list[tuple[int, int, float]] = []  # (elapsed ns, samples, rel_ci) at each check
+        self.limited_checks = 0
+
+    def check(self, samples: list[int], elapsed: int) -> Optional[str]:
+        """Why to stop now, or None to go on."""
+        n = len(samples)
+        sample = Sample(samples, self.s.confidence) if n >= 2 else None
+        self.rel_ci = _rel_ci(self.s, sample, self.block) if sample is not None else math.inf
+        if self.tail:
+            self.rel_ci_tail = _tail_rel_ci(sample, self.tail) if sample is not None else math.inf
+        self.history.append((elapsed, n, self.rel_ci))
+        enough = n >= self.min_samples and elapsed >= self.min_ns
+        main_ok = self.rel_ci <= self.s.target_rel_ci
+        tail_ok = self.rel_ci_tail <= self.s.target_rel_ci_tail
+        if enough and main_ok and tail_ok:
+            return "converged"
+        if elapsed >= self.max_ns:
+            return "max_duration"
+        if n >= self.max_samples:
+            return "max_iterations"
+        if enough and main_ok and self.tail_min_samples and n < self.tail_min_samples:
+            # The tail cannot be bounded before max_duration_s at this pace: stop now (flagged) rather
+            # than spend the whole cap on a percentile that will stay unbounded.
+            per_sample = elapsed / n
+            if n + (self.max_ns - elapsed) / per_sample < self.tail_min_samples:
+                return "tail_unreachable"
+        if enough and self.s.stop_when_noise_limited and self._noise_limited(elapsed):
+            return "noise_limited"
+        return None
+
+    def _noise_limited(self, elapsed: int) -> bool:
+        """The main interval (median or throughput) at least NOISE_LIMIT_RATIO of its width when the
+        samples were NOISE_LIMIT_GROWTH times fewer, at two consecutive checks; checks whose interval
+        is unbounded or already on target do not count."""
+        n_now, rel_now = self.history[-1][1], self.history[-1][2]
+        earlier = [h for h in self.history[:-1] if h[1] * NOISE_LIMIT_GROWTH <= n_now]
+        limited = False
+        if earlier and math.isfinite(rel_now) and rel_now > self.s.target_rel_ci:
+            rel_then = earlier[-1][2]
+            limited = math.isfinite(rel_then) and rel_now >= NOISE_LIMIT_RATIO * rel_then
+        self.limited_checks = self.limited_checks + 1 if limited else 0
+        return self.limited_checks >= 2
+
+
+def _tail_rel_ci(sample: Sample, q: float) -> float:
+    """The relative half-width of the q-percentile's interval; inf while a side is unbounded."""
+    lo, hi = sample.percentile_ci(q)
+    value = sample.percentile(q)
+    if lo is None or hi is None or value <= 0:
+        return math.inf
+    return max(value - lo, hi - value) / value
 
 
 def warm_up(
@@ -168,11 +260,8 @@ def measure(
     samples: list[int] = []
     min_samples = math.ceil(settings.min_iterations / block)
     max_samples = max(min_samples, settings.max_iterations // block)
-    min_ns = int(settings.min_duration_s * 1e9)
-    max_ns = int(settings.max_duration_s * 1e9)
-    target = settings.target_rel_ci
+    rule = _StoppingRule(settings, block, min_samples, max_samples)
     checks = 0
-    rel_ci = math.inf
     progress("measure", {"block": block})
 
     latency = settings.scenario == "latency"
@@ -191,18 +280,11 @@ def measure(
         # Between timed regions: the stopping rule.
         elapsed = now - start
         checks += 1
-        enough = len(samples) >= min_samples and elapsed >= min_ns
-        rel_ci = _rel_ci(settings, samples, block) if len(samples) >= 2 else math.inf
-        if enough and rel_ci <= target:
-            stop_reason = "converged"
+        stop_reason = rule.check(samples, elapsed)
+        if stop_reason is not None:
             break
-        if elapsed >= max_ns:
-            stop_reason = "max_duration"
-            break
-        if len(samples) >= max_samples:
-            stop_reason = "max_iterations"
-            break
-        progress("measure", _estimate(samples, block, elapsed, rel_ci, target, min_ns, max_ns))
+        progress("measure", _estimate(samples, block, elapsed, rule.rel_ci, settings.target_rel_ci,
+                                      rule.min_ns, rule.max_ns))
         next_check = now + max(MIN_CHECK_INTERVAL_NS, elapsed // 10)
     if pipelined:
         # The requests still in flight belong to the window: wait for them, charge the last sample.
@@ -224,10 +306,14 @@ def measure(
         stop_reason=stop_reason,
         elapsed_ns=now - start,
         checks=checks,
-        final_rel_ci=rel_ci,
+        final_rel_ci=rule.rel_ci,
         start_monotonic_ns=start_mono,
         end_monotonic_ns=end_mono,
         extra={"in_flight": in_flight, "pipelined": pipelined},
+        tail_quantile=rule.tail,
+        final_rel_ci_tail=rule.rel_ci_tail if rule.tail else math.inf,
+        tail_min_samples=rule.tail_min_samples,
+        check_history=[[e / 1e9, r] for e, _, r in rule.history],
     )
 
 

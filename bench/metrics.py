@@ -51,6 +51,13 @@ def loop_metrics(loop: LoopResult, confidence: float) -> dict[str, Any]:
     m["latency_cv"] = sample.cv
     m["latency_robust_cv"] = sample.robust_cv
     m["outliers"] = sample.outlier_count
+    if loop.tail_quantile is not None:
+        # What backs the tail the stopping rule watched: bounded or not, and the samples that bound it.
+        name = f"p{round(loop.tail_quantile * 100)}"
+        m["tail_percentile"] = loop.tail_quantile
+        m["tail_bounded"] = m[f"latency_{name}_ci_high_ms"] is not None and m[f"latency_{name}_ci_low_ms"] is not None
+        m["tail_min_samples"] = loop.tail_min_samples
+        m["rel_ci_tail"] = loop.final_rel_ci_tail if loop.final_rel_ci_tail != float("inf") else None
     return _throughput_metrics(m, loop, sample, confidence)
 
 
@@ -66,7 +73,11 @@ def _throughput_metrics(m: dict[str, Any], loop: LoopResult, sample: Sample, con
     m["warmup_iterations"] = len(loop.warmup_ns)
     m["warmup_s"] = sum(loop.warmup_ns) / 1e9
     m["converged"] = loop.converged
+    m["stop_reason"] = loop.stop_reason
     m["rel_ci"] = loop.final_rel_ci if loop.final_rel_ci != float("inf") else None
+    # One process's intervals hold the noise within it, not the variation between fresh processes
+    # (bench.repeats pools several processes into intervals that do).
+    m["ci_scope"] = "process"
     return m
 
 

@@ -14,6 +14,7 @@ from rich.table import Table
 from bench.fmt import fmt_ci, fmt_num
 from bench.progress import use_plain_output
 from bench.records import RunRecord
+from bench.stats import min_samples_to_bound
 
 __all__ = ["summary", "fmt_ci", "fmt_num"]
 
@@ -29,9 +30,11 @@ def _row(index: int, r: RunRecord) -> list[str]:
     status = "ok" if r.valid else "INVALID"
     if not m.get("converged", True):
         status += " (not converged)"
+    if (m.get("repeats") or 1) > 1:
+        status += f" ({m['repeats']} processes)"
     if "latency_p50_ms" in m:
         p50 = f"{fmt_num(m['latency_p50_ms'])} {_ci(m, 'latency_p50')}".strip()
-        p99 = f"{fmt_num(m['latency_p99_ms'])} {_ci(m, 'latency_p99')}".strip()
+        p99 = f"{fmt_num(m['latency_p99_ms'])} {_ci(m, 'latency_p99', q=0.99)}".strip()
         std = m.get("latency_std_ms")
         mean = fmt_num(m.get("latency_mean_ms")) + (f" ± {fmt_num(std, 3)}" if std is not None else "")
     else:  # pipelined throughput: no per-request latency (metrics.latency_note says why)
@@ -40,8 +43,14 @@ def _row(index: int, r: RunRecord) -> list[str]:
     return base + [status, p50, p99, mean, tput, f"{m.get('iterations', '-')}"]
 
 
-def _ci(m: dict, name: str, unit: str = "_ms") -> str:
+def _ci(m: dict, name: str, unit: str = "_ms", q: Optional[float] = None) -> str:
+    """The interval; a percentile's missing bound says how many samples would give it."""
     low, high = m.get(f"{name}_ci_low{unit}"), m.get(f"{name}_ci_high{unit}")
+    if q is not None and (low is None or high is None):
+        n = m.get("samples")
+        lo = fmt_num(low) if low is not None else "no lower bound"
+        return f"[{lo}, no upper bound: {n} samples, {min_samples_to_bound(q)} bound it]" if high is None \
+            else f"[{lo}, {fmt_num(high)}]"
     return fmt_ci(low, high) if low is not None or high is not None else ""
 
 
@@ -95,6 +104,9 @@ def summary(results: Sequence[tuple[RunRecord, Path]], store_url: str, stream: O
                           markup=False)
         if record.status != "ok" and record.error:
             console.print(f"  error [{i}] {record.error.get('kind')}: {record.error.get('message')}", markup=False)
+    if any(r.status == "ok" and r.metrics.get("ci_scope", "process") == "process" for r, _ in results):
+        console.print("  note: intervals of one process hold the noise within it, not the variation between fresh "
+                      "processes (often several %): repeats=N (or preset=rigorous) measures that", markup=False)
     folders = sorted({str(path.parent) for _, path in results})
     if results:
         console.print(f"{len(results)} record(s) written to {', '.join(folders)} and {store_url}", markup=False)
@@ -110,7 +122,9 @@ def sweep_summary(sweep_id: str, results: dict, stream: Optional[TextIO] = None)
     stream = stream or sys.stdout
     stream.write(f"sweep {sweep_id}:\n")
     for workload, result in results.items():
-        sizes = ", ".join(f"{p.batch_size}{'*' if p.reused else ''}{'' if p.status == 'ok' else ' ' + p.status}"
+        sizes = ", ".join(f"{p.batch_size}{'*' if p.reused else ''}{' again' if p.remeasured else ''}"
+                          f"{'' if p.status == 'ok' else ' ' + p.status}"
+                          f"{' (not converged)' if p.status == 'ok' and not p.converged else ''}"
                           for p in result.points)
         stream.write(f"  {workload}: batch {sizes}; stopped: {result.stop_reason}\n")
-    stream.write("  (* = kept from before the resume)  report: bench report scaling sweep_id=" + sweep_id + "\n")
+    stream.write("  (* = kept from before the resume; again = measured again with twice the window)  report: bench report scaling sweep_id=" + sweep_id + "\n")

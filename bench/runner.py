@@ -262,16 +262,36 @@ class Runner:
 
     def run_one(self, index: int, total: int, item: WorkItem,
                 catalog: dict[str, dict[str, Any]]) -> tuple[RunRecord, Path]:
-        """One item in its worker; the record is stored before the next item starts."""
-        self.display.start_item(index, total, item.label)
-        outcome = run_worker(
-            self.item_request(item), self.cfg.worker.timeout_s,
-            on_event=self.display.event, refresh_s=self.display.refresh_s, on_tick=self.display.tick,
-        )
-        record = self.make_record(item, outcome, catalog.get(item.workload, {}))
+        """One item in its worker (or ``repeats`` workers, one after another, pooled into one record);
+        the record is stored before the next item starts."""
+        repeats = max(1, int(self.cfg.repeats))
+        records: list[RunRecord] = []
+        for process in range(repeats):
+            label = item.label if repeats == 1 else f"{item.label} (process {process + 1} of {repeats})"
+            self.display.start_item(index, total, label)
+            outcome = run_worker(
+                self.item_request(item), self.cfg.worker.timeout_s,
+                on_event=self.display.event, refresh_s=self.display.refresh_s, on_tick=self.display.tick,
+            )
+            records.append(self.make_record(item, outcome, catalog.get(item.workload, {})))
+            if records[-1].status != "ok":
+                break  # one process's failure is the item's: no pooled figure from the others
+        record = records[0] if repeats == 1 else self._pooled(records, repeats)
         path = self.store.write(record)
         self.display.finish_item(record)
         return record, path
+
+    def _pooled(self, records: list[RunRecord], repeats: int) -> RunRecord:
+        from dataclasses import replace
+
+        from bench.repeats import pool
+
+        last = records[-1]
+        if last.status != "ok":
+            error = dict(last.error or {})
+            error["message"] = f"process {len(records)} of {repeats}: {error.get('message', '')}"
+            return replace(last, error=error)
+        return pool(records, self.cfg.scenario.confidence)
 
     def run_sweep(self, workloads: list[str], catalog: dict[str, dict[str, Any]],
                   previous: dict[tuple[str, int], RunRecord]) -> tuple[list[tuple[RunRecord, Path]], dict[str, Any]]:
@@ -291,10 +311,27 @@ class Runner:
                 done.append((record, path))
                 return point_from_record(record)
 
+            def remeasure(batch: int, workload: str = workload) -> SweepPoint:
+                record, path = self.longer_window().run_one(counter[0], 0, WorkItem(workload, batch,
+                                                                                    self.cfg.scenario.name), catalog)
+                counter[0] += 1
+                done.append((record, path))
+                return point_from_record(record, remeasured=True)
+
             budget = catalog.get(workload, {}).get("latency_tier_ms") if sw.respect_latency_requirement else None
             results[workload] = batch_sweep(measure, sw.start, sw.factor, sw.max_batch, sw.min_gain, sw.patience,
-                                            budget)
+                                            budget, remeasure, sw.require_converged)
         return done, results
+
+    def longer_window(self) -> "Runner":
+        """This runner with twice the measuring window (min and max duration), for a point measured
+        again after it did not converge; same store, display, run and sweep."""
+        from dataclasses import replace
+
+        sc = self.cfg.scenario
+        cfg = replace(self.cfg, scenario=replace(sc, min_duration_s=2 * sc.min_duration_s,
+                                                 max_duration_s=2 * sc.max_duration_s))
+        return Runner(cfg, self.store, self.system, self.display, self.run_id, self.sweep_id)
 
     def make_record(self, item: WorkItem, outcome: WorkerOutcome, catalog: dict[str, Any]) -> RunRecord:
         cfg = self.cfg

@@ -24,6 +24,8 @@ class SweepPoint:
     latency_p99_ms: Optional[float] = None
     record_id: str = ""
     reused: bool = False  # taken from the store on resume, not measured again
+    converged: bool = True  # the record's stopping rule held (its figures are within their targets)
+    remeasured: bool = False  # a second measurement with a longer window, after one that did not converge
 
 
 @dataclass(frozen=True)
@@ -33,15 +35,19 @@ class SweepResult:
     last_fitting_batch: Optional[int]
 
 
-def point_from_record(record: Any, reused: bool = False) -> SweepPoint:
+def point_from_record(record: Any, reused: bool = False, remeasured: bool = False) -> SweepPoint:
     m = record.metrics or {}
     status = record.status if record.status != "ok" or record.valid else "failed"
     return SweepPoint(int(record.workload.get("batch_size") or 0), status, m.get("throughput_sps"),
-                      m.get("latency_p99_ms"), record.id, reused)
+                      m.get("latency_p99_ms"), record.id, reused, bool(m.get("converged", True)), remeasured)
 
 
 def batch_sweep(measure: Callable[[int], SweepPoint], start: int, factor: int, cap: int, min_gain: float,
-                patience: int, latency_budget_ms: Optional[float]) -> SweepResult:
+                patience: int, latency_budget_ms: Optional[float],
+                remeasure: Optional[Callable[[int], SweepPoint]] = None, require_converged: bool = True) -> SweepResult:
+    """With ``require_converged``, the saturation and latency-requirement stops decide on converged
+    points only: a point that did not converge is measured once more by ``remeasure`` (a longer
+    window); if it still does not, the sweep stops there and says so, rather than deciding on noise."""
     points: list[SweepPoint] = []
     best_prev: Optional[float] = None
     last_fit: Optional[int] = None
@@ -50,6 +56,15 @@ def batch_sweep(measure: Callable[[int], SweepPoint], start: int, factor: int, c
     while batch <= cap:
         point = measure(batch)
         points.append(point)
+        if require_converged and point.status == "ok" and not point.converged:
+            if remeasure is not None:
+                point = remeasure(batch)
+                points.append(point)
+            if point.status == "ok" and not point.converged:
+                again = " even measured again with a longer window" if remeasure is not None else ""
+                return SweepResult(points, f"batch {batch} did not converge{again}: its figures cannot decide where "
+                                           "the sweep stops (see the record's warnings; a quieter machine or a "
+                                           "larger scenario.max_duration_s)", last_fit)
         if point.status == "oom":
             fit = f"the last size that fit is {last_fit}" if last_fit else "no size fit"
             return SweepResult(points, f"out of memory at batch {batch}; {fit}", last_fit)

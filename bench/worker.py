@@ -235,6 +235,10 @@ def loop_settings_of(sc: dict[str, Any], batch_size: int, scenario: str | None =
         warmup_s=sc["warmup_s"], warmup_max_s=sc["warmup_max_s"], min_iterations=sc["min_iterations"],
         min_duration_s=sc["min_duration_s"], max_duration_s=sc["max_duration_s"],
         target_rel_ci=sc["target_rel_ci"], confidence=sc["confidence"], max_iterations=sc["max_iterations"],
+        # The tail rule is the latency scenario's (training steps are timed as latency but rank by rate).
+        tail_quantile=sc.get("tail_percentile") if sc["name"] == "latency" else None,
+        target_rel_ci_tail=sc.get("target_rel_ci_tail", 0.05),
+        stop_when_noise_limited=sc.get("stop_when_noise_limited", True),
     )
 
 

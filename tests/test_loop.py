@@ -83,7 +83,7 @@ def test_min_iterations_holds_even_after_min_duration():
 
 def test_noisy_samples_that_cannot_converge_stop_at_max_duration():
     rng = random.Random(3)
-    s = settings(target_rel_ci=1e-9, max_duration_s=2.0)
+    s = settings(target_rel_ci=1e-9, max_duration_s=2.0, stop_when_noise_limited=False)
     loop, _ = run_loop(s, lambda: rng.choice([1_000_000, 5_000_000]))
     assert loop.stop_reason == "max_duration" and not loop.converged
     assert loop.elapsed_ns >= 2_000_000_000
@@ -195,3 +195,73 @@ def test_async_queue_throughput_needs_the_pipelined_loop(in_flight, expected_sps
     assert loop.extra["pipelined"] is (in_flight > 1)
     assert ("latency_p50_ms" in m) is (in_flight == 1)
     assert not device.busy  # everything submitted was waited for inside the window
+
+
+@pytest.mark.parametrize("scenario", ["latency", "throughput"])
+@pytest.mark.parametrize("seed", range(6))
+def test_independent_noise_converges_and_is_never_called_noise_limited(scenario, seed):
+    # Independent noise: the interval shrinks as 1/sqrt(n), so the noise-limited rule must not fire
+    # even with a target that takes many checks to reach.
+    rng = random.Random(seed)
+    s = settings(scenario=scenario, target_rel_ci=0.003, max_duration_s=600.0)
+    loop, _ = run_loop(s, lambda: int(rng.lognormvariate(0, 0.2) * 10_000_000))
+    assert loop.stop_reason == "converged", loop.check_history[-6:]
+    assert loop.checks > 20
+
+
+@pytest.mark.parametrize("scenario", ["latency", "throughput"])
+def test_drifting_speed_stops_as_noise_limited_long_before_the_cap(scenario):
+    # The machine's speed wanders slowly (a random walk of the service time, as a neighbour's load or
+    # a frequency governor does): more samples do not narrow the interval, so the loop says so.
+    rng = random.Random(11)
+    level = [1.0]
+
+    def service() -> int:
+        level[0] = min(2.0, max(0.5, level[0] * (1 + rng.gauss(0, 0.01))))
+        return int(level[0] * rng.gauss(10_000_000, 300_000))
+
+    s = settings(scenario=scenario, target_rel_ci=0.002, min_duration_s=1.0, max_duration_s=300.0)
+    loop, _ = run_loop(s, service)
+    assert loop.stop_reason == "noise_limited" and not loop.converged
+    assert loop.elapsed_ns < 60e9
+    m = loop_metrics(loop, 0.95)
+    assert m["converged"] is False and m["stop_reason"] == "noise_limited"
+
+
+def test_latency_keeps_measuring_until_the_tail_percentile_is_bounded():
+    # 10 ms per request: the median is exact after 1 s (100 samples), but p99 needs 368 samples.
+    s = settings(tail_quantile=0.99, target_rel_ci_tail=0.05, min_duration_s=1.0, max_duration_s=30.0)
+    loop, _ = run_loop(s, itertools.repeat(10_000_000))
+    assert loop.stop_reason == "converged"
+    assert 368 <= len(loop.samples_ns) < 368 * 1.25  # the next check after the bound, not the cap
+    assert loop.tail_min_samples == 368 and loop.final_rel_ci_tail == 0.0
+    m = loop_metrics(loop, 0.95)
+    assert m["latency_p99_ci_high_ms"] == 10.0
+    assert m["tail_percentile"] == 0.99 and m["tail_bounded"] is True
+
+
+def test_latency_tail_that_stays_wide_runs_to_the_cap_and_is_not_converged():
+    rng = random.Random(2)
+    # A heavy tail: 2% of requests are 3-10x slower, so p99's interval stays wide for a 1% target.
+    s = settings(tail_quantile=0.99, target_rel_ci_tail=0.01, target_rel_ci=0.05, min_duration_s=1.0,
+                 max_duration_s=5.0, stop_when_noise_limited=False)
+    loop, _ = run_loop(s, lambda: 1_000_000 * (rng.uniform(3, 10) if rng.random() < 0.02 else 1))
+    assert loop.stop_reason == "max_duration" and not loop.converged
+    assert loop.final_rel_ci <= 0.05 and loop.final_rel_ci_tail > 0.01
+
+
+def test_a_tail_that_cannot_be_bounded_before_the_cap_stops_early_and_says_so():
+    # 100 ms per request and a 10 s cap: at most 100 samples, and p99 needs 368.
+    s = settings(tail_quantile=0.99, min_duration_s=1.0, max_duration_s=10.0)
+    loop, _ = run_loop(s, itertools.repeat(100_000_000))
+    assert loop.stop_reason == "tail_unreachable" and not loop.converged
+    assert loop.elapsed_ns < 2e9
+    m = loop_metrics(loop, 0.95)
+    assert m["latency_p99_ci_high_ms"] is None and m["tail_bounded"] is False
+    assert m["tail_min_samples"] == 368 and m["samples"] < 368
+
+
+def test_throughput_ignores_the_tail_rule():
+    s = settings(scenario="throughput", tail_quantile=0.99, min_duration_s=1.0, max_duration_s=10.0)
+    loop, _ = run_loop(s, itertools.repeat(100_000_000))
+    assert loop.stop_reason == "converged" and loop.tail_quantile is None

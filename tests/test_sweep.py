@@ -23,8 +23,11 @@ from bench.sweep import SweepPoint, batch_sweep
 from tests.conftest import ROOT
 
 TEST_CONF = str(ROOT / "tests" / "conf")
+# These sweeps test failures, resume and Ctrl-C: a point that does not converge in 0.3 s (a loaded
+# machine) must not stop them before the point under test.
 FAST = ["scenario.warmup_iterations=1", "scenario.warmup_s=0.01", "scenario.min_iterations=3",
-        "scenario.min_duration_s=0.05", "scenario.max_duration_s=0.3", "sensors.enabled=false"]
+        "scenario.min_duration_s=0.05", "scenario.max_duration_s=0.3", "sensors.enabled=false",
+        "sweep.require_converged=false"]
 
 
 def curve(throughputs: dict[int, float], p99: dict[int, float] | None = None, oom_from: int | None = None,
@@ -47,6 +50,51 @@ def test_sweep_stops_at_out_of_memory_with_the_last_size_that_fit():
     result = batch_sweep(measure, 1, 2, 256, 0.02, 2, None)
     assert calls == [1, 2, 4, 8]
     assert result.last_fitting_batch == 4 and "out of memory at batch 8" in result.stop_reason
+
+
+def test_a_point_that_does_not_converge_is_measured_again_then_the_sweep_stops_with_the_reason():
+    calls = []
+
+    def measure(batch: int) -> SweepPoint:
+        calls.append(("measure", batch))
+        # batch 2 never converges; its noisy p99 would break the 50 ms requirement
+        return SweepPoint(batch, "ok", 10.0 * batch, 80.0 if batch == 2 else 5.0, converged=batch != 2)
+
+    def remeasure(batch: int) -> SweepPoint:
+        calls.append(("remeasure", batch))
+        return SweepPoint(batch, "ok", 10.0 * batch, 70.0, converged=False, remeasured=True)
+
+    result = batch_sweep(measure, 1, 2, 256, 0.02, 2, 50.0, remeasure)
+    assert calls == [("measure", 1), ("measure", 2), ("remeasure", 2)]
+    assert "batch 2 did not converge even measured again with a longer window" in result.stop_reason
+    assert "p99" not in result.stop_reason  # never the latency requirement, on a point that is noise
+    assert result.last_fitting_batch == 1
+    assert [p.remeasured for p in result.points] == [False, False, True]
+
+
+def test_a_point_that_converges_when_measured_again_decides_and_the_sweep_goes_on():
+    calls = []
+
+    def measure(batch: int) -> SweepPoint:
+        calls.append(("measure", batch))
+        return SweepPoint(batch, "ok", 10.0 * min(batch, 8), 80.0 if batch == 2 else 5.0, converged=batch != 2)
+
+    def remeasure(batch: int) -> SweepPoint:
+        calls.append(("remeasure", batch))
+        return SweepPoint(batch, "ok", 20.0, 6.0, converged=True, remeasured=True)
+
+    result = batch_sweep(measure, 1, 2, 256, 0.02, 2, 50.0, remeasure)
+    assert calls[:3] == [("measure", 1), ("measure", 2), ("remeasure", 2)]
+    assert ("measure", 4) in calls and "less than 2%" in result.stop_reason
+
+
+def test_an_unconverged_point_without_a_second_chance_stops_the_sweep():
+    measure = lambda batch: SweepPoint(batch, "ok", 10.0 * batch, 5.0, converged=False)  # noqa: E731
+    result = batch_sweep(measure, 1, 2, 256, 0.02, 2, None)
+    assert len(result.points) == 1 and "batch 1 did not converge" in result.stop_reason
+    # sweep.require_converged=false decides on whatever was measured, as before.
+    result = batch_sweep(measure, 1, 2, 4, 0.02, 2, None, require_converged=False)
+    assert [p.batch_size for p in result.points] == [1, 2, 4] and "cap" in result.stop_reason
 
 
 def test_sweep_stops_when_throughput_stops_growing_twice():
