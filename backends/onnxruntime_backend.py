@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any, ClassVar, Optional, Sequence
 
 from backends.artifacts import Artifact, cached_artifact, cached_onnx, describe_conversion, library_versions
-from backends.base import Availability, Backend, PrepareContext, Session
+from backends.base import Availability, Backend, PrepareContext, Session, lowest_precision
 
 __all__ = ["OrtBackend", "OrtSession", "ProviderFallbackError", "PROVIDERS", "GRAPH_OPTIMIZATION",
-           "PROVIDER_PRECISIONS", "check_providers"]
+           "PROVIDER_PRECISIONS", "check_providers", "cuda_options", "provider_list", "ran_precision"]
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
              "tensorrt": "TensorrtExecutionProvider"}
@@ -36,8 +36,9 @@ GRAPH_OPTIMIZATION = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
 # The CPU provider has fp16 kernels for few ops and wraps the rest in casts to fp32: an "fp16" CPU
 # result would measure casts, not fp16 arithmetic.
 # The CUDA provider's use_tf32 option (on by default) is set from the precision: off for fp32, on for
-# tf32. The TensorRT provider has no such option: its fp32 is whatever TensorRT's default is.
-PROVIDER_PRECISIONS = {"cpu": ("fp32",), "cuda": ("fp32", "tf32", "fp16"), "tensorrt": ("fp32", "fp16")}
+# tf32. The TensorRT provider has no such option and TensorRT builds with TF32 on by default, so it
+# cannot run IEEE fp32: its fp32 is tf32 (bench.config.validate refuses fp32 there with the fix).
+PROVIDER_PRECISIONS = {"cpu": ("fp32",), "cuda": ("fp32", "tf32", "fp16"), "tensorrt": ("tf32", "fp16")}
 
 _INSTALL_CPU = "pip install -c constraints.txt -e '.[onnx]'"
 _INSTALL_GPU = ("pip uninstall -y onnxruntime && pip install -c constraints.txt -e '.[gpu]'  "
@@ -91,6 +92,64 @@ def check_providers(ort: Any, session: Any, wanted: str, device: str) -> list[st
     raise ProviderFallbackError(
         f"ONNX Runtime fell back to {where}: asked for {wanted} on {device}, the session runs on {used}. "
         f"Likely cause: {_fallback_cause(ort, wanted)}")
+
+
+def cuda_options(device_id: int, precision: str) -> dict[str, str]:
+    """The CUDA provider's options. use_tf32 is on by default in ONNX Runtime, so it is always given:
+    off for fp32 (IEEE products), on for tf32; under fp16 the file is fp16 and the few fp32 ops the
+    converter keeps stay IEEE."""
+    return {"device_id": str(device_id), "use_tf32": "1" if precision == "tf32" else "0"}
+
+
+def provider_list(provider: str, precision: str, device_id: int,
+                  trt_options: Optional[dict[str, str]] = None) -> list[Any]:
+    """What InferenceSession gets as ``providers``, in priority order. The TensorRT provider hands the
+    nodes TensorRT cannot take to the CUDA provider, so that one gets the same use_tf32 as a CUDA
+    session: the fallback nodes run in the precision asked for too. One function for the measured
+    session and the throwaway one that builds the TensorRT engine, so the two cannot drift apart."""
+    wanted = PROVIDERS[provider]
+    if provider == "cpu":
+        return [wanted]
+    if provider == "cuda":
+        return [(wanted, cuda_options(device_id, precision)), "CPUExecutionProvider"]
+    return [(wanted, dict(trt_options or {})), ("CUDAExecutionProvider", cuda_options(device_id, precision)),
+            "CPUExecutionProvider"]
+
+
+def _provider_precision(name: str, options: dict[str, Any], file_precision: str) -> str:
+    """The precision one provider runs its nodes in, from its options as the session reports them."""
+    if file_precision != "fp32":  # the fp16 file: every provider computes on fp16 tensors
+        return file_precision
+    if name == "CUDAExecutionProvider":
+        return "tf32" if str(options.get("use_tf32", "1")) == "1" else "fp32"  # ONNX Runtime's default is on
+    if name == "TensorrtExecutionProvider":
+        # TF32 is always on (no option to clear it); with fp16 enabled TensorRT picks fp16 per layer
+        # where it is faster. Which layers took TF32 or fp16 tactics is not reported through ONNX Runtime.
+        return "fp16" if str(options.get("trt_fp16_enable", "")).lower() in ("1", "true") else "tf32"
+    return "fp32"  # the CPU provider (and any other) on the fp32 file
+
+
+def ran_precision(nodes_per_provider: dict[str, int], providers: Sequence[str],
+                  provider_options: dict[str, dict[str, Any]], file_precision: str) -> dict[str, Any]:
+    """What the session ran, for the record: the precision of each provider that got nodes and the
+    least precise of them as ``ran_precision``. Node placement comes from ONNX Runtime's graph
+    assignment report (``nodes_per_provider``); where this ONNX Runtime cannot give it, only the
+    leading provider is counted (the others listed by get_providers() may hold no node), and the
+    record says so."""
+    if nodes_per_provider:
+        used = [name for name, count in nodes_per_provider.items() if count]
+        basis = "providers that ran nodes (ONNX Runtime's graph assignment report)"
+    else:
+        used = list(providers[:1])
+        basis = "the leading provider only: this ONNX Runtime does not report which provider ran each node"
+    by_provider = {name: _provider_precision(name, provider_options.get(name) or {}, file_precision)
+                   for name in used}
+    out: dict[str, Any] = {"ran_precision": lowest_precision(by_provider.values()),
+                           "precision_by_provider": by_provider, "ran_precision_basis": basis}
+    if "TensorrtExecutionProvider" in by_provider:
+        out["ran_precision_note"] = ("TensorRT provider: TF32 always allowed, fp16 per layer when enabled; "
+                                     "not verifiable further through ONNX Runtime")
+    return out
 
 
 def _profile_shapes(onnx_path: Path, example_inputs: Sequence[Any], context: PrepareContext) -> dict[str, str]:
@@ -227,6 +286,8 @@ class OrtSession(Session):
         nodes = _nodes_per_provider(self.session)
         if nodes:
             settings["nodes_per_provider"] = nodes
+        file_precision = "fp16" if "onnx_fp16" in self.conversions else "fp32"
+        settings.update(ran_precision(nodes, settings["providers"], settings["provider_options"], file_precision))
         settings["conversion"] = describe_conversion(dict(self.conversions))
         return settings
 
@@ -304,17 +365,11 @@ class OrtBackend(Backend):
             onnx_path, conversions["onnx_fp16"] = _fp16_onnx(onnx_path, onnx_artifact, context)
         device_id = _device_id(s.device)
         wanted = PROVIDERS[s.provider]
-        if s.provider == "cpu":
-            providers: list[Any] = [wanted]
-        elif s.provider == "cuda":
-            # not yet run on a GPU
-            cuda_options = {"device_id": str(device_id), "use_tf32": "1" if s.precision == "tf32" else "0"}
-            providers = [(wanted, cuda_options), "CPUExecutionProvider"]
-        else:
-            trt = self._trt_options(onnx_path, onnx_artifact, example_inputs, context, device_id)
-            conversions["tensorrt_engine"], options = trt
-            providers = [(wanted, options), ("CUDAExecutionProvider", {"device_id": str(device_id)}),
-                         "CPUExecutionProvider"]
+        trt_options = None
+        if s.provider == "tensorrt":  # not yet run on a GPU (nor is the cuda provider)
+            conversions["tensorrt_engine"], trt_options = self._trt_options(onnx_path, onnx_artifact,
+                                                                            example_inputs, context, device_id)
+        providers = provider_list(s.provider, s.precision, device_id, trt_options)
         session = self._session(ort, onnx_path, providers)
         check_providers(ort, session, wanted, s.device)
         return OrtSession(session, s, {"providers": [p if isinstance(p, str) else p[0] for p in providers]},
@@ -365,8 +420,7 @@ class OrtBackend(Backend):
                     "trt_engine_cache_enable": "True", "trt_engine_cache_path": str(folder), **profile}
 
         def build(folder: Path) -> None:
-            providers = [("TensorrtExecutionProvider", options(folder)),
-                         ("CUDAExecutionProvider", {"device_id": str(device_id)}), "CPUExecutionProvider"]
+            providers = provider_list("tensorrt", self.settings.precision, device_id, options(folder))
             session = self._session(ort, onnx_path, providers)
             check_providers(ort, session, "TensorrtExecutionProvider", self.settings.device)
             names = [i.name for i in session.get_inputs()]

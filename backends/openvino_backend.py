@@ -32,9 +32,9 @@ import itertools
 from typing import Any, Optional, Sequence
 
 from backends.artifacts import Artifact, cached_artifact, cached_onnx, describe_conversion, library_versions
-from backends.base import Availability, Backend, PrepareContext, Session
+from backends.base import Availability, Backend, PrepareContext, Session, lowest_precision
 
-__all__ = ["OpenVinoBackend", "OpenVinoSession", "OpenVinoQueueSession", "OV_PRECISION"]
+__all__ = ["OpenVinoBackend", "OpenVinoSession", "OpenVinoQueueSession", "OV_PRECISION", "ran_precision"]
 
 _INSTALL = "pip install -c constraints.txt -e '.[openvino]'"
 # Our precision -> OpenVINO's INFERENCE_PRECISION_HINT, and the OPTIMIZATION_CAPABILITIES entry a
@@ -78,6 +78,24 @@ def _read_back(compiled: Any, key: str) -> Any:
         return None
     found = {d: per_device[d][key] for d in devices if key in per_device.get(d, {})}
     return found or None
+
+
+def ran_precision(read_back: Any) -> dict[str, Any]:
+    """``ran_precision`` from the compiled model's INFERENCE_PRECISION_HINT as read back (an ov.Type, or
+    its name, or, through AUTO and MULTI, a dict device -> value): f32 -> fp32, f16 -> fp16, bf16 ->
+    bf16; several devices give the least precise, each one's kept. A value outside those (or none)
+    gives no ran_precision: nothing is claimed that OpenVINO did not say."""
+    ours = {ov: name for name, ov in OV_PRECISION.items()}
+    if read_back is None:
+        return {}
+    values = read_back if isinstance(read_back, dict) else {"": read_back}
+    by_device = {device: ours.get(str(_plain(v))) for device, v in values.items()}
+    if any(v is None for v in by_device.values()):
+        return {}
+    out: dict[str, Any] = {"ran_precision": lowest_precision(by_device.values())}
+    if isinstance(read_back, dict):
+        out["ran_precision_by_device"] = by_device
+    return out
 
 
 def _settings_problem(settings: Any) -> Optional[str]:
@@ -171,9 +189,11 @@ class OpenVinoSession(Session):
         return {f"gpu_{kind}_mib": float(n) / 2**20 for kind, n in dict(stats).items()}
 
     def effective_settings(self) -> dict[str, Any]:
-        # AUTO may move from the CPU (while the GPU compiles) to the GPU: read where it runs now.
+        # AUTO may move from the CPU (while the GPU compiles) to the GPU: read where it runs now, and
+        # the precision again with it (prepare checked it on the devices of that moment).
         devices = _plain(_read_back(self.compiled, "EXECUTION_DEVICES"))
-        return {**self.info, "execution_devices": devices, "api": self.api, "infer_requests": self.jobs}
+        ran = ran_precision(_read_back(self.compiled, "INFERENCE_PRECISION_HINT"))
+        return {**self.info, "execution_devices": devices, "api": self.api, "infer_requests": self.jobs, **ran}
 
 
 class OpenVinoQueueSession(OpenVinoSession):

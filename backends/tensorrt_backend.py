@@ -21,15 +21,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any, NamedTuple, Optional, Sequence
 
 from backends.artifacts import Artifact, cached_artifact, cached_onnx, describe_conversion
-from backends.base import Availability, Backend, PrepareContext, Session
+from backends.base import Availability, Backend, PrepareContext, Session, lowest_precision
 
 __all__ = ["TensorRTBackend", "TensorRTSession", "profile_shapes", "engine_key_parts", "calibration_files",
-           "calibration_digest", "calibration_batches", "PRECISION_FLAGS", "INSTALL_TENSORRT"]
+           "calibration_digest", "calibration_batches", "layer_precisions", "ran_precision", "PRECISION_FLAGS",
+           "INSTALL_TENSORRT"]
 
 INSTALL_TENSORRT = "pip install -c constraints.txt -e '.[gpu]'  (TensorRT 10: tensorrt>=10,<11)"
 _INSTALL_CUDA_TORCH = "install a CUDA build of PyTorch for your driver (pytorch.org, 'Get started'), then rerun"
@@ -66,6 +68,46 @@ def engine_key_parts(settings: Any, shapes: Sequence[tuple[tuple[int, ...], ...]
         "gpu": gpu_name,
         "compute_capability": f"{capability[0]}.{capability[1]}",
     }
+
+
+# The engine inspector's "Format/Datatype" of a tensor: the data type's short name without an execution
+# context ("Float", "Half", "Int8"), a description with one ("Row major linear FP32", "Channel major
+# FP16 format where channel % 8 == 0"). Whole words only, so BFloat16 is not read as Float.
+_INSPECTOR_TYPES = re.compile(r"\b(FP32|FLOAT|FP16|HALF|BF16|BFLOAT16|FP8|INT8|UINT8|INT32|INT64|BOOL|FP4|INT4)\b")
+_TYPE_NAMES = {"FP32": "fp32", "FLOAT": "fp32", "FP16": "fp16", "HALF": "fp16", "BF16": "bf16",
+               "BFLOAT16": "bf16", "FP8": "fp8", "INT8": "int8", "UINT8": "uint8", "INT32": "int32",
+               "INT64": "int64", "BOOL": "bool", "FP4": "fp4", "INT4": "int4"}
+
+
+def layer_precisions(engine_information: str | dict[str, Any]) -> dict[str, int]:
+    """Layers per output type, from the engine inspector's JSON (``get_engine_information(JSON)``):
+    each layer counted once, by the type of its first output. A layer whose output names no type
+    (an engine built below DETAILED profiling verbosity lists layer names only) counts as unknown."""
+    info = json.loads(engine_information) if isinstance(engine_information, str) else engine_information
+    counts: dict[str, int] = {}
+    for layer in info.get("Layers", []):
+        outputs = layer.get("Outputs") if isinstance(layer, dict) else None
+        first = outputs[0] if outputs and isinstance(outputs[0], dict) else {}
+        found = _INSPECTOR_TYPES.search(str(first.get("Format/Datatype", "")).upper())
+        name = _TYPE_NAMES[found.group(1)] if found else "unknown"
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def ran_precision(counts: dict[str, int], tf32_allowed: bool) -> dict[str, Any]:
+    """``ran_precision``: the least precise type any layer outputs (index and boolean tensors say
+    nothing of arithmetic and are skipped), with fp32 read as tf32 when the builder's TF32 flag was
+    set: TF32 is a mode of fp32 products, not a tensor type, so the inspector cannot tell which
+    layers' tactics used it (not verifiable further). Empty when no layer's type is known."""
+    ran = lowest_precision(counts)
+    if ran is None:
+        return {}
+    out: dict[str, Any] = {"ran_precision": ran}
+    if ran == "fp32" and tf32_allowed:
+        out["ran_precision"] = "tf32"
+        out["ran_precision_note"] = ("fp32 layers with the TF32 builder flag set: which of them ran TF32 "
+                                     "tactics is not reported by the engine inspector")
+    return out
 
 
 def calibration_files(folder: str | Path) -> list[Path]:
@@ -161,18 +203,14 @@ def _torch_dtype(trt: Any, torch: Any, dtype: Any) -> Any:
     raise TypeError(f"TensorRT tensor type {dtype} has no torch equivalent here")
 
 
-def _layer_precisions(trt: Any, engine: Any) -> dict[str, int]:
-    """Count of layer output types, read from the engine inspector (detailed verbosity at build)."""
-    info = json.loads(engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON))
-    counts: dict[str, int] = {}
-    for layer in info.get("Layers", []):
-        for out in (layer.get("Outputs", []) if isinstance(layer, dict) else []):
-            text = " ".join(str(v) for k, v in out.items() if "type" in k.lower() or "format" in k.lower())
-            for token in ("FP32", "FP16", "BF16", "Int8", "INT8", "FP8", "Int32", "Float", "Half"):
-                if token in text.split():
-                    counts[token] = counts.get(token, 0) + 1
-                    break
-    return counts
+def _engine_information(trt: Any, engine: Any, context: Any) -> str:
+    """The engine inspector's JSON (the builder set ProfilingVerbosity.DETAILED). The execution context,
+    whose input shapes load_inputs set, lets it resolve the profile's dynamic shapes: without one it
+    leaves out the format information of shape-dependent tensors."""
+    inspector = engine.create_engine_inspector()
+    if context is not None:
+        inspector.execution_context = context
+    return inspector.get_engine_information(trt.LayerInformationFormat.JSON)
 
 
 class _Bound(NamedTuple):
@@ -279,12 +317,15 @@ class TensorRTSession(Session):
                      "shape": list(self.context.get_tensor_shape(name))}
               for name in [*self.input_names, *self.output_names]}
         profile = {name: [list(d) for d in engine.get_tensor_profile_shape(name, 0)] for name in self.input_names}
+        precision: dict[str, Any]
         try:
-            layers: Any = _layer_precisions(trt, engine)
-        except Exception as exc:  # noqa: BLE001 - informational; the inspector's format changes between versions
-            layers = {"error": f"{type(exc).__name__}: {exc}"}
+            layers = layer_precisions(_engine_information(trt, engine, self.context if self.bound else None))
+            precision = {"layer_precisions": layers,
+                         **ran_precision(layers, tf32_allowed=self.info.get("precision") != "fp32")}
+        except Exception as exc:  # noqa: BLE001 - the report is not worth failing a run for; no ran_precision then
+            precision = {"layer_precisions": {"error": f"{type(exc).__name__}: {exc}"}}
         return {**self.info, "io": io, "profile_min_opt_max": profile, "cuda_graph": self.graph is not None,
-                "layer_output_types": layers, "build_warnings": self.logger.messages[-10:]}
+                **precision, "build_warnings": self.logger.messages[-10:]}
 
 
 class TensorRTBackend(Backend):

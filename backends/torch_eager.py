@@ -10,9 +10,9 @@ from __future__ import annotations
 import importlib.util
 from typing import Any, Sequence
 
-from backends.base import Availability, Backend, PrepareContext, Session
+from backends.base import Availability, Backend, PrepareContext, Session, lowest_precision
 
-__all__ = ["TorchBackend", "TorchSession", "cuda_device_availability", "set_fp32_math"]
+__all__ = ["TorchBackend", "TorchSession", "cuda_device_availability", "set_fp32_math", "ran_precision"]
 
 _INSTALL_TORCH = "pip install -c constraints.txt -e .  (installs torch, pinned in constraints.txt)"
 _INSTALL_CUDA = "install a CUDA build of PyTorch for your driver (pytorch.org, 'Get started'), then rerun"
@@ -36,6 +36,23 @@ def set_fp32_math(torch: Any, tf32: bool) -> dict[str, Any]:
     return {"matmul": "tf32" if torch.backends.cuda.matmul.allow_tf32 else "ieee",
             "cudnn_conv": "tf32" if torch.backends.cudnn.allow_tf32 else "ieee",
             "float32_matmul_precision": torch.get_float32_matmul_precision()}
+
+
+_DTYPE_PRECISION = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
+
+
+def ran_precision(model: Any, dtype: Any, fp32_math: dict[str, Any] | None) -> dict[str, Any]:
+    """What the prepared model computes in: the least precise dtype among its floating parameters and
+    buffers (the session's dtype for a model without any), and on CUDA fp32 read as tf32 when
+    set_fp32_math's read-back says TF32 is on for matrix products or convolutions (either is enough
+    to make the results TF32's). Which kernels then take TF32 is cuBLAS's and cuDNN's choice."""
+    tensors = [*model.parameters(), *model.buffers()] if hasattr(model, "parameters") else []
+    found = {str(t.dtype).replace("torch.", "") for t in tensors if t.is_floating_point()}
+    names = [_DTYPE_PRECISION.get(d, d) for d in (found or {str(dtype).replace("torch.", "")})]
+    ran = lowest_precision(names)
+    if ran == "fp32" and fp32_math and "tf32" in (fp32_math.get("matmul"), fp32_math.get("cudnn_conv")):
+        ran = "tf32"
+    return {"ran_precision": ran, "model_dtypes": sorted(found)} if ran else {}
 
 
 def flatten_outputs(outputs: Any) -> list[Any]:
@@ -136,6 +153,7 @@ class TorchSession(Session):
             "inter_op_threads": torch.get_num_interop_threads(),
             "mkldnn_enabled": bool(torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            **ran_precision(self.model, self.dtype, self.fp32_math if self._cuda else None),
         }
         if self._cuda:
             settings["cuda_device_name"] = torch.cuda.get_device_name(self.device)

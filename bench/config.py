@@ -418,6 +418,15 @@ def validate(cfg: Config) -> Config:
     if isinstance(be, OrtBackendConfig):
         _choice(be, "graph_optimization", ("disable", "basic", "extended", "all"))
         _optional_counts(be, ("intra_op_threads", "inter_op_threads"))
+        if be.provider == "tensorrt" and be.precision == "fp32":
+            # TensorRT builds with TF32 on by default and the provider passes no option to clear it, so
+            # an "fp32" record would hold TF32 results (7.6e-4 from the reference on an H200, where fp32's
+            # tolerance is 1e-4): refused rather than mislabelled.
+            raise ConfigError("backend.precision", "fp32",
+                              "use backend.precision=tf32 (what it runs), or backend=onnxruntime-cuda or "
+                              "backend=tensorrt for IEEE fp32",
+                              "is not supported by this backend (ONNX Runtime's TensorRT provider always runs "
+                              "TF32; it has no option to turn TF32 off)")
     try:
         suite = load_suite(cfg.suite.catalog)
     except (ImportError, ValueError, TypeError) as exc:

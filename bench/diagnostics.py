@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Optional
 
+from backends.base import PRECISION_ORDER
 from bench.fmt import fmt_num
 
 __all__ = ["Code", "BenchWarning", "THRESHOLDS", "diagnose"]
@@ -37,6 +38,7 @@ class Code(str, Enum):
     LOADGEN_INVALID = "loadgen_invalid"
     ARRIVALS_OFF_TARGET = "arrivals_off_target"
     ENGINE_LAG = "engine_lag"
+    PRECISION_MISMATCH = "precision_mismatch"
 
 
 THRESHOLDS = {
@@ -90,6 +92,7 @@ def diagnose(
     first_inference_ms: Optional[float],
     parity: Optional[dict[str, Any]] = None,
     energy: Optional[dict[str, Any]] = None,
+    backend: Optional[dict[str, Any]] = None,
 ) -> list[BenchWarning]:
     t = THRESHOLDS
     out: list[BenchWarning] = []
@@ -143,6 +146,8 @@ def diagnose(
             Code.ENERGY_LOW_CONFIDENCE,
             f"the measured window ({energy.get('window_s', 0):.2f} s) is short for the power sensors' update period",
             "raise scenario.min_duration_s so the window spans many sensor updates"))
+    if backend:
+        out.extend(_precision_warnings(backend))
     return out
 
 
@@ -186,6 +191,41 @@ def _convergence_warnings(metrics: dict[str, Any], loop: dict[str, Any], quiet: 
             Code.NOT_CONVERGED, f"stopped by {reason} with {widths}, not within the target",
             "raise scenario.max_duration_s, loosen scenario.target_rel_ci (or target_rel_ci_tail), or " + quiet))
     return out
+
+
+# Where a runtime reports how its parts ran, the key of that breakdown in effective_settings().
+_PRECISION_DETAIL = ("layer_precisions", "precision_by_provider", "ran_precision_by_device")
+
+
+def _precision_warnings(backend: dict[str, Any]) -> list[BenchWarning]:
+    """The precision asked for against the one the runtime reports it ran (``ran_precision``, the
+    least precise of its parts). A runtime that cannot say records none, and nothing is claimed.
+
+    Lower than asked (fp16 layers or TF32 products under fp32) makes the label untrue. Higher than
+    asked means nothing ran in the precision asked for: TensorRT keeps some layers in fp32 under fp16
+    as a matter of course, which is not a mismatch (the least precise part is still fp16), but an
+    engine with no fp16 layer at all measured fp32 kernels under an fp16 label."""
+    asked = backend.get("precision")
+    ran = (backend.get("effective") or {}).get("ran_precision")
+    if not asked or not ran or ran == asked:
+        return []
+    effective = backend.get("effective") or {}
+    parts = next((effective[k] for k in _PRECISION_DETAIL if isinstance(effective.get(k), dict)), None)
+    detail = f" ({', '.join(f'{k}: {v}' for k, v in parts.items())})" if parts else ""
+    order = {name: i for i, name in enumerate(PRECISION_ORDER)}
+    if order.get(ran, -1) > order.get(asked, -1):
+        return [BenchWarning(
+            Code.PRECISION_MISMATCH,
+            f"asked for {asked}, but the runtime reports that part of the work ran in {ran}{detail}: "
+            f"the figures are not {asked} figures",
+            f"label and compare them as {ran} (backend.precision={ran} where the backend offers it), or "
+            f"find what lowered the precision (the record's backend.effective holds the runtime's report)")]
+    return [BenchWarning(
+        Code.PRECISION_MISMATCH,
+        f"asked for {asked}, but the runtime reports that nothing ran in it: the least precise part ran in "
+        f"{ran}{detail}",
+        f"compare the figures with a backend.precision={ran} run, not as {asked} (TensorRT, for one, takes "
+        f"a lower precision only for the layers where it is faster, and may take it for none)")]
 
 
 def _load_warnings(metrics: dict[str, Any], measured: dict[str, Any]) -> list[BenchWarning]:

@@ -378,7 +378,7 @@ class Runner:
         if flops and metrics.get("throughput_sps"):
             metrics["achieved_gflops"] = flops * metrics["throughput_sps"] / 1e9
         warnings = diagnose(metrics, measured, res["noise"], metrics["first_inference_ms"], res["parity"],
-                            energy["energy"])
+                            energy["energy"], backend=res["backend"])
         return RunRecord(
             status="ok", workload=res["workload"], backend=res["backend"], metrics=metrics,
             setup=res["setup"], parity=res["parity"], noise=res["noise"], energy=energy["energy"],

@@ -23,6 +23,8 @@ from bench.config import OrtBackendConfig  # noqa: E402
 pytestmark = pytest.mark.slow
 
 GPU_PROVIDERS = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
+# What each GPU provider runs by default (conf/backend/): the TensorRT provider cannot run IEEE fp32.
+GPU_PRECISION = {"cuda": "fp32", "tensorrt": "tf32"}
 
 
 class TinyNet(torch.nn.Module):
@@ -96,6 +98,14 @@ def test_graph_optimisation_and_threads_are_read_back(tiny, context, level, expe
     assert rel_error(run_once(session, inputs)[0], reference[0]) <= PARITY_TOLERANCE["fp32"]
 
 
+def test_the_cpu_session_records_its_nodes_and_that_it_ran_fp32(tiny, context):
+    model, inputs, _ = tiny
+    eff = OrtBackend(settings()).prepare(model, inputs, context).effective_settings()
+    # Node placement comes from ONNX Runtime's graph assignment report (1.23 and later).
+    assert eff["nodes_per_provider"]["CPUExecutionProvider"] >= 2
+    assert eff["ran_precision"] == "fp32" and eff["precision_by_provider"] == {"CPUExecutionProvider": "fp32"}
+
+
 def test_default_threads_are_recorded_as_the_runtime_default(tiny, context):
     model, inputs, _ = tiny
     eff = OrtBackend(settings()).prepare(model, inputs, context).effective_settings()
@@ -123,6 +133,46 @@ def test_a_session_that_fell_back_to_the_cpu_is_an_error(tiny, context, monkeypa
     assert created[0][0] == ("CUDAExecutionProvider", {"device_id": "1", "use_tf32": "0"})  # fp32: no TF32
 
 
+def test_tensorrt_tf32_sessions_give_the_cuda_fallback_use_tf32(tiny, tmp_path, monkeypatch):
+    """Monkeypatched (no onnxruntime-gpu here): the throwaway session that builds the engine and the
+    measured one both get the TensorRT provider first and the CUDA provider with use_tf32=1 behind it.
+    Not yet run on a GPU."""
+    model, inputs, _ = tiny
+    created = []
+
+    class Named:
+        def __init__(self, name, type_):
+            self.name, self.type = name, type_
+
+    class TensorrtSession:
+        def __init__(self, path, options, providers, **kw):
+            created.append(providers)
+
+        def get_providers(self):
+            return ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+
+        def get_inputs(self):
+            return [Named("input", "tensor(float)")]
+
+        def get_outputs(self):
+            return [Named("map", "tensor(float)"), Named("score", "tensor(float)")]
+
+        def run(self, names, feeds):
+            return []
+
+    monkeypatch.setattr(ort, "InferenceSession", TensorrtSession)
+    monkeypatch.setattr(ob, "_gpu_name", lambda device_id: None)
+    ctx = PrepareContext(batch_size=2, max_batch_size=2, cache_dir=str(tmp_path), model_key="tiny-trt-tf32")
+    session = OrtBackend(settings(provider="tensorrt", device="cuda:1", precision="tf32")).prepare(model, inputs, ctx)
+    assert len(created) == 2  # the engine's build, then the measured session
+    for providers in created:
+        assert [p if isinstance(p, str) else p[0] for p in providers] == [
+            "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+        assert providers[0][1]["trt_fp16_enable"] == "False"
+        assert providers[1][1] == {"device_id": "1", "use_tf32": "1"}
+    assert session.requested["providers"][0] == "TensorrtExecutionProvider"
+
+
 @pytest.mark.filterwarnings("ignore:Specified provider")  # ONNX Runtime's own warning, then it goes on
 @pytest.mark.parametrize("provider", ["cuda", "tensorrt"])
 def test_the_real_runtime_falling_back_is_caught(tiny, context, provider, monkeypatch):
@@ -132,7 +182,8 @@ def test_the_real_runtime_falling_back_is_caught(tiny, context, provider, monkey
     model, inputs, _ = tiny
     monkeypatch.setattr(ob, "_gpu_name", lambda device_id: None)  # no nvidia-smi call
     with pytest.raises(ProviderFallbackError, match="fell back to the CPU") as info:
-        OrtBackend(settings(provider=provider, device="cuda")).prepare(model, inputs, context)
+        OrtBackend(settings(provider=provider, device="cuda", precision=GPU_PRECISION[provider])).prepare(
+            model, inputs, context)
     assert "onnxruntime-gpu" in str(info.value)
 
 
@@ -140,7 +191,7 @@ def test_the_real_runtime_falling_back_is_caught(tiny, context, provider, monkey
 def test_gpu_providers_unavailable_here_say_why_and_how(provider):
     if GPU_PROVIDERS[provider] in ort.get_available_providers():
         pytest.skip("this ONNX Runtime has the GPU providers")
-    availability = OrtBackend.available(settings(provider=provider, device="cuda"))
+    availability = OrtBackend.available(settings(provider=provider, device="cuda", precision=GPU_PRECISION[provider]))
     assert not availability.ok
     assert GPU_PROVIDERS[provider] in availability.reason
     assert ".[gpu]" in availability.install and "onnxruntime-gpu" in availability.install

@@ -80,6 +80,7 @@ def test_latency_session_matches_torch_and_reads_back_f32(tiny, cache):
     assert_parity(session.to_numpy(outputs), tiny[2])
     eff = session.effective_settings()
     assert eff["inference_precision"] == "f32" and eff["requested"]["inference_precision"] == "f32"
+    assert eff["ran_precision"] == "fp32"  # INFERENCE_PRECISION_HINT read back from the compiled model
     assert eff["performance_hint"] == "LATENCY" and eff["infer_requests"] == 1
     assert eff["execution_devices"] == ["CPU"] and eff["openvino_version"] == ov.get_version()
     assert eff["optimal_number_of_infer_requests"] >= 1 and eff["num_streams"] >= 1
@@ -99,6 +100,7 @@ def test_bf16_is_read_back_when_the_cpu_has_it(tiny, cache):
         pytest.skip("this CPU has no BF16")
     session = prepare(tiny, cache, precision="bf16")
     assert session.effective_settings()["inference_precision"] == "bf16"
+    assert session.effective_settings()["ran_precision"] == "bf16"
     assert_parity(session.to_numpy(session.run(session.load_inputs([tiny[1]]))), tiny[2], "bf16")
 
 
@@ -226,3 +228,7 @@ def test_worker_end_to_end_on_the_autoencoder(in_tmp, scenario):
     assert eff["performance_hint"] == scenario.upper()
     assert eff["api"].startswith("AsyncInferQueue" if scenario == "throughput" else "InferRequest")
     assert len(result["loop"]["samples_ns"]) >= 1
+    # What ran is stored, and the record made from it (runner.make_record -> diagnose) agrees.
+    assert eff["ran_precision"] == "fp32" and result["backend"]["precision"] == "fp32"
+    record = runner.make_record(WorkItem("autoencoder", 1, scenario), outcome, {})
+    assert "precision_mismatch" not in [w["code"] for w in record.warnings]

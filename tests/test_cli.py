@@ -26,6 +26,9 @@ BAD_RUNS = [
     (["+foo=1"], "+foo=1 adds or deletes a config key"),
     (["backend=cuda"], "backend='cuda' (device cuda) cannot run here"),
     (["backend.precision=tf32"], "precision=tf32 is a mode of NVIDIA GPUs' tensor cores, not of the CPU"),
+    (["backend=onnxruntime-tensorrt", "backend.precision=fp32"],
+     "backend.precision='fp32' is not supported by this backend (ONNX Runtime's TensorRT provider always runs "
+     "TF32; it has no option to turn TF32 off): use backend.precision=tf32"),
     (["scenario=server", "scenario.rate_qps=0"], "scenario.rate_qps=0.0 must be > 0"),
     (["scenario=server", "scenario.rate_qps=-5"], "scenario.rate_qps=-5.0 must be > 0"),
     (["scenario=multistream", "scenario.fps=0"], "scenario.fps=0.0 must be > 0"),

@@ -64,3 +64,35 @@ def test_load_scenarios_warn_of_drops_an_unfinished_search_and_arrivals_off_targ
 def test_loadgen_invalid_says_why():
     (warning,) = diagnose({}, {"valid": False, "invalid_reasons": ["Min duration satisfied : NO"]}, {}, None)
     assert warning.code.value == "loadgen_invalid" and "Min duration satisfied : NO" in warning.message
+
+
+def ran(asked, ran_precision, **effective):
+    backend = {"name": "x", "device": "x", "precision": asked,
+               "effective": {**effective, **({"ran_precision": ran_precision} if ran_precision else {})}}
+    return [w for w in diagnose({}, {}, {}, None, backend=backend)]
+
+
+def test_precision_mismatch_is_the_last_code():
+    assert list(Code)[-1] is Code.PRECISION_MISMATCH and Code.PRECISION_MISMATCH.value == "precision_mismatch"
+
+
+def test_precision_agreeing_or_not_reported_gives_no_warning():
+    assert ran("fp32", None) == []  # a runtime that cannot say claims nothing
+    assert ran("fp32", "fp32") == [] and ran("tf32", "tf32") == [] and ran("fp16", "fp16") == []
+    assert diagnose({}, {}, {}, None) == []  # no backend given (older callers)
+    assert diagnose({}, {}, {}, None, backend={"precision": "fp32", "effective": None}) == []
+
+
+def test_a_lower_precision_than_asked_is_a_mismatch_with_the_runtimes_breakdown():
+    (w,) = ran("fp32", "fp16", layer_precisions={"fp32": 3, "fp16": 40})
+    assert w.code is Code.PRECISION_MISMATCH
+    assert "asked for fp32" in w.message and "ran in fp16 (fp32: 3, fp16: 40)" in w.message
+    assert "not fp32 figures" in w.message and "backend.precision=fp16" in w.hint
+    (tf32,) = ran("fp32", "tf32", precision_by_provider={"TensorrtExecutionProvider": "tf32"})
+    assert "TensorrtExecutionProvider: tf32" in tf32.message
+
+
+def test_a_higher_precision_than_asked_says_nothing_ran_in_it():
+    (w,) = ran("fp16", "fp32")
+    assert w.code is Code.PRECISION_MISMATCH and "nothing ran in it" in w.message
+    assert "backend.precision=fp32" in w.hint

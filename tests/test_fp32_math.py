@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from backends.base import PARITY_TOLERANCE  # noqa: E402
-from backends.torch_eager import TorchBackend, set_fp32_math  # noqa: E402
+from backends.torch_eager import TorchBackend, TorchSession, ran_precision, set_fp32_math  # noqa: E402
 
 
 def test_set_fp32_math_sets_and_reads_back_both_products():
@@ -41,6 +41,8 @@ def test_tensorrt_and_onnxruntime_map_tf32():
     assert PRECISION_FLAGS["tf32"] == "TF32" and "fp32" not in PRECISION_FLAGS
     assert "tf32" in TensorRTBackend.precisions
     assert "tf32" in PROVIDER_PRECISIONS["cuda"] and "tf32" not in PROVIDER_PRECISIONS["cpu"]
+    # TensorRT under ONNX Runtime always runs TF32: its fp32 is refused (bench.config.validate).
+    assert PROVIDER_PRECISIONS["tensorrt"] == ("tf32", "fp16")
 
 
 def test_legacy_flag_readers_still_work_after_setting():
@@ -52,3 +54,21 @@ def test_legacy_flag_readers_still_work_after_setting():
             assert torch.backends.cuda.matmul.allow_tf32 is tf32
     finally:
         set_fp32_math(torch, False)
+
+
+def test_ran_precision_is_the_models_dtype_and_tf32_as_read_back():
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    assert ran_precision(model, torch.float32, None)["ran_precision"] == "fp32"
+    ieee = {"matmul": "ieee", "cudnn_conv": "ieee"}
+    assert ran_precision(model, torch.float32, ieee)["ran_precision"] == "fp32"
+    # Either product on TF32 makes the results TF32's.
+    assert ran_precision(model, torch.float32, {"matmul": "ieee", "cudnn_conv": "tf32"})["ran_precision"] == "tf32"
+    half = ran_precision(model.to(torch.float16), torch.float16, ieee)
+    assert half == {"ran_precision": "fp16", "model_dtypes": ["float16"]}
+    assert ran_precision(torch.nn.ReLU(), torch.bfloat16, None)["ran_precision"] == "bf16"  # no weights
+
+
+def test_the_cpu_session_records_what_it_ran():
+    model = torch.nn.Linear(4, 2).eval()
+    session = TorchSession(model, torch.device("cpu"), torch.float32, False)
+    assert session.effective_settings()["ran_precision"] == "fp32"
