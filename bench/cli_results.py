@@ -20,8 +20,11 @@ __all__ = ["leaderboard_command", "compare_command", "export_command", "import_c
 
 USAGE = """\
   bench leaderboard [KEY=VALUE...] [metric=NAME] [prices=FOLDER] [--format terminal|markdown|csv|html]
-                    [--output FILE]  rank hardware x backend x precision per workload (valid records,
-                                    newest per combination, ties where 95% intervals overlap)
+                    [--output FILE] [--newest]
+                                    rank hardware x backend x precision per workload (valid records, the
+                                    best-supported per combination: converged, repeats, fewest warnings,
+                                    newest; --newest: the newest). Ties where both 95% intervals have both
+                                    ends and overlap; a rank marked N? rests on a point estimate alone
   bench compare BASELINE CANDIDATE [KEY=VALUE...] [--fail-on throughput:5%,latency_p99:10%]
                                     ratios with bootstrap intervals; exit 1 when --fail-on trips
   bench export [KEY=VALUE...] --format csv|parquet [--output FILE]
@@ -47,12 +50,18 @@ class _Args:
 
 
 def _parse(args: list[str], command: str, flags: tuple[str, ...], options: tuple[str, ...] = (),
-           positional: bool = False) -> _Args:
+           positional: bool = False, switches: tuple[str, ...] = ()) -> _Args:
+    """``switches`` are flags without a value (``--newest``): present or not."""
     out = _Args()
     i = 0
     while i < len(args):
         arg = args[i]
-        if arg.startswith("-"):
+        if arg in switches:
+            out.flags.setdefault(arg, []).append("")
+        elif arg.partition("=")[0] in switches:
+            raise ConfigError(arg.partition("=")[0], arg.partition("=")[2], f"write {arg.partition('=')[0]} alone",
+                              "takes no value")
+        elif arg.startswith("-"):
             name, eq, value = arg.partition("=")
             if name == "-o":
                 name = "--output"
@@ -126,7 +135,8 @@ def leaderboard_command(args: list[str]) -> int:
     from bench import leaderboard as lb
     from bench.results import Selection, open_store, select
 
-    parsed = _parse(args, "leaderboard", ("--format", "--output"), options=("metric", "prices"))
+    parsed = _parse(args, "leaderboard", ("--format", "--output"), options=("metric", "prices"),
+                    switches=("--newest",))
     fmt = _one(parsed, "--format", "terminal")
     formats = ("terminal", "markdown", "csv", "html")
     if fmt not in formats:
@@ -140,7 +150,8 @@ def leaderboard_command(args: list[str]) -> int:
     store = open_store(parsed.results)
     try:
         records = select(store, selection)
-        board = lb.build(records, metric, prices, source=store.display_url, selection=str(selection))
+        board = lb.build(records, metric, prices, source=store.display_url, selection=str(selection),
+                         newest="--newest" in parsed.flags)
     finally:
         store.close()
     if fmt == "terminal":
