@@ -26,7 +26,11 @@ USAGE = """\
                                     newest; --newest: the newest). Ties where both 95% intervals have both
                                     ends and overlap; a rank marked N? rests on a point estimate alone
   bench compare BASELINE CANDIDATE [KEY=VALUE...] [--fail-on throughput:5%,latency_p99:10%]
-                                    ratios with bootstrap intervals; exit 1 when --fail-on trips
+                                    ratios with 95% intervals: between processes (Welch t) where both
+                                    records hold repeats, else a bootstrap within one process.
+                                    Exit 0: no --fail-on rule tripped; 1: the candidate is significantly
+                                    worse beyond a threshold; 2: bad input; 3 (with --fail-on): a record
+                                    behind a comparison is unconverged or noisy, so it is inconclusive
   bench export [KEY=VALUE...] --format csv|parquet [--output FILE]
                                     one row per record, metrics as columns
   bench import FILE_OR_FOLDER...    merge records from other machines (skips ids already stored)
@@ -231,12 +235,17 @@ def compare_command(args: list[str]) -> int:
     result = cmp.compare(baseline, candidate, differing, seed=seed, resamples=resamples)
     describe = lambda sel, recs: f"{sel} ({len(recs)} record(s))"  # noqa: E731
     cmp.render(result, describe(base_sel, baseline), describe(cand_sel, candidate), sys.stdout)
-    failures = cmp.check(result, rules)
-    for failure in failures:
+    verdict = cmp.check(result, rules)
+    for failure in verdict.failures:
         print(f"FAIL {failure}")
-    if rules and not failures:
+    for line in verdict.inconclusive:
+        print(f"INCONCLUSIVE {line}")
+    if verdict.inconclusive:
+        print(f"inconclusive: {len(verdict.inconclusive)} comparison(s) rest on unconverged or noisy records; "
+              f"rerun them (exit code {cmp.EXIT_INCONCLUSIVE})")
+    elif rules and not verdict.failures:
         print(f"ok: no workload is significantly worse beyond {', '.join(map(str, rules))}")
-    return 1 if failures else 0
+    return verdict.exit_code
 
 
 def _int_flag(parsed: _Args, flag: str, default: int, minimum: int) -> int:
