@@ -197,7 +197,7 @@ def _why_unbounded(record: RunRecord, spec: MetricSpec) -> str:
         if n is not None and n < 2:
             return f"{n_text}; 2 bound it"
         return f"{n_text}; its blocks vary too much to bound it, measure longer"
-    return f"{n_text}; not in the record"
+    return "its record holds none"
 
 
 def _figure(record: RunRecord, spec: MetricSpec) -> Figure:
