@@ -17,7 +17,7 @@ import math
 from html import escape
 from typing import Callable, Optional, Sequence
 
-from bench.leaderboard import ENERGY, LEGEND, Figure, Group, Leaderboard, Row, _row_cells, columns, shown
+from bench.leaderboard import ENERGY, LEGEND, Figure, Group, Leaderboard, Row, _row_cells, columns, fmt_figure, shown
 
 __all__ = ["render_html", "pareto_front"]
 
@@ -132,8 +132,7 @@ def _bar(x1: float, y1: float, x2: float, y2: float, colour: str, open_end: bool
 
 
 def _ends_text(f: Figure) -> str:
-    from bench.leaderboard import fmt_figure
-
+    """A figure's interval in words where an end is missing (for tooltips); empty otherwise."""
     return "" if f.bounded or not f.has_ci else f" ({fmt_figure(f)})"
 
 

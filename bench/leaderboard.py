@@ -381,12 +381,7 @@ def build(records: Sequence[RunRecord], metric: Optional[str] = None, prices: Op
         figures = {name: _figure(r, METRICS[name]) for name in names if name != COST}
         price = prices.get(k[4])
         figures[COST] = _cost(figures["throughput_sps"], price)
-        row = Row(r, k[4], k[5], k[6], k[7], figures, price, len(by_key[k]), newest=newest)
-        groups[gk].rows.append(row)
-        newer = max(by_key[k], key=lambda x: (x.created_at, x.id))
-        if newer is not r:
-            groups[gk].notes.append(f"{row.label}: shows {r.id[:8]} ({r.created_at}) rather than the newer "
-                                    f"{newer.id[:8]} ({newer.created_at}), which {support.why_not_newest(r, newer)}")
+        groups[gk].rows.append(Row(r, k[4], k[5], k[6], k[7], figures, price, len(by_key[k]), newest=newest))
     ordered = [groups[k] for k in sorted(groups, key=lambda k: (k[0], k[1], k[2], int(k[3]) if k[3].isdigit() else 0))]
     for g in ordered:
         if g.metric.name == COST:
@@ -395,7 +390,12 @@ def build(records: Sequence[RunRecord], metric: Optional[str] = None, prices: Op
                 raise ConfigError("metric", COST, "give every price in one currency",
                                   f"cannot rank {g.title}: prices in {', '.join(currencies)}")
         g.rows = rank_rows(g.rows, g.metric)
-        g.notes[:0] = [_unbounded_note(row, g.metric) for row in g.rows if row.unbounded]
+        g.notes += [_unbounded_note(row, g.metric) for row in g.rows if row.unbounded]
+        for row in g.rows:
+            r, newer = row.record, max(by_key[_key(row.record)], key=lambda x: (x.created_at, x.id))
+            if newer is not r:
+                g.notes.append(f"{row.label}: shows {r.id[:8]} ({r.created_at}) rather than the newer "
+                               f"{newer.id[:8]} ({newer.created_at}), which {support.why_not_newest(r, newer)}")
     if any(not f.has_ci for g in ordered for row in g.rows for f in row.figures.values() if f.value is not None):
         notes.append("figures marked * carry no interval in their record; they rank by the point estimate alone")
     if not any(row.figures[ENERGY].value is not None for g in ordered for row in g.rows):
