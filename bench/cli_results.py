@@ -20,10 +20,17 @@ __all__ = ["leaderboard_command", "compare_command", "export_command", "import_c
 
 USAGE = """\
   bench leaderboard [KEY=VALUE...] [metric=NAME] [prices=FOLDER] [--format terminal|markdown|csv|html]
-                    [--output FILE]  rank hardware x backend x precision per workload (valid records,
-                                    newest per combination, ties where 95% intervals overlap)
+                    [--output FILE] [--newest]
+                                    rank hardware x backend x precision per workload (valid records, the
+                                    best-supported per combination: converged, repeats, fewest warnings,
+                                    newest; --newest: the newest). Ties where both 95% intervals have both
+                                    ends and overlap; a rank marked N? rests on a point estimate alone
   bench compare BASELINE CANDIDATE [KEY=VALUE...] [--fail-on throughput:5%,latency_p99:10%]
-                                    ratios with bootstrap intervals; exit 1 when --fail-on trips
+                                    ratios with 95% intervals: between processes (Welch t) where both
+                                    records hold repeats, else a bootstrap within one process.
+                                    Exit 0: no --fail-on rule tripped; 1: the candidate is significantly
+                                    worse beyond a threshold; 2: bad input; 3 (with --fail-on): a record
+                                    behind a comparison is unconverged or noisy, so it is inconclusive
   bench export [KEY=VALUE...] --format csv|parquet [--output FILE]
                                     one row per record, metrics as columns
   bench import FILE_OR_FOLDER...    merge records from other machines (skips ids already stored)
@@ -47,12 +54,18 @@ class _Args:
 
 
 def _parse(args: list[str], command: str, flags: tuple[str, ...], options: tuple[str, ...] = (),
-           positional: bool = False) -> _Args:
+           positional: bool = False, switches: tuple[str, ...] = ()) -> _Args:
+    """``switches`` are flags without a value (``--newest``): present or not."""
     out = _Args()
     i = 0
     while i < len(args):
         arg = args[i]
-        if arg.startswith("-"):
+        if arg in switches:
+            out.flags.setdefault(arg, []).append("")
+        elif arg.partition("=")[0] in switches:
+            raise ConfigError(arg.partition("=")[0], arg.partition("=")[2], f"write {arg.partition('=')[0]} alone",
+                              "takes no value")
+        elif arg.startswith("-"):
             name, eq, value = arg.partition("=")
             if name == "-o":
                 name = "--output"
@@ -126,7 +139,8 @@ def leaderboard_command(args: list[str]) -> int:
     from bench import leaderboard as lb
     from bench.results import Selection, open_store, select
 
-    parsed = _parse(args, "leaderboard", ("--format", "--output"), options=("metric", "prices"))
+    parsed = _parse(args, "leaderboard", ("--format", "--output"), options=("metric", "prices"),
+                    switches=("--newest",))
     fmt = _one(parsed, "--format", "terminal")
     formats = ("terminal", "markdown", "csv", "html")
     if fmt not in formats:
@@ -140,7 +154,8 @@ def leaderboard_command(args: list[str]) -> int:
     store = open_store(parsed.results)
     try:
         records = select(store, selection)
-        board = lb.build(records, metric, prices, source=store.display_url, selection=str(selection))
+        board = lb.build(records, metric, prices, source=store.display_url, selection=str(selection),
+                         newest="--newest" in parsed.flags)
     finally:
         store.close()
     if fmt == "terminal":
@@ -220,12 +235,17 @@ def compare_command(args: list[str]) -> int:
     result = cmp.compare(baseline, candidate, differing, seed=seed, resamples=resamples)
     describe = lambda sel, recs: f"{sel} ({len(recs)} record(s))"  # noqa: E731
     cmp.render(result, describe(base_sel, baseline), describe(cand_sel, candidate), sys.stdout)
-    failures = cmp.check(result, rules)
-    for failure in failures:
+    verdict = cmp.check(result, rules)
+    for failure in verdict.failures:
         print(f"FAIL {failure}")
-    if rules and not failures:
+    for line in verdict.inconclusive:
+        print(f"INCONCLUSIVE {line}")
+    if verdict.inconclusive:
+        print(f"inconclusive: {len(verdict.inconclusive)} comparison(s) rest on unconverged or noisy records; "
+              f"rerun them (exit code {cmp.EXIT_INCONCLUSIVE})")
+    elif rules and not verdict.failures:
         print(f"ok: no workload is significantly worse beyond {', '.join(map(str, rules))}")
-    return 1 if failures else 0
+    return verdict.exit_code
 
 
 def _int_flag(parsed: _Args, flag: str, default: int, minimum: int) -> int:

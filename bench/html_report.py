@@ -17,7 +17,7 @@ import math
 from html import escape
 from typing import Callable, Optional, Sequence
 
-from bench.leaderboard import ENERGY, LEGEND, Figure, Group, Leaderboard, Row, _row_cells, columns, shown
+from bench.leaderboard import ENERGY, LEGEND, Figure, Group, Leaderboard, Row, _row_cells, columns, fmt_figure, shown
 
 __all__ = ["render_html", "pareto_front"]
 
@@ -29,7 +29,7 @@ padding-bottom:4px}p.meta{color:#5a6478;margin:2px 0}
 table{border-collapse:collapse;margin:8px 0 12px;width:100%;font-variant-numeric:tabular-nums}
 th,td{border-bottom:1px solid #e3e7ee;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f3f5f9;font-weight:600}td.rank{text-align:right;font-weight:600;white-space:nowrap}
-tr.tie td.rank{color:#9a5b00}tr.unranked td{color:#6b7385}
+tr.tie td.rank{color:#9a5b00}tr.unbounded td.rank{color:#c92a2a}tr.unranked td{color:#6b7385}
 .plots{display:flex;flex-wrap:wrap;gap:16px}.plots figure{margin:0}figcaption{color:#5a6478;font-size:12px}
 svg{background:#fff;border:1px solid #e3e7ee}svg text{font:11px system-ui,sans-serif;fill:#1d2433}
 .note{color:#5a6478;font-size:13px}ol.key{margin:4px 0;padding-left:22px}
@@ -112,9 +112,28 @@ def _axes(sx: _Scale, sy: _Scale, xlabel: str, ylabel: str, out: list[str],
 
 
 def _bounds(f: Figure) -> tuple[float, float]:
+    """The ends to draw: a missing end is infinite (drawn to the plot's edge, dashed), never the point
+    itself, which would draw an interval the record does not have as a tight one."""
     assert f.value is not None
-    return (f.value if f.low is None or not f.has_ci else f.low,
-            f.value if f.high is None or not f.has_ci else f.high)
+    if not f.has_ci:
+        return f.value, f.value
+    return (-math.inf if f.low is None else f.low, math.inf if f.high is None else f.high)
+
+
+def _finite(values: Sequence[Optional[float]]) -> list[float]:
+    return [v for v in values if v is not None and math.isfinite(v)]
+
+
+def _bar(x1: float, y1: float, x2: float, y2: float, colour: str, open_end: bool, width: float = 1.0) -> str:
+    """One side of an error bar; dashed (class "open") where the interval has no end on that side."""
+    dash = ' stroke-dasharray="3 2" class="open"' if open_end else ""
+    return (f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="{colour}" '
+            f'stroke-width="{width:g}"{dash}/>')
+
+
+def _ends_text(f: Figure) -> str:
+    """A figure's interval in words where an end is missing (for tooltips); empty otherwise."""
+    return "" if f.bounded or not f.has_ci else f" ({fmt_figure(f)})"
 
 
 def scatter_svg(group: Group) -> Optional[str]:
@@ -124,8 +143,8 @@ def scatter_svg(group: Group) -> Optional[str]:
         return None
     lat = [r.figures["latency_p99_ms"] for r in rows]
     tp = [r.figures["throughput_sps"] for r in rows]
-    sx = _Scale([v for f in lat for v in (f.value, *_bounds(f))], ML, W - MR)
-    sy = _Scale([v for f in tp for v in (f.value, *_bounds(f))], H - MB, MT)
+    sx = _Scale(_finite([v for f in lat for v in (f.value, *_bounds(f))]), ML, W - MR)
+    sy = _Scale(_finite([v for f in tp for v in (f.value, *_bounds(f))]), H - MB, MT)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="scatter" width="{W}" height="{H}" '
            f'viewBox="0 0 {W} {H}" role="img" aria-label="throughput against p99 latency">']
     _axes(sx, sy, "p99 latency, ms", "throughput, samples/s", out)
@@ -141,11 +160,13 @@ def scatter_svg(group: Group) -> Optional[str]:
         (xl, xh), (yl, yh) = _bounds(lf), _bounds(tf)
         on_front = i in front
         colour = "#d9480f" if on_front else "#3b5bdb"
+        # Each side of a point's bar separately: a missing end is dashed to the plot's edge.
+        bars = "".join(_bar(x1, y1, x2, y2, colour, not math.isfinite(end)) for x1, y1, x2, y2, end in (
+            (sx(xl), y, x, y, xl), (x, y, sx(xh), y, xh), (x, sy(yl), x, y, yl), (x, y, x, sy(yh), yh)))
         out.append(f'<g class="point{" front" if on_front else ""}"><title>{escape(_label(row))}: '
-                   f'{escape(_tick(tf.value))} samples/s, p99 {escape(_tick(lf.value))} ms'  # type: ignore[arg-type]
-                   f'{" (Pareto front)" if on_front else ""}</title>'
-                   f'<line x1="{sx(xl):.1f}" y1="{y:.1f}" x2="{sx(xh):.1f}" y2="{y:.1f}" stroke="{colour}"/>'
-                   f'<line x1="{x:.1f}" y1="{sy(yl):.1f}" x2="{x:.1f}" y2="{sy(yh):.1f}" stroke="{colour}"/>'
+                   f'{escape(_tick(tf.value))} samples/s{escape(_ends_text(tf))}, '  # type: ignore[arg-type]
+                   f'p99 {escape(_tick(lf.value))} ms{escape(_ends_text(lf))}'  # type: ignore[arg-type]
+                   f'{" (Pareto front)" if on_front else ""}</title>{bars}'
                    f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5" stroke="{colour}" stroke-width="1.5" '
                    f'fill="{colour if on_front else "#fff"}"/>'
                    f'<text x="{x + 7:.1f}" y="{y - 6:.1f}">{number}</text></g>')
@@ -165,21 +186,25 @@ def energy_svg(group: Group) -> Optional[str]:
         return None
     bar_h, gap, left, right = 18, 8, 230, 80
     height = MT + len(rows) * (bar_h + gap) + 40
-    highs = [_bounds(r.figures[ENERGY])[1] for r in rows]
-    top = max(highs) * 1.08 or 1.0
-    scale = lambda v: left + v / top * (W - left - right)  # noqa: E731
+    ends = _finite([v for r in rows for v in (r.figures[ENERGY].value, _bounds(r.figures[ENERGY])[1])])
+    top = max(ends) * 1.08 or 1.0
+    scale = lambda v: left + max(0.0, min(v, top)) / top * (W - left - right)  # noqa: E731  (clipped to the plot)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="energy" width="{W}" height="{height}" '
            f'viewBox="0 0 {W} {height}" role="img" aria-label="samples per joule">']
     for i, row in enumerate(rows):
         f = row.figures[ENERGY]
+        value = f.value
+        assert value is not None
         lo, hi = _bounds(f)
         y = MT + i * (bar_h + gap)
-        out.append(f'<g class="bar"><title>{escape(_label(row))}: {escape(_tick(f.value))} samples/J</title>'  # type: ignore[arg-type]
+        mid = y + bar_h / 2
+        out.append(f'<g class="bar"><title>{escape(_label(row))}: {escape(_tick(value))} samples/J'
+                   f'{escape(_ends_text(f))}</title>'
                    f'<text x="{left - 6}" y="{y + 13}" text-anchor="end">{escape(_short(row, 34))}</text>'
-                   f'<rect x="{left}" y="{y}" width="{scale(f.value) - left:.1f}" height="{bar_h}" '  # type: ignore[arg-type]
-                   f'fill="#2f9e44"/><line x1="{scale(lo):.1f}" y1="{y + bar_h / 2}" x2="{scale(hi):.1f}" '
-                   f'y2="{y + bar_h / 2}" stroke="#1d2433" stroke-width="1.5"/>'
-                   f'<text x="{scale(hi) + 5:.1f}" y="{y + 13}">{escape(_tick(f.value))}</text></g>')  # type: ignore[arg-type]
+                   f'<rect x="{left}" y="{y}" width="{scale(value) - left:.1f}" height="{bar_h}" fill="#2f9e44"/>'
+                   + _bar(scale(lo), mid, scale(value), mid, "#1d2433", not math.isfinite(lo), 1.5)
+                   + _bar(scale(value), mid, scale(hi), mid, "#1d2433", not math.isfinite(hi), 1.5)
+                   + f'<text x="{min(scale(hi) + 5, W - right + 5):.1f}" y="{y + 13}">{escape(_tick(value))}</text></g>')
     out.append(f'<text x="{left}" y="{height - 10}">samples per joule (higher is better)</text></svg>')
     return "".join(out)
 
@@ -188,7 +213,7 @@ def _table(group: Group) -> str:
     head = "".join(f"<th>{escape(c)}</th>" for c in columns(group))
     body = []
     for row in group.rows:
-        cls = "tie" if row.tie else ("unranked" if row.rank is None else "")
+        cls = "tie" if row.tie else ("unranked" if row.rank is None else ("unbounded" if row.unbounded else ""))
         cells = _row_cells(row, shown(group))
         tds = f'<td class="rank">{escape(cells[0])}</td>' + "".join(f"<td>{escape(c)}</td>" for c in cells[1:])
         body.append(f'<tr class="{cls}">{tds}</tr>')
@@ -209,6 +234,7 @@ def render_html(board: Leaderboard, generated: Optional[str] = None, scaling_svg
         parts.append(f'<section class="workload"><h2>{escape(g.title)}</h2>'
                      f'<p class="meta">ranked by {escape(g.metric.name)} ({escape(g.metric.direction())})</p>')
         parts.append(_table(g))
+        parts += [f'<p class="note group-note">note: {escape(n)}</p>' for n in g.notes]
         plots = []
         scatter = scatter_svg(g)
         if scatter:

@@ -96,3 +96,21 @@ def test_the_page_embeds_the_scaling_plot_with_names_escaped():
     html = render_html(_board(), generated="2026-12-01T00:00:00+00:00", scaling_svg=svg)
     assert "Scaling with batch size" in html and html.count("<svg") >= 2
     assert "<script>" not in html
+
+
+def test_the_page_shows_converged_warnings_and_open_interval_ends():
+    tail = [100_000_000] * 51 + [102_600_000] * 2  # 53 samples: p99 has no upper bound
+    records = [make_record(hardware="box", backend="cpu", scenario="latency", batch_size=1, raw_samples=tail,
+                           warnings=[EVIL], metrics={"converged": False}),
+               make_record(hardware="box", backend="openvino", scenario="latency", batch_size=1, median_ms=50.0,
+                           seed=2, metrics={"samples_per_j": 3.0, "samples_per_j_ci_low": 2.5})]
+    html = render_html(build(records), generated="2026-12-01T00:00:00+00:00")
+    assert "<th>converged</th><th>warnings</th><th>repeats</th>" in html
+    assert "<td>no</td><td>1: &lt;script&gt;" in html and "<script" not in html.lower()
+    assert '<tr class="unbounded"><td class="rank">2?</td>' in html
+    assert "no upper bound (n=53; 368 bound it)" in html
+    # the scatter's p99 bar and the energy bar (no upper end in its record) run dashed to the plot's edge
+    scatter = html[html.index('class="scatter"'):html.index("</svg>", html.index('class="scatter"'))]
+    energy = html[html.index('class="energy"'):html.index("</svg>", html.index('class="energy"'))]
+    assert scatter.count('class="open"') == 1 and energy.count('class="open"') == 1
+    assert "samples/J (3.000 [2.500, no upper bound (its record holds none)])" in energy
