@@ -140,6 +140,7 @@ def _rel_ci(settings: LoopSettings, sample: Sample, block: int) -> float:
 # bursts, frequency changes): more time would buy little, so stop and say so.
 NOISE_LIMIT_GROWTH = 4.0
 NOISE_LIMIT_RATIO = 0.8
+NOISE_LIMIT_CHECKS = 2
 
 
 class _StoppingRule:
@@ -197,7 +198,7 @@ class _StoppingRule:
             rel_then = earlier[-1][2]
             limited = math.isfinite(rel_then) and rel_now >= NOISE_LIMIT_RATIO * rel_then
         self.limited_checks = self.limited_checks + 1 if limited else 0
-        return self.limited_checks >= 2
+        return self.limited_checks >= NOISE_LIMIT_CHECKS
 
 
 def _tail_rel_ci(sample: Sample, q: float) -> float:

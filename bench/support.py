@@ -23,8 +23,7 @@ from bench.records import RunRecord
 __all__ = ["NOISY_CODES", "converged", "warning_codes", "noisy_codes", "warnings_text", "repeats", "ci_scope",
            "process_metrics", "doubts", "support_key", "best_supported", "why_not_newest"]
 
-# Warnings that put a record's figures in doubt. Codes a bench without them never writes
-# (noise_limited, tail_unbounded) are listed so records from a newer bench are judged alike.
+# Warnings that put a record's figures in doubt (bench.diagnostics.Code values).
 NOISY_CODES = ("not_converged", "high_variation", "outliers", "foreign_cpu", "speed_drift", "cpu_steal",
                "noise_limited", "tail_unbounded")
 

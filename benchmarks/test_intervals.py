@@ -124,3 +124,47 @@ def test_default_run_wall_time(benchmark, tmp_path):
         ratio = statistics.mean(walls["current"]) / statistics.mean(walls["baseline"])
         print(f"current / baseline wall time: {ratio:.2f}")
         benchmark.extra_info["ratio"] = ratio
+
+
+def test_throughput_point_wall_time(benchmark, tmp_path):
+    """A ViT-S/6 ONNX model (benchmarks/vit.py) at batch 8 on ONNX Runtime, throughput scenario: wall
+    time per point from start to exit, the stop reason and the claimed interval, and the spread of the
+    figures over the runs; with BENCH_BASELINE_REF, alternately against that ref (A, B, A, B, ...)."""
+    baseline = os.environ.get("BENCH_BASELINE_REF")
+    runs = int(os.environ.get("BENCH_THROUGHPUT_RUNS", "4"))
+    trees = {"current": ROOT}
+    if baseline:
+        tree = tmp_path / "baseline"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), baseline], check=True,
+                       capture_output=True)
+        trees = {"baseline": tree, "current": ROOT}
+    args = ["suite=custom", "model.target=benchmarks.vit:build", "model.input_shape=[3,224,224]",
+            "backend=onnxruntime", "scenario=throughput", "batch_size=8"]
+    out: dict[str, list[tuple[float, dict]]] = {name: [] for name in trees}
+
+    def measure() -> None:
+        for i in range(runs):
+            for name, root in trees.items():
+                folder = tmp_path / f"{name}{i}"
+                folder.mkdir()
+                env_root = f"{root}{os.pathsep}{ROOT}"  # the baseline's bench, this tree's model module
+                wall = _bench([*args, f"results.dir={folder}"], folder, env_root)  # type: ignore[arg-type]
+                (record,) = _records(folder)
+                out[name].append((wall, record))
+
+    try:
+        benchmark.pedantic(measure, rounds=1, iterations=1)
+    finally:
+        if baseline:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(trees["baseline"])],
+                           capture_output=True)
+    for name, rows in out.items():
+        values = [r["metrics"]["throughput_sps"] for _, r in rows]
+        print(f"\nViT-S/6 onnxruntime b=8 throughput, {name}:")
+        for wall, r in rows:
+            m = r["metrics"]
+            print(f"  {wall:5.1f} s per point, {m['throughput_sps']:.2f} samples/s ±{(m.get('rel_ci') or 0):.2%}, "
+                  f"{m.get('stop_reason', 'converged' if m.get('converged') else 'max_duration')}, "
+                  f"measured {m['measured_s']:.1f} s")
+        print(f"  spread of the figures over {len(values)} runs: {max(values) / min(values) - 1:.1%}")
+        benchmark.extra_info[name] = {"wall_s": [w for w, _ in rows], "throughput_sps": values}
