@@ -183,7 +183,10 @@ class _StoppingRule:
             per_sample = elapsed / n
             if n + (self.max_ns - elapsed) / per_sample < self.tail_min_samples:
                 return "tail_unreachable"
-        if enough and self.s.stop_when_noise_limited and self._noise_limited(elapsed):
+        # A tail still short of the samples that bound it is not noise-limited: it needs samples,
+        # and the cap (or tail_unreachable above) decides when to give up on them.
+        tail_counted = not self.tail_min_samples or n >= self.tail_min_samples
+        if enough and self.s.stop_when_noise_limited and self._noise_limited(elapsed) and tail_counted:
             return "noise_limited"
         return None
 

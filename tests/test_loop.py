@@ -265,3 +265,20 @@ def test_throughput_ignores_the_tail_rule():
     s = settings(scenario="throughput", tail_quantile=0.99, min_duration_s=1.0, max_duration_s=10.0)
     loop, _ = run_loop(s, itertools.repeat(100_000_000))
     assert loop.stop_reason == "converged" and loop.tail_quantile is None
+
+
+def test_noise_limited_waits_for_the_samples_that_bound_the_tail():
+    # Drift makes the median's interval stop narrowing early, but p99 still needs 368 samples, which
+    # the cap allows (30 ms per request, 60 s): the loop collects them before it gives up on noise.
+    rng = random.Random(11)
+    level = [1.0]
+
+    def service() -> int:
+        level[0] = min(2.0, max(0.5, level[0] * (1 + rng.gauss(0, 0.01))))
+        return int(level[0] * rng.gauss(30_000_000, 900_000))
+
+    s = settings(tail_quantile=0.99, target_rel_ci=0.002, min_duration_s=1.0, max_duration_s=60.0)
+    loop, _ = run_loop(s, service)
+    assert loop.stop_reason == "noise_limited"
+    assert len(loop.samples_ns) >= 368
+    assert loop_metrics(loop, 0.95)["tail_bounded"] is True
