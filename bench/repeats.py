@@ -152,12 +152,15 @@ def _pool_metrics(records: Sequence[RunRecord], confidence: float) -> dict[str, 
     return m
 
 
-def _pool_warnings(records: Sequence[RunRecord]) -> list[dict[str, str]]:
-    """Each warning code once, saying in how many processes it arose (its first message kept)."""
+def _pool_warnings(records: Sequence[RunRecord], metrics: dict[str, Any]) -> list[dict[str, str]]:
+    """Each warning code once, saying in how many processes it arose (its first message kept). A
+    tail that no single process bounded but the pooled samples do is no longer unbounded."""
     n = len(records)
     seen: dict[str, tuple[dict[str, str], int, int]] = {}
     for index, r in enumerate(records, 1):
         for w in r.warnings:
+            if w["code"] == "tail_unbounded" and metrics.get("tail_bounded"):
+                continue
             first, count, at = seen.get(w["code"], (w, 0, index))
             seen[w["code"]] = (first, count + 1, at)
     out = []
@@ -183,10 +186,11 @@ def pool(records: Sequence[RunRecord], confidence: float = 0.95) -> RunRecord:
                     "setup": r.setup, "warnings": r.warnings}
                    for r in records]
     raw = {**(first.raw or {}), "repeats": per_process}
+    metrics = _pool_metrics(records, confidence)
     return RunRecord(
         id=new_id(), created_at=utc_now(), status="ok", config=first.config, system=first.system,
         workload=first.workload, backend=first.backend, scenario=first.scenario,
-        metrics=_pool_metrics(records, confidence), setup=first.setup, parity=parity, noise=first.noise,
-        energy=first.energy, warnings=_pool_warnings(records), raw=raw, tag=first.tag, run_id=first.run_id,
+        metrics=metrics, setup=first.setup, parity=parity, noise=first.noise,
+        energy=first.energy, warnings=_pool_warnings(records, metrics), raw=raw, tag=first.tag, run_id=first.run_id,
         sweep_id=first.sweep_id,
     )

@@ -84,6 +84,19 @@ def test_a_tail_is_bounded_by_the_pooled_samples_or_not_at_all():
     assert two.metrics["latency_p99_ci_high_ms"] is None
 
 
+def test_a_tail_the_pooled_samples_bound_drops_the_processes_tail_warning():
+    unbounded = {"code": "tail_unbounded", "message": "p99 latency has no upper bound", "hint": "longer"}
+    records = processes([5.0, 5.1, 5.0, 4.9], n=100)
+    for r in records:
+        object.__setattr__(r, "metrics", {**r.metrics, "tail_percentile": 0.99, "tail_bounded": False})
+        object.__setattr__(r, "warnings", [unbounded])
+    pooled = pool(records)
+    assert pooled.metrics["tail_bounded"] is True and pooled.warnings == []
+    two = pool(records[:2])
+    assert two.metrics["tail_bounded"] is False
+    assert [w["code"] for w in two.warnings] == ["tail_unbounded"]
+
+
 def test_converged_only_when_every_process_converged_and_warnings_say_where():
     records = processes([10.0, 10.2, 10.1])
     bad = records[1]
