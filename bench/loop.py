@@ -141,6 +141,10 @@ def _rel_ci(settings: LoopSettings, sample: Sample, block: int) -> float:
 NOISE_LIMIT_GROWTH = 4.0
 NOISE_LIMIT_RATIO = 0.8
 NOISE_LIMIT_CHECKS = 2
+# The tail's interval (order statistics near the extreme) is a noisier estimate of its own width than
+# the median's: it must stay at this fraction or more before it counts.
+NOISE_LIMIT_RATIO_TAIL = 0.9
+NOISE_LIMIT_CHECKS_TAIL = 3
 
 
 class _StoppingRule:
@@ -157,8 +161,9 @@ class _StoppingRule:
         self.tail_min_samples = min_samples_to_bound(self.tail, settings.confidence) if self.tail else None
         self.rel_ci = math.inf
         self.rel_ci_tail = math.inf if self.tail else 0.0
-        self.history: list[tuple[int, int, float]] = []  # (elapsed ns, samples, rel_ci) at each check
-        self.limited_checks = 0
+        # (elapsed ns, samples, rel_ci, rel_ci_tail) at each check
+        self.history: list[tuple[int, int, float, float]] = []
+        self.limited_checks = [0, 0]  # consecutive checks at which the main / the tail interval was stuck
 
     def check(self, samples: list[int], elapsed: int) -> Optional[str]:
         """Why to stop now, or None to go on."""
@@ -167,7 +172,7 @@ class _StoppingRule:
         self.rel_ci = _rel_ci(self.s, sample, self.block) if sample is not None else math.inf
         if self.tail:
             self.rel_ci_tail = _tail_rel_ci(sample, self.tail) if sample is not None else math.inf
-        self.history.append((elapsed, n, self.rel_ci))
+        self.history.append((elapsed, n, self.rel_ci, self.rel_ci_tail))
         enough = n >= self.min_samples and elapsed >= self.min_ns
         main_ok = self.rel_ci <= self.s.target_rel_ci
         tail_ok = self.rel_ci_tail <= self.s.target_rel_ci_tail
@@ -191,17 +196,23 @@ class _StoppingRule:
         return None
 
     def _noise_limited(self, elapsed: int) -> bool:
-        """The main interval (median or throughput) at least NOISE_LIMIT_RATIO of its width when the
-        samples were NOISE_LIMIT_GROWTH times fewer, at two consecutive checks; checks whose interval
-        is unbounded or already on target do not count."""
-        n_now, rel_now = self.history[-1][1], self.history[-1][2]
-        earlier = [h for h in self.history[:-1] if h[1] * NOISE_LIMIT_GROWTH <= n_now]
-        limited = False
-        if earlier and math.isfinite(rel_now) and rel_now > self.s.target_rel_ci:
-            rel_then = earlier[-1][2]
-            limited = math.isfinite(rel_then) and rel_now >= NOISE_LIMIT_RATIO * rel_then
-        self.limited_checks = self.limited_checks + 1 if limited else 0
-        return self.limited_checks >= NOISE_LIMIT_CHECKS
+        """An interval still above its target (the median's or throughput's, or the tail's) at least
+        a ratio of its width when the samples were NOISE_LIMIT_GROWTH times fewer, at consecutive
+        checks: the run cannot converge by waiting. Intervals that are unbounded, or already on
+        target, do not count. The tail's interval (order statistics near the extreme) estimates its
+        own width more noisily than the median's: it must hold a higher ratio at more checks."""
+        now = self.history[-1]
+        earlier = [h for h in self.history[:-1] if h[1] * NOISE_LIMIT_GROWTH <= now[1]]
+        then = earlier[-1] if earlier else None
+        stuck = []
+        for index, target, ratio in ((2, self.s.target_rel_ci, NOISE_LIMIT_RATIO),
+                                     (3, self.s.target_rel_ci_tail, NOISE_LIMIT_RATIO_TAIL)):
+            rel_now = now[index]
+            rel_then = then[index] if then is not None else math.inf
+            stuck.append(math.isfinite(rel_now) and rel_now > target and math.isfinite(rel_then)
+                         and rel_now >= ratio * rel_then)
+        self.limited_checks = [count + 1 if s else 0 for count, s in zip(self.limited_checks, stuck)]
+        return self.limited_checks[0] >= NOISE_LIMIT_CHECKS or self.limited_checks[1] >= NOISE_LIMIT_CHECKS_TAIL
 
 
 def _tail_rel_ci(sample: Sample, q: float) -> float:
@@ -317,7 +328,7 @@ def measure(
         tail_quantile=rule.tail,
         final_rel_ci_tail=rule.rel_ci_tail if rule.tail else math.inf,
         tail_min_samples=rule.tail_min_samples,
-        check_history=[[e / 1e9, r] for e, _, r in rule.history],
+        check_history=[[e / 1e9, r] for e, _, r, _ in rule.history],
     )
 
 

@@ -22,10 +22,22 @@ def test_every_config_of_every_group_composes(group, option, tmp_path):
     validate(cfg)
 
 
+@pytest.mark.parametrize("option", group_options("preset"))
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_every_preset_composes_with_every_scenario(option, scenario, tmp_path):
+    # A preset is a _global_ package after the scenario: it must leave a valid config in every scenario.
+    backend = ["backend=cpu"]
+    cfg = validate(to_config(compose([f"preset={option}", f"scenario={scenario}", f"results.dir={tmp_path}",
+                                      *backend])))
+    assert cfg.scenario.name == scenario
+    assert cfg.repeats == {"none": 1, "rigorous": 5}[option]
+
+
 def test_groups_have_options():
     assert "anomaly" in group_options("suite")
     assert {"cpu", "cuda"} <= set(group_options("backend"))
     assert set(group_options("scenario")) == set(SCENARIOS)
+    assert {"none", "rigorous"} <= set(group_options("preset"))
 
 
 def test_defaults_are_the_embedded_default():
