@@ -182,20 +182,19 @@ class _StoppingRule:
             return "max_duration"
         if n >= self.max_samples:
             return "max_iterations"
-        if enough and main_ok and self.tail_min_samples and n < self.tail_min_samples:
-            # The tail cannot be bounded before max_duration_s at this pace: stop now (flagged) rather
-            # than spend the whole cap on a percentile that will stay unbounded.
-            per_sample = elapsed / n
-            if n + (self.max_ns - elapsed) / per_sample < self.tail_min_samples:
-                return "tail_unreachable"
-        # A tail still short of the samples that bound it is not noise-limited: it needs samples,
-        # and the cap (or tail_unreachable above) decides when to give up on them.
-        tail_counted = not self.tail_min_samples or n >= self.tail_min_samples
-        if enough and self.s.stop_when_noise_limited and self._noise_limited(elapsed) and tail_counted:
+        short = bool(self.tail_min_samples) and n < self.tail_min_samples  # type: ignore[operator]
+        # The tail cannot be bounded before max_duration_s at this pace.
+        unreachable = short and n + (self.max_ns - elapsed) / (elapsed / n) < self.tail_min_samples  # type: ignore[operator]
+        if enough and main_ok and unreachable:
+            # Stop now (flagged) rather than spend the whole cap on a percentile that stays unbounded.
+            return "tail_unreachable"
+        # A tail still short of the samples that bound it, and able to get them, is not noise-limited:
+        # it needs samples, and the cap decides when to give up on them.
+        if enough and self.s.stop_when_noise_limited and self._noise_limited() and (unreachable or not short):
             return "noise_limited"
         return None
 
-    def _noise_limited(self, elapsed: int) -> bool:
+    def _noise_limited(self) -> bool:
         """An interval still above its target (the median's or throughput's, or the tail's) at least
         a ratio of its width when the samples were NOISE_LIMIT_GROWTH times fewer, at consecutive
         checks: the run cannot converge by waiting. Intervals that are unbounded, or already on

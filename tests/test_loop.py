@@ -307,3 +307,19 @@ def test_independent_noise_with_the_tail_rule_converges(seed):
     s = settings(tail_quantile=0.99, target_rel_ci_tail=0.02, target_rel_ci=0.01, max_duration_s=3000.0)
     loop, _ = run_loop(s, lambda: int(rng.lognormvariate(0, 0.2) * 10_000_000))
     assert loop.stop_reason == "converged" and loop.final_rel_ci_tail <= 0.02
+
+
+def test_a_slow_noisy_model_whose_tail_cannot_be_bounded_may_still_stop_as_noise_limited():
+    # 300 ms per request with a drifting speed and a 60 s cap: p99 can never get 368 samples, and the
+    # median's interval stops narrowing: the loop need not spend the cap.
+    rng = random.Random(3)
+    level = [1.0]
+
+    def service() -> int:
+        level[0] = min(2.0, max(0.5, level[0] * (1 + rng.gauss(0, 0.03))))
+        return int(level[0] * rng.gauss(300_000_000, 3_000_000))
+
+    s = settings(tail_quantile=0.99, target_rel_ci=0.002, min_duration_s=1.0, max_duration_s=60.0)
+    loop, _ = run_loop(s, service)
+    assert loop.stop_reason == "noise_limited" and loop.elapsed_ns < 50e9
+    assert len(loop.samples_ns) < 368
