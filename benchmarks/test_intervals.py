@@ -1,7 +1,7 @@
 """Do the published intervals hold across fresh runs, and what do they cost?
 
 Run with:  python -m pytest benchmarks/test_intervals.py --benchmark-only -s
-(about 25 minutes on a 2-core machine; run it on a quiet machine, nothing else busy).
+(about an hour on a 2-core machine with BENCH_BASELINE_REF; run it on a quiet machine, nothing else busy).
 
 - ``test_calibration``: RUNS fresh records of one item per backend (PyTorch eager and ONNX Runtime
   on the CPU) and scenario (latency at batch 1, throughput at batch 8), first single-process records
