@@ -65,6 +65,23 @@ def _fraction_inside(records: list[dict], scenario: str) -> tuple[float, float, 
     return inside / pairs, max(values) / min(values) - 1, statistics.median(halves) if halves else float("nan")
 
 
+@pytest.fixture
+def trees(tmp_path):
+    """{"current": this tree}, and with BENCH_BASELINE_REF a worktree of that ref as "baseline"
+    (first, so that A/B rounds alternate baseline, current); the worktree is removed after the test."""
+    baseline = os.environ.get("BENCH_BASELINE_REF")
+    if not baseline:
+        yield {"current": ROOT}
+        return
+    tree = tmp_path / "baseline"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), baseline], check=True,
+                   capture_output=True)
+    try:
+        yield {"baseline": tree, "current": ROOT}
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], capture_output=True)
+
+
 @pytest.mark.parametrize("backend, scenario, batch", CASES)
 def test_calibration(benchmark, tmp_path, backend, scenario, batch):
     rows = {}
@@ -92,14 +109,8 @@ def test_calibration(benchmark, tmp_path, backend, scenario, batch):
                                       "load": [load0, load1]}
 
 
-def test_default_run_wall_time(benchmark, tmp_path):
-    baseline = os.environ.get("BENCH_BASELINE_REF")
-    trees = {"current": ROOT}
-    if baseline:
-        tree = tmp_path / "baseline"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), baseline], check=True,
-                       capture_output=True)
-        trees = {"baseline": tree, "current": ROOT}
+def test_default_run_wall_time(benchmark, tmp_path, trees):
+    baseline = "baseline" in trees
     walls: dict[str, list[float]] = {name: [] for name in trees}
 
     def measure() -> None:
@@ -111,12 +122,7 @@ def test_default_run_wall_time(benchmark, tmp_path):
                 records = _records(folder / "results")
                 assert len(records) == 5 and all(r["status"] == "ok" for r in records)
 
-    try:
-        benchmark.pedantic(measure, rounds=1, iterations=1)
-    finally:
-        if baseline:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(trees["baseline"])],
-                           capture_output=True)
+    benchmark.pedantic(measure, rounds=1, iterations=1)
     for name, values in walls.items():
         print(f"\ndefault bench run, {name}: " + ", ".join(f"{v:.0f} s" for v in values))
         benchmark.extra_info[name] = values
@@ -126,18 +132,11 @@ def test_default_run_wall_time(benchmark, tmp_path):
         benchmark.extra_info["ratio"] = ratio
 
 
-def test_throughput_point_wall_time(benchmark, tmp_path):
+def test_throughput_point_wall_time(benchmark, tmp_path, trees):
     """A ViT-S/6 ONNX model (benchmarks/vit.py) at batch 8 on ONNX Runtime, throughput scenario: wall
     time per point from start to exit, the stop reason and the claimed interval, and the spread of the
     figures over the runs; with BENCH_BASELINE_REF, alternately against that ref (A, B, A, B, ...)."""
-    baseline = os.environ.get("BENCH_BASELINE_REF")
     runs = int(os.environ.get("BENCH_THROUGHPUT_RUNS", "4"))
-    trees = {"current": ROOT}
-    if baseline:
-        tree = tmp_path / "baseline"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), baseline], check=True,
-                       capture_output=True)
-        trees = {"baseline": tree, "current": ROOT}
     args = ["suite=custom", "model.target=benchmarks.vit:build", "model.input_shape=[3,224,224]",
             "backend=onnxruntime", "scenario=throughput", "batch_size=8"]
     out: dict[str, list[tuple[float, dict]]] = {name: [] for name in trees}
@@ -152,12 +151,7 @@ def test_throughput_point_wall_time(benchmark, tmp_path):
                 (record,) = _records(folder)
                 out[name].append((wall, record))
 
-    try:
-        benchmark.pedantic(measure, rounds=1, iterations=1)
-    finally:
-        if baseline:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(trees["baseline"])],
-                           capture_output=True)
+    benchmark.pedantic(measure, rounds=1, iterations=1)
     for name, rows in out.items():
         values = [r["metrics"]["throughput_sps"] for _, r in rows]
         print(f"\nViT-S/6 onnxruntime b=8 throughput, {name}:")

@@ -41,6 +41,18 @@ class FakeBackend:
         self.syncs += 1
 
 
+def drifting(rng: random.Random, mean_ns: int, sd_ns: int, step: float):
+    """Service times whose level wanders as a bounded random walk (a neighbour's load, a frequency
+    governor): more samples do not average it out."""
+    level = [1.0]
+
+    def service() -> int:
+        level[0] = min(2.0, max(0.5, level[0] * (1 + rng.gauss(0, step))))
+        return int(level[0] * rng.gauss(mean_ns, sd_ns))
+
+    return service
+
+
 def settings(**kw) -> LoopSettings:
     base = dict(scenario="latency", batch_size=1, warmup_iterations=5, warmup_s=0.01, warmup_max_s=1.0,
                 min_iterations=10, min_duration_s=1.0, max_duration_s=10.0, target_rel_ci=0.01, confidence=0.95,
@@ -214,11 +226,7 @@ def test_drifting_speed_stops_as_noise_limited_long_before_the_cap(scenario):
     # The machine's speed wanders slowly (a random walk of the service time, as a neighbour's load or
     # a frequency governor does): more samples do not narrow the interval, so the loop says so.
     rng = random.Random(11)
-    level = [1.0]
-
-    def service() -> int:
-        level[0] = min(2.0, max(0.5, level[0] * (1 + rng.gauss(0, 0.01))))
-        return int(level[0] * rng.gauss(10_000_000, 300_000))
+    service = drifting(rng, 10_000_000, 300_000, 0.01)
 
     s = settings(scenario=scenario, target_rel_ci=0.002, min_duration_s=1.0, max_duration_s=300.0)
     loop, _ = run_loop(s, service)
@@ -271,11 +279,7 @@ def test_noise_limited_waits_for_the_samples_that_bound_the_tail():
     # Drift makes the median's interval stop narrowing early, but p99 still needs 368 samples, which
     # the cap allows (30 ms per request, 60 s): the loop collects them before it gives up on noise.
     rng = random.Random(11)
-    level = [1.0]
-
-    def service() -> int:
-        level[0] = min(2.0, max(0.5, level[0] * (1 + rng.gauss(0, 0.01))))
-        return int(level[0] * rng.gauss(30_000_000, 900_000))
+    service = drifting(rng, 30_000_000, 900_000, 0.01)
 
     s = settings(tail_quantile=0.99, target_rel_ci=0.002, min_duration_s=1.0, max_duration_s=60.0)
     loop, _ = run_loop(s, service)
@@ -313,11 +317,7 @@ def test_a_slow_noisy_model_whose_tail_cannot_be_bounded_may_still_stop_as_noise
     # 300 ms per request with a drifting speed and a 60 s cap: p99 can never get 368 samples, and the
     # median's interval stops narrowing: the loop need not spend the cap.
     rng = random.Random(3)
-    level = [1.0]
-
-    def service() -> int:
-        level[0] = min(2.0, max(0.5, level[0] * (1 + rng.gauss(0, 0.03))))
-        return int(level[0] * rng.gauss(300_000_000, 3_000_000))
+    service = drifting(rng, 300_000_000, 3_000_000, 0.03)
 
     s = settings(tail_quantile=0.99, target_rel_ci=0.002, min_duration_s=1.0, max_duration_s=60.0)
     loop, _ = run_loop(s, service)
