@@ -1,2 +1,2 @@
-"""Runtimes behind one small contract (backends.base). Each backend's heavy library is imported only
+"""Runtimes behind one small contract (bench.backends.base). Each backend's heavy library is imported only
 inside its own module, and only when that backend is chosen."""

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from backends.base import PrepareContext
+from bench.backends.base import PrepareContext
 
 __all__ = ["Artifact", "cached_artifact", "cached_onnx", "library_versions", "describe_conversion"]
 
@@ -80,7 +80,7 @@ def cached_artifact(kind: str, context: PrepareContext, parts: dict[str, Any],
 def cached_onnx(model: Any, example_inputs: Sequence[Any], context: PrepareContext) -> tuple[Path, Artifact]:
     """The model as an ONNX file with a dynamic batch axis (fp32), exported once per model spec; or
     the user's own ONNX file, as it is, when the context names one."""
-    from backends.onnx_export import export_onnx
+    from bench.backends.onnx_export import export_onnx
 
     if context.onnx_path:
         path = Path(context.onnx_path).resolve()

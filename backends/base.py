@@ -67,7 +67,7 @@ class Session(ABC):
     ``in_flight`` is how many requests the session keeps running at once: 1 for a session whose
     run() completes (or is completed by synchronize) one batch at a time; more for an async queue,
     whose run() returns as soon as a slot is free. The throughput loop then never synchronizes
-    between blocks (bench.loop.measure)."""
+    between blocks (bench.measurement.loop.measure)."""
 
     in_flight: int = 1
 
@@ -94,7 +94,7 @@ class Session(ABC):
     def effective_settings(self) -> dict[str, Any]:
         """The settings that actually ran, as the runtime reports them (recorded, not the request).
         Where the runtime can say what precision it computed in, ``ran_precision`` holds it (the least
-        precise of its parts, see lowest_precision); bench.diagnostics warns when it differs from the
+        precise of its parts, see lowest_precision); bench.results.diagnostics warns when it differs from the
         precision asked for. Absent where the runtime cannot say."""
         return {}
 

@@ -31,8 +31,8 @@ import importlib.util
 import itertools
 from typing import Any, Optional, Sequence
 
-from backends.artifacts import Artifact, cached_artifact, cached_onnx, describe_conversion, library_versions
-from backends.base import Availability, Backend, PrepareContext, Session, lowest_precision
+from bench.backends.artifacts import Artifact, cached_artifact, cached_onnx, describe_conversion, library_versions
+from bench.backends.base import Availability, Backend, PrepareContext, Session, lowest_precision
 
 __all__ = ["OpenVinoBackend", "OpenVinoSession", "OpenVinoQueueSession", "OV_PRECISION", "ran_precision"]
 
@@ -134,7 +134,7 @@ class OpenVinoSession(Session):
         self._request = compiled.create_infer_request()
         self.jobs = 1
         # How many run() calls may be outstanding before run() blocks (a loop that keeps that
-        # many in flight measures the runtime's throughput; see the report on bench.loop).
+        # many in flight measures the runtime's throughput; see the report on bench.measurement.loop).
         self.in_flight = 1
 
     # Inputs: prepared once, outside timing; run() only checks that they are the bound ones.

@@ -26,8 +26,8 @@ import sys
 from pathlib import Path
 from typing import Any, NamedTuple, Optional, Sequence
 
-from backends.artifacts import Artifact, cached_artifact, cached_onnx, describe_conversion
-from backends.base import Availability, Backend, PrepareContext, Session, lowest_precision
+from bench.backends.artifacts import Artifact, cached_artifact, cached_onnx, describe_conversion
+from bench.backends.base import Availability, Backend, PrepareContext, Session, lowest_precision
 
 __all__ = ["TensorRTBackend", "TensorRTSession", "profile_shapes", "engine_key_parts", "calibration_files",
            "calibration_digest", "calibration_batches", "layer_precisions", "ran_precision", "PRECISION_FLAGS",
@@ -382,7 +382,7 @@ class TensorRTBackend(Backend):
         if torch.version.cuda is None:
             return Availability(False, f"this PyTorch ({torch.__version__}) is built without CUDA; TensorRT's "
                                 "buffers and stream are torch CUDA tensors", _INSTALL_CUDA_TORCH)
-        from backends.torch_eager import cuda_device_availability
+        from bench.backends.torch_eager import cuda_device_availability
 
         return cuda_device_availability(torch, device)
 

@@ -21,8 +21,8 @@ import shutil
 import time
 from typing import Any, Sequence
 
-from backends.base import Availability, PrepareContext, Session
-from backends.torch_eager import TorchBackend, TorchSession
+from bench.backends.base import Availability, PrepareContext, Session
+from bench.backends.torch_eager import TorchBackend, TorchSession
 
 __all__ = ["CompiledBackend", "CompiledSession", "COMPILE_MODES", "find_cxx"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 from typing import Any, Sequence
 
-from backends.base import Availability, Backend, PrepareContext, Session, lowest_precision
+from bench.backends.base import Availability, Backend, PrepareContext, Session, lowest_precision
 
 __all__ = ["TorchBackend", "TorchSession", "cuda_device_availability", "set_fp32_math", "ran_precision"]
 
@@ -98,7 +98,7 @@ class TorchSession(Session):
     def use_streams(self, streams: int) -> None:
         """Serve the load scenarios with ``streams`` CUDA streams, a batch in flight on each
         (backends/cuda_streams.py; not yet run on a GPU)."""
-        from backends.cuda_streams import CudaStreamPool
+        from bench.backends.cuda_streams import CudaStreamPool
 
         self._pool = CudaStreamPool(self._torch.cuda, self.device, streams)
         self.in_flight = streams

@@ -3,8 +3,8 @@
 Run with:  python -m pytest benchmarks/test_backend_overhead.py --benchmark-only -s
 The workload is a real suite model at its real size (STFPM, 1x3x256x256, batch 1) on the CPU
 provider with one intra-op thread. Each round measures both, in alternating order so that a drift of the machine's load
-falls on both alike: the harness (bench.loop.warm_up, then measure in the throughput scenario on an
-OrtSession, the throughput computed as bench.metrics does) and, twice, a bare loop
+falls on both alike: the harness (bench.measurement.loop.warm_up, then measure in the throughput scenario on an
+OrtSession, the throughput computed as bench.results.metrics does) and, twice, a bare loop
 ``for _ in range(n): sess.run(None, feeds)`` over the same InferenceSession and feeds. The ratio
 harness / bare throughput (median of the rounds' ratios; goal >= 0.98), the control bare / bare (the
 noise floor of this machine at this time) and the load average are printed and stored in the
@@ -23,12 +23,12 @@ pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-from backends.base import PrepareContext  # noqa: E402
-from backends.onnxruntime_backend import OrtBackend, OrtSession  # noqa: E402
-from bench.config import OrtBackendConfig  # noqa: E402
-from bench.loop import LoopSettings, measure, warm_up  # noqa: E402
-from bench.runner import default_cache_dir  # noqa: E402
-from bench.stats import throughput_estimate  # noqa: E402
+from bench.backends.base import PrepareContext  # noqa: E402
+from bench.backends.onnxruntime_backend import OrtBackend, OrtSession  # noqa: E402
+from bench.config.schema import OrtBackendConfig  # noqa: E402
+from bench.measurement.loop import LoopSettings, measure, warm_up  # noqa: E402
+from bench.orchestration.runner import default_cache_dir  # noqa: E402
+from bench.measurement.stats import throughput_estimate  # noqa: E402
 
 WORKLOAD = "stfpm"
 ITERATIONS = 10  # per loop and round: under a second of STFPM on one core
@@ -46,17 +46,17 @@ def loop_settings() -> LoopSettings:
 
 @pytest.fixture(scope="module")
 def prepared() -> tuple[OrtSession, dict]:
-    from bench.worker import model_key
-    from suites.base import load_suite
+    from bench.worker.process import model_key
+    from bench.suites.base import load_suite
 
-    item = {"suite_catalog": "suites.anomaly:SUITE", "seed": 0,
+    item = {"suite_catalog": "bench.suites.anomaly:SUITE", "seed": 0,
             "suite_options": {"dataset": "mvtec_ad", "boundary": "model", "tile_size": 256, "data_path": None}}
     suite = load_suite(item["suite_catalog"])
     workload = suite.get(WORKLOAD)
     instance = suite.make(workload, 1, 0, item["suite_options"])
     # One intra-op thread: on a small shared machine, a parallel-for waiting on a descheduled peer
     # thread adds noise that has nothing to do with the harness, which is what this measures.
-    settings = OrtBackendConfig(name="onnxruntime", impl="backends.onnxruntime_backend:OrtBackend",
+    settings = OrtBackendConfig(name="onnxruntime", impl="bench.backends.onnxruntime_backend:OrtBackend",
                                 intra_op_threads=1)
     # The worker's cache key and folder: a run of `bench run backend=onnxruntime` reuses this export.
     context = PrepareContext(scenario="throughput", batch_size=1, max_batch_size=1, cache_dir=default_cache_dir(),

@@ -45,7 +45,7 @@ def _load() -> float:
 def _bench(args: list[str], cwd: Path, root: Path = ROOT) -> float:
     env = dict(os.environ, PYTHONPATH=str(root))
     start = time.monotonic()
-    subprocess.run([sys.executable, "-m", "bench.cli", "run", *args], cwd=cwd, env=env, check=False,
+    subprocess.run([sys.executable, "-m", "bench.cli.main", "run", *args], cwd=cwd, env=env, check=False,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.monotonic() - start
 

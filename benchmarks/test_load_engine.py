@@ -16,8 +16,8 @@ import statistics
 
 import numpy as np
 
-from bench import load
-from bench.loop import LoopSettings, measure
+from bench.measurement import load
+from bench.measurement.loop import LoopSettings, measure
 
 DATA = np.random.default_rng(0).random(60_000)
 

@@ -5,7 +5,7 @@ One real suite workload (STFPM, 256x256, batch 1) exported to ONNX once; the sam
 (the scenario's) and inference precision (f32) everywhere. Each round runs, in a rotating order:
 - benchmark_app (a subprocess: ``-m model.onnx -d CPU -hint H -infer_precision f32 -t T -shape [...]``;
   its "Throughput: X FPS" line),
-- the harness: bench.loop's warm_up + measure on an OpenVinoSession of that scenario,
+- the harness: bench.measurement.loop's warm_up + measure on an OpenVinoSession of that scenario,
 - a bare loop over the same compiled model (``infer()``, or ``start_async()`` on the same
   AsyncInferQueue and one ``wait_all()`` at the end).
 The medians over rounds give the ratios harness/benchmark_app and harness/bare (goal >= 0.98 each),
@@ -31,11 +31,11 @@ import pytest
 pytest.importorskip("openvino")
 torch = pytest.importorskip("torch")
 
-from backends.artifacts import cached_onnx  # noqa: E402
-from backends.base import PrepareContext  # noqa: E402
-from backends.openvino_backend import OpenVinoBackend  # noqa: E402
-from bench.config import OpenVinoBackendConfig  # noqa: E402
-from bench.loop import LoopSettings, measure, warm_up  # noqa: E402
+from bench.backends.artifacts import cached_onnx  # noqa: E402
+from bench.backends.base import PrepareContext  # noqa: E402
+from bench.backends.openvino_backend import OpenVinoBackend  # noqa: E402
+from bench.config.schema import OpenVinoBackendConfig  # noqa: E402
+from bench.measurement.loop import LoopSettings, measure, warm_up  # noqa: E402
 
 WORKLOAD = "stfpm"
 BATCH = 1
@@ -46,9 +46,9 @@ FPS_LINE = re.compile(r"Throughput:\s+([0-9.]+)\s+FPS")
 
 @pytest.fixture(scope="module")
 def workload(tmp_path_factory) -> dict[str, Any]:
-    from suites.base import load_suite
+    from bench.suites.base import load_suite
 
-    suite = load_suite("suites.anomaly:SUITE")
+    suite = load_suite("bench.suites.anomaly:SUITE")
     options = {"dataset": "", "boundary": "model", "tile_size": 256, "data_path": None}
     instance = suite.make(suite.get(WORKLOAD), BATCH, 0, options)
     cache = str(tmp_path_factory.mktemp("ov-bench-cache"))
@@ -58,7 +58,7 @@ def workload(tmp_path_factory) -> dict[str, Any]:
 
 
 def session_for(workload: dict[str, Any], scenario: str) -> Any:
-    settings = OpenVinoBackendConfig(name="openvino", impl="backends.openvino_backend:OpenVinoBackend",
+    settings = OpenVinoBackendConfig(name="openvino", impl="bench.backends.openvino_backend:OpenVinoBackend",
                                      device="CPU", precision="fp32", hint=scenario)
     context = PrepareContext(scenario=scenario, batch_size=BATCH, max_batch_size=BATCH,
                              cache_dir=workload["cache"], model_key=WORKLOAD)

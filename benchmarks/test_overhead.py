@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pytest
 
-from bench.loop import LoopSettings, measure
+from bench.measurement.loop import LoopSettings, measure
 
 N = 3000
 DATA = np.random.default_rng(0).random(2000)

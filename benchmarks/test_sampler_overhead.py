@@ -15,8 +15,8 @@ import statistics
 import numpy as np
 import pytest
 
-from bench.loop import LoopSettings, measure, warm_up
-from bench.sensors.sampler import Sampler
+from bench.measurement.loop import LoopSettings, measure, warm_up
+from bench.system.sensors.sampler import Sampler
 
 A = np.random.default_rng(0).random((160, 160))
 

@@ -32,7 +32,7 @@ COLUMNS = ("backend", "precision", "workload", "status", "p50 ms", "samples/s", 
 
 def anomaly_workloads() -> list[str]:
     sys.path.insert(0, str(ROOT))
-    from suites.anomaly import SUITE
+    from bench.suites.anomaly import SUITE
 
     return SUITE.names()
 
@@ -40,7 +40,7 @@ def anomaly_workloads() -> list[str]:
 def bench_run(backend: str, precision: str, workloads: list[str], results: Path, timeout_s: float,
               extra: list[str]) -> tuple[int, str]:
     """One `bench run`; returns its exit code and the end of its stderr."""
-    command = [sys.executable, "-m", "bench.cli", "run", f"backend={backend}", f"backend.precision={precision}",
+    command = [sys.executable, "-m", "bench.cli.main", "run", f"backend={backend}", f"backend.precision={precision}",
                "suite=anomaly", f"suite.only=[{','.join(workloads)}]", f"results.dir={results}",
                f"worker.timeout_s={timeout_s:g}", *SHORT, *extra]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))

@@ -1,1 +1,1 @@
-"""Model suites: one module per domain, each a catalog of workloads (suites.base.Workload)."""
+"""Model suites: one module per domain, each a catalog of workloads (bench.suites.base.Workload)."""

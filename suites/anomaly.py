@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from suites.base import Instance, Suite, SuiteOptionError, Workload
+from bench.suites.base import Instance, Suite, SuiteOptionError, Workload
 
 __all__ = ["SUITE", "DATASETS", "DataSet", "BOUNDARIES"]
 
@@ -64,33 +64,33 @@ def _w(name: str, family: str, builder: str, size: int, tier: int, reference: st
 _EFFICIENTAD = "Batzner et al., EfficientAD, WACV 2024; anomalib efficient_ad"
 WORKLOADS = (
     # EfficientAD normalises inside the model (anomalib's convention): the pipeline only scales to [0, 1].
-    _w("efficientad_s", "EfficientAD", "suites.models.efficientad:build_efficientad_s", 256, 20, _EFFICIENTAD,
+    _w("efficientad_s", "EfficientAD", "bench.suites.models.efficientad:build_efficientad_s", 256, 20, _EFFICIENTAD,
        norm="none", description="PDN-S teacher, student and autoencoder; anomaly map and image score"),
-    _w("efficientad_m", "EfficientAD", "suites.models.efficientad:build_efficientad_m", 256, 50, _EFFICIENTAD,
+    _w("efficientad_m", "EfficientAD", "bench.suites.models.efficientad:build_efficientad_m", 256, 50, _EFFICIENTAD,
        norm="none", description="PDN-M teacher, student and autoencoder; anomaly map and image score"),
-    _w("patchcore", "PatchCore", "suites.models.patchcore:build_patchcore", 224, 100,
+    _w("patchcore", "PatchCore", "bench.suites.models.patchcore:build_patchcore", 224, 100,
        "Roth et al., PatchCore, CVPR 2022; anomalib patchcore", resize=256,
        description="WRN-50-2 layer2+3, 3x3 averaging, k-NN against a 10% coreset memory bank, reweighted score"),
-    _w("padim_resnet18", "PaDiM", "suites.models.padim:build_padim_resnet18", 256, 50,
+    _w("padim_resnet18", "PaDiM", "bench.suites.models.padim:build_padim_resnet18", 256, 50,
        "Defard et al., PaDiM, ICPR 2021; anomalib padim",
        description="ResNet-18 layers 1-3, 100 random channels, Mahalanobis distance per position"),
-    _w("padim_wrn50", "PaDiM", "suites.models.padim:build_padim_wrn50", 256, 100,
+    _w("padim_wrn50", "PaDiM", "bench.suites.models.padim:build_padim_wrn50", 256, 100,
        "Defard et al., PaDiM, ICPR 2021; anomalib padim",
        description="WRN-50-2 layers 1-3, 550 channels; memory-bound (about 5 GB of inverse covariance)"),
-    _w("fastflow", "FastFlow", "suites.models.fastflow:build_fastflow", 256, 50,
+    _w("fastflow", "FastFlow", "bench.suites.models.fastflow:build_fastflow", 256, 50,
        "Yu et al., FastFlow, 2021; anomalib fastflow",
        description="ResNet-18 layers 1-3, 8 affine-coupling flow steps per scale"),
-    _w("stfpm", "STFPM", "suites.models.stfpm:build_stfpm", 256, 20,
+    _w("stfpm", "STFPM", "bench.suites.models.stfpm:build_stfpm", 256, 20,
        "Wang et al., STFPM, BMVC 2021; anomalib stfpm",
        description="ResNet-18 teacher and student, layers 1-3, feature-pyramid cosine distance"),
-    _w("reverse_distillation", "Reverse Distillation", "suites.models.reverse_distillation:build_reverse_distillation",
+    _w("reverse_distillation", "Reverse Distillation", "bench.suites.models.reverse_distillation:build_reverse_distillation",
        256, 100, "Deng & Li, Reverse Distillation, CVPR 2022; anomalib reverse_distillation; hq-deng/RD4AD",
        description="WRN-50-2 encoder, one-class bottleneck embedding, mirrored decoder"),
-    _w("draem", "DRAEM", "suites.models.draem:build_draem", 256, 100,
+    _w("draem", "DRAEM", "bench.suites.models.draem:build_draem", 256, 100,
        "Zavrtanik et al., DRAEM, ICCV 2021; anomalib draem; VitjanZ/DRAEM", norm="none",
        licence="Apache-2.0 (anomalib); the authors' code is MIT",
        description="reconstructive and discriminative sub-networks on the raw image"),
-    _w("autoencoder", "Autoencoder", "suites.models.autoencoder:build_conv_autoencoder", 256, 20,
+    _w("autoencoder", "Autoencoder", "bench.suites.models.autoencoder:build_conv_autoencoder", 256, 20,
        "this project's baseline convolutional autoencoder (no reference implementation)", norm="none",
        licence="Apache-2.0 (this project's own design)",
        description="4 strided conv blocks, 64-channel latent, mirrored decoder; blurred squared error"),
@@ -117,7 +117,7 @@ def check_options(suite: Suite, options: dict[str, Any]) -> None:
                                "needs the pipeline boundary")
     height, width = dataset.native_hw
     if data_path is not None:
-        from suites.images import check_image_folder
+        from bench.suites.images import check_image_folder
 
         height, width = check_image_folder(data_path)
     if dataset.handling == "tile":
@@ -132,7 +132,7 @@ def describe(workload: Workload, options: dict[str, Any]) -> dict[str, Any]:
     dataset, boundary, tile, data_path = _options(options)
     info: dict[str, Any] = {**dataset.describe(), "boundary": boundary}
     if dataset.handling == "tile":
-        from suites.images import describe_tiles
+        from bench.suites.images import describe_tiles
 
         if boundary == "model":
             tile = workload.input_shape[-1]  # at the model boundary a tile is exactly a model input
@@ -156,7 +156,7 @@ def instantiate(workload: Workload, batch_size: int, seed: int, options: dict[st
         info["model_runs_per_sample"] = 1
         return Instance(model, workload.make_inputs(batch_size, seed), info)
 
-    from suites.images import build_pipeline, describe_tiles, load_images, synthetic_images
+    from bench.suites.images import build_pipeline, describe_tiles, load_images, synthetic_images
 
     if data_path:
         images = load_images(data_path, batch_size)

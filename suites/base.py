@@ -102,7 +102,7 @@ class Workload:
         return (image,)
 
     def catalog(self) -> dict[str, Any]:
-        """The fields a person chooses from (without the computed cost; see suites.cost)."""
+        """The fields a person chooses from (without the computed cost; see bench.suites.cost)."""
         return {
             "name": self.name,
             "family": self.family,
@@ -162,7 +162,7 @@ def load_suite(path: str) -> Suite:
     """Load the ``Suite`` object a suite config names (``module:attribute``)."""
     suite = resolve(path)
     if not isinstance(suite, Suite):
-        raise TypeError(f"{path!r} is not a suites.base.Suite")
+        raise TypeError(f"{path!r} is not a bench.suites.base.Suite")
     return suite
 
 

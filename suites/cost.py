@@ -45,7 +45,7 @@ def workload_cost(workload: Any, seed: int = 0) -> dict[str, Any]:
     try:
         with torch.device("meta"):
             torch.manual_seed(seed)
-            from suites.base import resolve
+            from bench.suites.base import resolve
 
             model = resolve(workload.builder)(seed=seed).eval()
             inputs = tuple(torch.empty((1, *workload.input_shape)) for _ in range(1))

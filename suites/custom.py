@@ -15,7 +15,7 @@ import hashlib
 from pathlib import Path
 from typing import Any, Optional
 
-from suites.base import Instance, Suite, SuiteOptionError, Workload
+from bench.suites.base import Instance, Suite, SuiteOptionError, Workload
 
 __all__ = ["SUITE", "onnx_inputs", "resolve_shapes"]
 
@@ -121,7 +121,7 @@ def check_options(suite: Suite, options: dict[str, Any]) -> None:
             raise SuiteOptionError("model.input_shape", model.get("input_shape"),
                                    "give one sample's shape without the batch, e.g. model.input_shape=[3,224,224]",
                                    "is needed with model.target")
-        from suites.base import resolve
+        from bench.suites.base import resolve
 
         try:
             builder = resolve(target)
@@ -175,7 +175,7 @@ def instantiate(workload: Workload, batch_size: int, seed: int, options: dict[st
 
         return Instance(None, inputs, info, onnx_path=path, reference=reference,
                         reference_name="ONNX Runtime on the CPU (fp32)")
-    from suites.base import resolve
+    from bench.suites.base import resolve
 
     torch.manual_seed(seed)
     builder = resolve(model["target"])

@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 from typing import Any, Optional
 
-from suites.base import IMAGENET_MEAN, IMAGENET_STD, SuiteOptionError
+from bench.suites.base import IMAGENET_MEAN, IMAGENET_STD, SuiteOptionError
 
 __all__ = ["IMAGE_SUFFIXES", "list_images", "check_image_folder", "load_images", "synthetic_images",
            "build_pipeline", "tile_grid"]

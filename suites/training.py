@@ -32,7 +32,7 @@ for them, no code copied):
   the anomaly mask, on images with synthetic anomalies;
 * autoencoder (this project's baseline): trained whole, Adam lr 1e-3, L2 reconstruction loss.
 
-Fit methods (``kind == "fit"``; their cost is time per training image, see bench.training.fit_cost):
+Fit methods (``kind == "fit"``; their cost is time per training image, see bench.measurement.training.fit_cost):
 
 * PatchCore: embed every training image (the inference model's ``embed``: WRN-50-2 layer2+3, 3x3
   averaging, 1536 features per patch), then greedy k-center coreset selection down to the model's
@@ -73,7 +73,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Optional
 
-from suites.base import SuiteOptionError, Workload, resolve
+from bench.suites.base import SuiteOptionError, Workload, resolve
 
 __all__ = [
     "TRAINABLE",
@@ -153,7 +153,7 @@ def training_task(workload: str, batch_size: int, seed: int, options: dict[str, 
         raise SuiteOptionError("suite.only", workload,
                                f"choose among {', '.join(TRAINABLE)}, or suite=custom with model.target and "
                                "model.loss", "is not a trainable workload")
-    from suites.anomaly import SUITE
+    from bench.suites.anomaly import SUITE
 
     SUITE.check(options)
     boundary = options.get("boundary") or "model"
@@ -553,7 +553,7 @@ def _embed_all(model: Any, images: Any, batch_size: int) -> Any:
 def _patchcore(model: Any, make_images: Callable[..., Any], batch_size: int, seed: int) -> TrainTask:
     import torch
 
-    from suites.models.patchcore import CORESET_SAMPLING_RATIO
+    from bench.suites.models.patchcore import CORESET_SAMPLING_RATIO
 
     model.requires_grad_(False)
 
@@ -583,7 +583,7 @@ def _patchcore(model: Any, make_images: Callable[..., Any], batch_size: int, see
 def _padim(model: Any, make_images: Callable[..., Any], batch_size: int, seed: int) -> TrainTask:
     import torch
 
-    from suites.models.padim import COVARIANCE_REGULARISATION
+    from bench.suites.models.padim import COVARIANCE_REGULARISATION
 
     model.requires_grad_(False)
 
@@ -634,7 +634,7 @@ _LOSS_FIX = "give model.loss=package.module:function, a function (model, inputs)
 
 
 def _custom_task(batch_size: int, seed: int, options: dict[str, Any]) -> TrainTask:
-    from suites.custom import SUITE as CUSTOM
+    from bench.suites.custom import SUITE as CUSTOM
 
     model_options = dict(options.get("model") or {})
     if model_options.get("path") and not model_options.get("target"):

@@ -6,7 +6,7 @@ import ctypes
 import os
 import time
 
-from suites.base import Suite, Workload
+from bench.suites.base import Suite, Workload
 
 
 def build_tiny(seed: int):
@@ -81,7 +81,7 @@ SUITE = Suite(
 
 # Backends that fail at given batch sizes, for the sweep's tests. Each is the eager torch backend
 # until the batch reaches its threshold.
-from backends.torch_eager import TorchBackend  # noqa: E402
+from bench.backends.torch_eager import TorchBackend  # noqa: E402
 
 
 class OomFromEightBackend(TorchBackend):

@@ -9,14 +9,14 @@ from typing import Callable
 import pytest
 import torch
 
-from backends.base import PARITY_TOLERANCE
-from backends.onnx_export import export_onnx
+from bench.backends.base import PARITY_TOLERANCE
+from bench.backends.onnx_export import export_onnx
 
 
 def assert_onnx_matches(model: torch.nn.Module, make_input: Callable[[int], torch.Tensor], path: Path,
                         export_batch: int = 2, batches: tuple[int, ...] = (1, 3)) -> None:
     """Export at ``export_batch``, run at each of ``batches``; every output within the harness's
-    own fp32 parity tolerance: max |onnx - torch| / max |torch| <= 1e-4 (backends.base)."""
+    own fp32 parity tolerance: max |onnx - torch| / max |torch| <= 1e-4 (bench.backends.base)."""
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")

@@ -15,9 +15,9 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from bench.loop import LoopResult
-from bench.metrics import loop_metrics
-from bench.records import RunRecord
+from bench.measurement.loop import LoopResult
+from bench.results.metrics import loop_metrics
+from bench.results.records import RunRecord
 
 GOLDEN = Path(__file__).parent / "golden" / "record_v1.json"
 _GOLDEN = json.loads(GOLDEN.read_text())

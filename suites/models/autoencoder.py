@@ -44,7 +44,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from suites.models.blur import GaussianBlur
+from bench.suites.models.blur import GaussianBlur
 
 __all__ = [
     "ConvAutoencoder",

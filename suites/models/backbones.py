@@ -118,7 +118,7 @@ def wide_resnet50_2_features(layers: Sequence[str] = ("layer2", "layer3")) -> Re
     return ResNetFeatures(Bottleneck, (3, 4, 6, 3), layers, width=128)
 
 
-def _self_check() -> None:  # pragma: no cover - a reader's aid: python -m suites.models.backbones
+def _self_check() -> None:  # pragma: no cover - a reader's aid: python -m bench.suites.models.backbones
     torch.manual_seed(0)
     for make, name in ((resnet18_features, "resnet18"), (wide_resnet50_2_features, "wide_resnet50_2")):
         model = make(("layer1", "layer2", "layer3", "layer4")).eval()

@@ -74,7 +74,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from suites.models.backbones import STAGE_CHANNELS, STAGE_STRIDE, resnet18_features
+from bench.suites.models.backbones import STAGE_CHANNELS, STAGE_STRIDE, resnet18_features
 
 __all__ = ["FlowStep", "FastFlowScale", "FastFlow", "build_fastflow", "INPUT_NORM", "LAYERS"]
 

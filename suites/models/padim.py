@@ -69,9 +69,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from suites.models.backbones import STAGE_CHANNELS, resnet18_features, wide_resnet50_2_features
-from suites.models.blur import GaussianBlur
-from suites.models.patchcore import MVTEC_AD_CATEGORIES, MVTEC_AD_TRAIN_IMAGES
+from bench.suites.models.backbones import STAGE_CHANNELS, resnet18_features, wide_resnet50_2_features
+from bench.suites.models.blur import GaussianBlur
+from bench.suites.models.patchcore import MVTEC_AD_CATEGORIES, MVTEC_AD_TRAIN_IMAGES
 
 __all__ = [
     "PaDiM",

@@ -68,8 +68,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from suites.models.backbones import STAGE_CHANNELS, wide_resnet50_2_features
-from suites.models.blur import GaussianBlur
+from bench.suites.models.backbones import STAGE_CHANNELS, wide_resnet50_2_features
+from bench.suites.models.blur import GaussianBlur
 
 __all__ = [
     "PatchCore",

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from suites.models.backbones import resnet18_features
+from bench.suites.models.backbones import resnet18_features
 
 __all__ = ["STFPM", "layer_map", "build_stfpm", "INPUT_NORM", "LAYERS"]
 

@@ -1,0 +1,312 @@
+"""The commands that read and share stored results: `bench leaderboard`, `bench compare`,
+`bench export`, `bench import`.
+
+Every command takes the results location as `bench run` does (``results=PROFILE``,
+``results.dir=...``, ``results.url=...``). Bad input raises ConfigError or StoreError, which the CLI
+shows as one line with exit code 2; reading commands open the store read-only and never create it.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from bench.errors import ConfigError
+
+__all__ = ["leaderboard_command", "compare_command", "export_command", "import_command", "report_command",
+           "USAGE"]
+
+USAGE = """\
+  bench leaderboard [KEY=VALUE...] [metric=NAME] [prices=FOLDER] [--format terminal|markdown|csv|html]
+                    [--output FILE] [--newest]
+                                    rank hardware x backend x precision per workload (valid records, the
+                                    best-supported per combination: converged, repeats, fewest warnings,
+                                    newest; --newest: the newest). Ties where both 95% intervals have both
+                                    ends and overlap; a rank marked N? rests on a point estimate alone
+  bench compare BASELINE CANDIDATE [KEY=VALUE...] [--fail-on throughput:5%,latency_p99:10%]
+                                    ratios with 95% intervals: between processes (Welch t) where both
+                                    records hold repeats, else a bootstrap within one process.
+                                    Exit 0: no --fail-on rule tripped; 1: the candidate is significantly
+                                    worse beyond a threshold; 2: bad input; 3 (with --fail-on): a record
+                                    behind a comparison is unconverged or noisy, so it is inconclusive
+  bench export [KEY=VALUE...] --format csv|parquet [--output FILE]
+                                    one row per record, metrics as columns
+  bench import FILE_OR_FOLDER...    merge records from other machines (skips ids already stored)
+  bench report scaling [KEY=VALUE...] [--format terminal|markdown] [--output FILE] [--plot FILE.png|.svg]
+                                    throughput, latency and memory against batch size; saturation
+                                    point and best batch within the latency requirement
+
+  Selections: KEY=VALUE on id, run_id, sweep_id, tag, status, valid, suite, workload, backend, device, precision,
+  scenario, batch_size, hardware (same key twice: either value). In compare, BASELINE and CANDIDATE are
+  one argument each, terms joined by commas (tag=nightly,backend=cpu). Results location as for
+  bench run: results.dir=DIR, results.url=postgresql://USER@HOST/DB, results=PROFILE."""
+
+
+@dataclass
+class _Args:
+    terms: list[str] = field(default_factory=list)
+    results: list[str] = field(default_factory=list)
+    options: dict[str, str] = field(default_factory=dict)
+    flags: dict[str, list[str]] = field(default_factory=dict)
+    positional: list[str] = field(default_factory=list)
+
+
+def _parse(args: list[str], command: str, flags: tuple[str, ...], options: tuple[str, ...] = (),
+           positional: bool = False, switches: tuple[str, ...] = ()) -> _Args:
+    """``switches`` are flags without a value (``--newest``): present or not."""
+    out = _Args()
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in switches:
+            out.flags.setdefault(arg, []).append("")
+        elif arg.partition("=")[0] in switches:
+            raise ConfigError(arg.partition("=")[0], arg.partition("=")[2], f"write {arg.partition('=')[0]} alone",
+                              "takes no value")
+        elif arg.startswith("-"):
+            name, eq, value = arg.partition("=")
+            if name == "-o":
+                name = "--output"
+            if name not in flags:
+                raise ConfigError(arg, None, f"see `bench --help` for the options of `bench {command}`",
+                                  f"is not an option of `bench {command}`")
+            if not eq:
+                i += 1
+                if i >= len(args):
+                    raise ConfigError(name, None, f"give a value: {name} VALUE", "needs a value")
+                value = args[i]
+            out.flags.setdefault(name, []).append(value)
+        elif arg.startswith("results=") or arg.startswith("results."):
+            out.results.append(arg)
+        elif "=" in arg and arg.partition("=")[0] in options:
+            key, _, value = arg.partition("=")
+            out.options[key] = value
+        elif positional and "=" in arg and len(out.positional) < 2:
+            out.positional.append(arg)
+        elif "=" in arg:
+            out.terms.append(arg)
+        elif positional:
+            out.positional.append(arg)
+        else:
+            raise ConfigError(arg, None, "write selections as key=value (see `bench --help`)",
+                              f"is not an argument of `bench {command}`")
+        i += 1
+    return out
+
+
+def _one(parsed: _Args, flag: str, default: Optional[str] = None) -> Optional[str]:
+    values = parsed.flags.get(flag)
+    if not values:
+        return default
+    if len(values) > 1:
+        raise ConfigError(flag, None, f"give {flag} once", "is given more than once")
+    return values[0]
+
+
+def _write_output(text: str, output: Optional[str]) -> None:
+    if output is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        return
+    from bench.results.query import _atomic_output
+
+    path = Path(output).expanduser()
+
+    def write(tmp: str) -> None:
+        Path(tmp).write_text(text, encoding="utf-8")
+
+    _atomic_output(path, write)
+    print(f"wrote {path}", file=sys.stderr)
+
+
+def _write_terminal(render: Any, output: Optional[str]) -> None:
+    """A rich rendering to the terminal, or (plain, as rich writes to a file) into ``output``."""
+    if output is None:
+        render(sys.stdout)
+        return
+    import io
+
+    buffer = io.StringIO()
+    render(buffer)
+    _write_output(buffer.getvalue(), output)
+
+
+# ---------------------------------------------------------------- bench leaderboard
+
+
+def leaderboard_command(args: list[str]) -> int:
+    from bench.reporting import leaderboard as lb
+    from bench.results.query import Selection, open_store, select
+
+    parsed = _parse(args, "leaderboard", ("--format", "--output"), options=("metric", "prices"),
+                    switches=("--newest",))
+    fmt = _one(parsed, "--format", "terminal")
+    formats = ("terminal", "markdown", "csv", "html")
+    if fmt not in formats:
+        raise ConfigError("--format", fmt, f"use one of {', '.join(formats)}", "is not a leaderboard format")
+    output = _one(parsed, "--output")
+    metric = parsed.options.get("metric")
+    if metric is not None:
+        lb.check_metric(metric)
+    prices = lb.load_prices(Path(parsed.options["prices"]).expanduser() if "prices" in parsed.options else None)
+    selection = Selection.parse(parsed.terms)
+    store = open_store(parsed.results)
+    try:
+        records = select(store, selection)
+        board = lb.build(records, metric, prices, source=store.display_url, selection=str(selection),
+                         newest="--newest" in parsed.flags)
+    finally:
+        store.close()
+    if fmt == "terminal":
+        _write_terminal(lambda stream: lb.render_terminal(board, stream), output)
+    elif fmt == "markdown":
+        _write_output(lb.render_markdown(board), output)
+    elif fmt == "csv":
+        _write_output(lb.render_csv(board), output)
+    else:
+        from bench.reporting import scaling
+        from bench.reporting.html import render_html
+
+        curves = [c for c in scaling.curves(records) if len(c.points) >= 2]
+        _write_output(render_html(board, scaling_svg=scaling.plot_svg(curves) if curves else None), output)
+    return 0
+
+
+# ---------------------------------------------------------------- bench report scaling
+
+
+def report_command(args: list[str]) -> int:
+    from bench.reporting import scaling
+    from bench.results.query import Selection, open_store, select
+
+    if not args or args[0] != "scaling":
+        raise ConfigError("bench report", args[0] if args else "", "use `bench report scaling [KEY=VALUE...]`",
+                          "is not a report")
+    parsed = _parse(args[1:], "report scaling", ("--format", "--output", "--plot"))
+    fmt = _one(parsed, "--format", "terminal")
+    if fmt not in ("terminal", "markdown"):
+        raise ConfigError("--format", fmt, "use terminal or markdown", "is not a report format")
+    plot_path = _one(parsed, "--plot")
+    if plot_path is not None and Path(plot_path).suffix.lower() not in (".png", ".svg"):
+        raise ConfigError("--plot", plot_path, "name a .png or .svg file", "is not a PNG or SVG file name")
+    selection = Selection.parse(parsed.terms)
+    store = open_store(parsed.results)
+    try:
+        curves = scaling.curves(select(store, selection, "bench report scaling"))
+    finally:
+        store.close()
+    output = _one(parsed, "--output")
+    if fmt == "markdown":
+        _write_output(scaling.render_markdown(curves), output)
+    else:
+        _write_terminal(lambda stream: scaling.render_text(curves, stream), output)
+    if plot_path is not None:
+        path = scaling.plot(curves, plot_path)
+        print(f"plot written to {path}", file=sys.stderr)
+    return 0
+
+
+# ---------------------------------------------------------------- bench compare
+
+
+def compare_command(args: list[str]) -> int:
+    from bench.reporting import compare as cmp
+    from bench.results.query import Selection, open_store, select
+
+    parsed = _parse(args, "compare", ("--fail-on", "--seed", "--resamples"), positional=True)
+    if len(parsed.positional) != 2:
+        raise ConfigError("", "", "e.g. bench compare tag=before tag=after [--fail-on throughput:5%]",
+                          f"`bench compare` takes a BASELINE and a CANDIDATE selection, got {len(parsed.positional)}")
+    rules = [rule for text in parsed.flags.get("--fail-on", []) for rule in cmp.parse_fail_on(text)]
+    seed = _int_flag(parsed, "--seed", 0, 0)
+    resamples = _int_flag(parsed, "--resamples", cmp.RESAMPLES, 100)
+    common = Selection.parse(parsed.terms)
+    base_sel = Selection.parse_joined(parsed.positional[0]) + common
+    cand_sel = Selection.parse_joined(parsed.positional[1]) + common
+    base_f, cand_f = base_sel.filters(), cand_sel.filters()
+    differing = [k for k in set(base_f) | set(cand_f) if sorted(base_f.get(k, [])) != sorted(cand_f.get(k, []))]
+    store = open_store(parsed.results)
+    try:
+        baseline = select(store, base_sel, "baseline")
+        candidate = select(store, cand_sel, "candidate")
+    finally:
+        store.close()
+    result = cmp.compare(baseline, candidate, differing, seed=seed, resamples=resamples)
+    describe = lambda sel, recs: f"{sel} ({len(recs)} record(s))"  # noqa: E731
+    cmp.render(result, describe(base_sel, baseline), describe(cand_sel, candidate), sys.stdout)
+    verdict = cmp.check(result, rules)
+    for failure in verdict.failures:
+        print(f"FAIL {failure}")
+    for line in verdict.inconclusive:
+        print(f"INCONCLUSIVE {line}")
+    if verdict.inconclusive:
+        print(f"inconclusive: {len(verdict.inconclusive)} comparison(s) rest on unconverged or noisy records; "
+              f"rerun them (exit code {cmp.EXIT_INCONCLUSIVE})")
+    elif rules and not verdict.failures:
+        print(f"ok: no workload is significantly worse beyond {', '.join(map(str, rules))}")
+    return verdict.exit_code
+
+
+def _int_flag(parsed: _Args, flag: str, default: int, minimum: int) -> int:
+    text = _one(parsed, flag)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise ConfigError(flag, text, f"give a whole number >= {minimum}", "is not valid")
+    return value
+
+
+# ---------------------------------------------------------------- bench export / import
+
+
+def export_command(args: list[str]) -> int:
+    from bench.results.query import EXPORT_FORMATS, Selection, export, open_store, select
+
+    parsed = _parse(args, "export", ("--format", "--output"))
+    output = _one(parsed, "--output")
+    fmt = _one(parsed, "--format")
+    if fmt is None:
+        suffix = Path(output).suffix.lower().lstrip(".") if output else ""
+        fmt = suffix if suffix in EXPORT_FORMATS else "csv"
+    if fmt not in EXPORT_FORMATS:
+        raise ConfigError("--format", fmt, f"use one of {', '.join(EXPORT_FORMATS)}", "is not an export format")
+    if fmt == "parquet" and output is None:
+        raise ConfigError("--output", None, "give a file, e.g. --output results.parquet",
+                          "is required for --format parquet")
+    selection = Selection.parse(parsed.terms)
+    store = open_store(parsed.results)
+    try:
+        records = select(store, selection)
+    finally:
+        store.close()
+    text = export(records, fmt, Path(output).expanduser() if output else None)
+    if text is not None:
+        sys.stdout.write(text)
+    else:
+        print(f"exported {len(records)} record(s) to {output}", file=sys.stderr)
+    return 0
+
+
+def import_command(args: list[str]) -> int:
+    from bench.results.query import open_store, read_record_files
+
+    parsed = _parse(args, "import", (), positional=True)
+    if parsed.terms:
+        raise ConfigError(parsed.terms[0], None, "give files or folders of JSON records, and results.dir= or "
+                          "results.url=", "is not an argument of `bench import`")
+    if not parsed.positional:
+        raise ConfigError("", "", "e.g. bench import other-machine/results/records", "no file or folder to import")
+    parsed_files = read_record_files(parsed.positional)  # all checked before the store is opened or created
+    store = open_store(parsed.results, create=True)
+    try:
+        added, skipped = store.merge([record for _, record in parsed_files])
+    finally:
+        store.close()
+    print(f"imported {len(added)} record(s), skipped {len(skipped)} already stored, from {len(parsed_files)} "
+          f"file(s) into {store.display_url}")
+    return 0

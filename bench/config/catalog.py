@@ -1,0 +1,145 @@
+"""`bench list`: the suites with their workloads (shape, data set, parameters, FLOPs) and the backends
+with their availability, read from conf/ (the config groups are the registry).
+
+Parameters and FLOPs are computed from the model (bench.suites.cost, on the meta device), never typed
+in; the counts are cached per workload, keyed by the model code's hash and the PyTorch version;
+without PyTorch they are shown as unknown.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+from bench.config.schema import CONF_DIR, suite_options
+from bench.errors import ConfigError
+
+__all__ = ["group_options", "catalog", "render_catalog", "cached_cost"]
+
+
+def group_options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def _cache_path() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "bench" / "cost.json"
+
+
+def cached_cost(workload: Any, seed: int = 0) -> dict[str, Any]:
+    """{"params", "flops_per_sample"} of one workload at batch 1, cached; None values without torch."""
+    if not workload.builder:
+        return {"params": None, "flops_per_sample": None, "note": "the user's model: counted when it runs"}
+    if importlib.util.find_spec("torch") is None:
+        return {"params": None, "flops_per_sample": None, "note": "PyTorch not installed"}
+    from importlib.metadata import version
+
+    from bench.suites.base import code_hash
+
+    key = f"{workload.name}:{code_hash(workload)}:{version('torch')}"
+    path = _cache_path()
+    try:
+        cache = json.loads(path.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    if key in cache:
+        return cache[key]
+    from bench.suites.cost import workload_cost as count
+
+    entry = count(workload, seed)
+    cache[key] = entry
+    try:
+        from bench.results.store import atomic_write_json
+
+        atomic_write_json(path, cache)
+    except OSError:
+        pass  # a cache that cannot be written only costs time
+    return entry
+
+
+def _compose_group(group: str, option: str) -> Any:
+    from bench.cli.main import compose, to_config
+
+    return to_config(compose([f"{group}={option}"]))
+
+
+def catalog(suite_filter: Optional[str] = None, sort: str = "name") -> dict[str, Any]:
+    from bench.suites.base import load_suite
+
+    suites = group_options("suite")
+    if suite_filter is not None and suite_filter not in suites:
+        raise ConfigError("suite", suite_filter, f"use one of {', '.join(suites)}", "is not a known suite")
+    out: dict[str, Any] = {"suites": [], "backends": []}
+    for name in suites:
+        if suite_filter is not None and name != suite_filter:
+            continue
+        cfg = _compose_group("suite", name)
+        suite = load_suite(cfg.suite.catalog)
+        options = suite_options(cfg)
+        selected = set(cfg.suite.only or suite.names())
+        rows = [{**suite.workload_info(w, options), **cached_cost(w, cfg.suite.seed), "default": w.name in selected}
+                for w in suite.workloads]
+        if sort != "name":
+            key = "flops_per_sample" if sort == "flops" else "params"
+            rows.sort(key=lambda r: (r[key] is None, r[key] or 0))
+        out["suites"].append({"name": name, "description": suite.description, "workloads": rows})
+    for name in group_options("backend"):
+        cfg = _compose_group("backend", name)
+        from bench.suites.base import resolve
+
+        try:
+            availability = resolve(cfg.backend.impl).available(cfg.backend).to_dict()
+        except (ImportError, ValueError) as exc:
+            availability = {"available": False, "reason": f"cannot load {cfg.backend.impl}: {exc}", "install": ""}
+        out["backends"].append({"name": name, "device": cfg.backend.device, "impl": cfg.backend.impl,
+                                **availability})
+    return out
+
+
+def _si(value: Optional[float], unit: str) -> str:
+    if value is None:
+        return "?"
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}"
+
+
+def _table(header: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    def line(cells: list[str]) -> str:
+        return "  " + "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    return [line(header).rstrip(), *(line(r).rstrip() for r in rows)]
+
+
+def render_catalog(data: dict[str, Any]) -> str:
+    lines: list[str] = []
+    for suite in data["suites"]:
+        lines.append(f"suite {suite['name']}: {suite['description']}")
+        rows = []
+        for w in suite["workloads"]:
+            rows.append([
+                ("* " if w.get("default") else "  ") + w["name"], w["family"],
+                "x".join(str(d) for d in w["input_shape"]), _si(w["params"], ""),
+                _si(w["flops_per_sample"], "FLOP"), f"{w['latency_tier_ms']} ms", w["preprocessing"],
+            ])
+        header = ["  workload", "family", "input", "params", "FLOPs/sample", "budget", "preprocessing"]
+        lines += _table(header, rows, right={3, 4, 5})
+        if suite["workloads"]:
+            first = suite["workloads"][0]
+            if "dataset" in first:
+                lines.append(f"  data set {first['dataset']} ({first.get('native_sizes', '')}), boundary "
+                             f"{first.get('boundary', 'model')}; * = run by default (suite.only)")
+            licences = sorted({w["licence"] for w in suite["workloads"]})
+            lines.append(f"  licences of the reference code: {'; '.join(licences)}")
+        lines.append("")
+    lines.append("backends:")
+    for b in data["backends"]:
+        state = "available" if b["available"] else f"unavailable: {b['reason']}"
+        lines.append(f"  {b['name']:18} device={b['device']:8} {state}")
+        if not b["available"] and b.get("install"):
+            lines.append(f"  {'':18} install: {b['install']}")
+    return "\n".join(lines)

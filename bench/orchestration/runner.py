@@ -1,0 +1,408 @@
+"""The orchestrator: expands a config into work items, runs each in a fresh worker process with a
+timeout, turns what comes back into RunRecords, and stores each one as soon as it exists.
+
+The parent never measures and never busy-waits: while a worker runs, it blocks on the worker's pipe
+(waking only to refresh a terminal display), and it enforces the timeout by killing the worker's
+whole process group. A crash, an out-of-memory, a timeout or an exception of one item becomes a
+failed record, and the run goes on with the next item.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from bench.config.schema import Config, as_plain, suite_options
+from bench.results.diagnostics import diagnose
+from bench.results.energy import energy_summary
+from bench.measurement.loop import LoopResult
+from bench.results.metrics import fit_metrics, load_metrics, loadgen_metrics, loop_metrics, training_metrics
+from bench.results.records import RunRecord, new_id, utc_now
+from bench.results.store import ResultsStore
+from bench.orchestration.sweep import SweepPoint, batch_sweep, point_from_record
+from bench.worker.process import PROTOCOL_VERSION
+
+__all__ = ["WorkItem", "WorkerOutcome", "expand", "run_worker", "Runner"]
+
+LOG_TAIL_CHARS = 4000
+
+
+def default_cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "bench", "artifacts")
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    workload: str
+    batch_size: int
+    scenario: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.workload} b={self.batch_size} {self.scenario}"
+
+
+@dataclass
+class WorkerOutcome:
+    """What one worker process gave back: a result, or a failure with its kind and evidence."""
+
+    result: Optional[dict[str, Any]] = None
+    error: Optional[dict[str, Any]] = None
+    returncode: Optional[int] = None
+    wall_s: float = 0.0
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+def expand(cfg: Config, workload_names: list[str]) -> list[WorkItem]:
+    """Work items of one config: its workloads (or the selected ones) x its batch size x its scenario."""
+    names = [n for n in workload_names if not cfg.suite.only or n in cfg.suite.only]
+    batch = cfg.batch_size if cfg.batch_size is not None else cfg.scenario.default_batch_size
+    return [WorkItem(name, batch, cfg.scenario.name) for name in names]
+
+
+def _oom_kills() -> Optional[int]:
+    try:
+        with open("/proc/vmstat", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("oom_kill "):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _tail(path: Path) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - LOG_TAIL_CHARS))
+            return handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def run_worker(
+    item: dict[str, Any],
+    timeout_s: float,
+    on_event: Callable[[dict[str, Any]], None] = lambda event: None,
+    refresh_s: Optional[float] = None,
+    on_tick: Callable[[], None] = lambda: None,
+) -> WorkerOutcome:
+    """Run one item in a new worker process (own session, so its whole group can be killed)."""
+    outcome = WorkerOutcome()
+    read_fd, write_fd = os.pipe()
+    log = tempfile.NamedTemporaryFile(prefix="bench-worker-", suffix=".log", delete=False)
+    log_path = Path(log.name)
+    oom_before = _oom_kills()
+    start = time.monotonic()
+    deadline = start + timeout_s
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1")
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.worker.process", str(write_fd)],
+            stdin=subprocess.PIPE, stdout=log, stderr=log, pass_fds=(write_fd,),
+            start_new_session=True, env=env, close_fds=True,
+        )
+    except OSError as exc:
+        os.close(read_fd)
+        os.close(write_fd)
+        log.close()
+        log_path.unlink(missing_ok=True)
+        outcome.error = {"kind": "crash", "message": f"worker could not start: {exc}"}
+        return outcome
+    os.close(write_fd)
+    log.close()
+    timed_out = False
+    try:
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(json.dumps({"v": PROTOCOL_VERSION, "item": item}).encode())
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        buffer = b""
+        with selectors.DefaultSelector() as selector:
+            selector.register(read_fd, selectors.EVENT_READ)
+            eof = False
+            while not eof:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    timed_out = True
+                    break
+                wait = remaining if refresh_s is None else min(remaining, refresh_s)
+                if not selector.select(wait):  # blocks: no busy-waiting
+                    if refresh_s is not None:
+                        on_tick()
+                    continue
+                chunk = os.read(read_fd, 65536)
+                if not chunk:
+                    eof = True
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    _handle_line(line, outcome, on_event)
+        if timed_out:
+            _kill_group(proc)
+            proc.wait()
+            outcome.error = {"kind": "timeout",
+                             "message": f"no result within worker.timeout_s={timeout_s:g} s: worker killed"}
+        else:
+            try:
+                proc.wait(timeout=max(5.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _kill_group(proc)
+                proc.wait()
+        # Anything the worker left behind (a sampler, a compiler) goes with it.
+        _kill_group(proc)
+    except BaseException:
+        _kill_group(proc)
+        proc.wait()
+        raise
+    finally:
+        os.close(read_fd)
+    outcome.returncode = proc.returncode
+    outcome.wall_s = time.monotonic() - start
+    if outcome.result is None and outcome.error is None:
+        outcome.error = _death_reason(proc.returncode, oom_before)
+    if outcome.error is not None:
+        outcome.error["log_tail"] = _tail(log_path)
+        outcome.error["returncode"] = proc.returncode
+    log_path.unlink(missing_ok=True)
+    return outcome
+
+
+def _handle_line(line: bytes, outcome: WorkerOutcome, on_event: Callable[[dict[str, Any]], None]) -> None:
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return
+    if not isinstance(message, dict) or message.get("v") != PROTOCOL_VERSION:
+        return
+    kind = message.get("type")
+    if kind == "result":
+        outcome.result = message.get("data")
+    elif kind == "error":
+        outcome.error = {"kind": message.get("kind", "exception"), "message": message.get("message", ""),
+                         "traceback": message.get("traceback", "")}
+    elif kind == "progress":
+        outcome.events.append(message)
+        on_event(message)
+
+
+def _death_reason(returncode: Optional[int], oom_before: Optional[int]) -> dict[str, Any]:
+    if returncode is not None and returncode < 0:
+        name = _signal_name(-returncode)
+        oom_after = _oom_kills()
+        if -returncode == signal.SIGKILL and oom_before is not None and oom_after is not None \
+                and oom_after > oom_before:
+            return {"kind": "oom", "message": "worker killed by the kernel's out-of-memory killer"}
+        return {"kind": "crash", "message": f"worker crashed with {name}"}
+    return {"kind": "crash", "message": f"worker exited with code {returncode} without a result"}
+
+
+class Runner:
+    """Runs every work item of one config and stores one record per item."""
+
+    def __init__(self, cfg: Config, store: ResultsStore, system: dict[str, Any], display: Any,
+                 run_id: Optional[str] = None, sweep_id: str = "") -> None:
+        self.cfg = cfg
+        self.store = store
+        self.system = system
+        self.display = display
+        self.run_id = run_id or new_id()
+        self.sweep_id = sweep_id
+
+    def item_request(self, item: WorkItem) -> dict[str, Any]:
+        backend = self.cfg.backend
+        return {
+            "suite_catalog": self.cfg.suite.catalog,
+            "suite_options": suite_options(self.cfg),
+            "workload": item.workload,
+            "seed": self.cfg.suite.seed,
+            "batch_size": item.batch_size,
+            "backend": as_plain(backend),
+            "backend_settings_type": f"{type(backend).__module__}:{type(backend).__qualname__}",
+            "scenario": as_plain(self.cfg.scenario),
+            "memory_limit_mib": self.cfg.worker.memory_limit_mib,
+            "cache_dir": self.cfg.cache.dir or default_cache_dir(),
+            "cache_enabled": self.cfg.cache.enabled,
+            "sensors": as_plain(self.cfg.sensors),
+            # MLPerf LoadGen's own logs (scenario.engine=loadgen), kept beside the records.
+            "loadgen_log_dir": str(Path(self.cfg.results.dir).expanduser().resolve() / "loadgen" / self.run_id
+                                   / f"{item.workload}-b{item.batch_size}"),
+        }
+
+    def run(self, items: list[WorkItem], catalog: dict[str, dict[str, Any]]) -> list[tuple[RunRecord, Path]]:
+        return [self.run_one(index, len(items), item, catalog) for index, item in enumerate(items)]
+
+    def run_one(self, index: int, total: int, item: WorkItem,
+                catalog: dict[str, dict[str, Any]]) -> tuple[RunRecord, Path]:
+        """One item in its worker (or ``repeats`` workers, one after another, pooled into one record);
+        the record is stored before the next item starts."""
+        repeats = max(1, int(self.cfg.repeats))
+        records: list[RunRecord] = []
+        for process in range(repeats):
+            label = item.label if repeats == 1 else f"{item.label} (process {process + 1} of {repeats})"
+            self.display.start_item(index, total, label)
+            outcome = run_worker(
+                self.item_request(item), self.cfg.worker.timeout_s,
+                on_event=self.display.event, refresh_s=self.display.refresh_s, on_tick=self.display.tick,
+            )
+            records.append(self.make_record(item, outcome, catalog.get(item.workload, {})))
+            if records[-1].status != "ok":
+                break  # one process's failure is the item's: no pooled figure from the others
+        record = records[0] if repeats == 1 else self._pooled(records, repeats)
+        path = self.store.write(record)
+        self.display.finish_item(record)
+        return record, path
+
+    def _pooled(self, records: list[RunRecord], repeats: int) -> RunRecord:
+        from dataclasses import replace
+
+        from bench.results.repeats import pool
+
+        last = records[-1]
+        if last.status != "ok":
+            error = dict(last.error or {})
+            error["message"] = f"process {len(records)} of {repeats}: {error.get('message', '')}"
+            return replace(last, error=error)
+        return pool(records, self.cfg.scenario.confidence)
+
+    def run_sweep(self, workloads: list[str], catalog: dict[str, dict[str, Any]],
+                  previous: dict[tuple[str, int], RunRecord]) -> tuple[list[tuple[RunRecord, Path]], dict[str, Any]]:
+        """A batch sweep per workload; points found in ``previous`` (a resumed sweep) are reused."""
+        sw = self.cfg.sweep
+        done: list[tuple[RunRecord, Path]] = []
+        results: dict[str, Any] = {}
+        counter = [0]
+
+        for workload in workloads:
+            def measure(batch: int, workload: str = workload) -> SweepPoint:
+                old = previous.get((workload, batch))
+                if old is not None:
+                    return point_from_record(old, reused=True)
+                record, path = self.run_one(counter[0], 0, WorkItem(workload, batch, self.cfg.scenario.name), catalog)
+                counter[0] += 1
+                done.append((record, path))
+                return point_from_record(record)
+
+            def remeasure(batch: int, workload: str = workload) -> SweepPoint:
+                record, path = self.longer_window().run_one(counter[0], 0, WorkItem(workload, batch,
+                                                                                    self.cfg.scenario.name), catalog)
+                counter[0] += 1
+                done.append((record, path))
+                return point_from_record(record, remeasured=True)
+
+            budget = catalog.get(workload, {}).get("latency_tier_ms") if sw.respect_latency_requirement else None
+            results[workload] = batch_sweep(measure, sw.start, sw.factor, sw.max_batch, sw.min_gain, sw.patience,
+                                            budget, remeasure, sw.require_converged)
+        return done, results
+
+    def longer_window(self) -> "Runner":
+        """This runner with twice the measuring window (min and max duration), for a point measured
+        again after it did not converge; same store, display, run and sweep."""
+        from dataclasses import replace
+
+        sc = self.cfg.scenario
+        cfg = replace(self.cfg, scenario=replace(sc, min_duration_s=2 * sc.min_duration_s,
+                                                 max_duration_s=2 * sc.max_duration_s))
+        return Runner(cfg, self.store, self.system, self.display, self.run_id, self.sweep_id)
+
+    def make_record(self, item: WorkItem, outcome: WorkerOutcome, catalog: dict[str, Any]) -> RunRecord:
+        cfg = self.cfg
+        config = as_plain(cfg)
+        config["batch_size"] = item.batch_size
+        config["suite"]["only"] = [item.workload]
+        common: dict[str, Any] = {
+            "id": new_id(), "created_at": utc_now(), "config": config, "system": self.system,
+            "scenario": as_plain(cfg.scenario), "tag": cfg.tag, "run_id": self.run_id, "sweep_id": self.sweep_id,
+        }
+        if outcome.result is None:
+            oom = (outcome.error or {}).get("kind") == "oom"
+            return RunRecord(
+                status="oom" if oom else "failed",
+                workload={**catalog, "suite": cfg.suite.name, "name": item.workload, "batch_size": item.batch_size},
+                backend={"name": cfg.backend.name, "device": cfg.backend.device,
+                         "precision": cfg.backend.precision},
+                error=outcome.error, **common,
+            )
+        res = outcome.result
+        measured, metrics, loop_window, processed = self._measured_metrics(res)
+        metrics["first_inference_ms"] = res["setup"]["first_inference_ms"]
+        metrics["setup_s"] = res["setup"]["build_s"] + res["setup"]["prepare_s"]
+        conversion = (res["backend"].get("effective") or {}).get("conversion")
+        if conversion:
+            res["setup"]["conversion"] = conversion
+        metrics["peak_rss_mib"] = res["memory"]["peak_rss_mib"]
+        sensors = res.get("sensors") or {}
+        estimate = None
+        if cfg.sensors.estimate:
+            noise = res.get("noise") or {}
+            cores = noise.get("usable_cpus") or 1
+            own = noise.get("own_cpu_s")
+            window_s = noise.get("window_s")
+            if own is not None and window_s:
+                estimate = {"tdp_w": cfg.sensors.tdp_w, "cpu_utilisation": min(1.0, own / (window_s * cores))}
+        idle = sensors.get("idle_window_ns")
+        energy = energy_summary(sensors, loop_window, processed, tuple(idle) if idle else None, estimate)
+        metrics.update(energy["metrics"])
+        device_memory = res["backend"].get("device_memory") or {}
+        if "peak_device_mib" not in metrics and device_memory.get("torch_max_reserved_mib") is not None:
+            metrics["peak_device_mib"] = device_memory["torch_max_reserved_mib"]
+        flops = res["workload"].get("flops_per_sample")
+        if flops and metrics.get("throughput_sps"):
+            metrics["achieved_gflops"] = flops * metrics["throughput_sps"] / 1e9
+        warnings = diagnose(metrics, measured, res["noise"], metrics["first_inference_ms"], res["parity"],
+                            energy["energy"], backend=res["backend"])
+        return RunRecord(
+            status="ok", workload=res["workload"], backend=res["backend"], metrics=metrics,
+            setup=res["setup"], parity=res["parity"], noise=res["noise"], energy=energy["energy"],
+            warnings=[w.to_dict() for w in warnings],
+            raw={**{k: res[k] for k in ("loop", "load", "loadgen", "training") if k in res},
+                 "memory": res["memory"], "sensors": sensors},
+            **common,
+        )
+
+    def _measured_metrics(self, res: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], tuple[int, int], int]:
+        """What was measured (the loop, a load scenario or LoadGen): its raw result, its metrics, its
+        window (for energy) and the samples it processed."""
+        confidence = self.cfg.scenario.confidence
+        if "load" in res:
+            metrics, window, processed = load_metrics(res["load"], confidence)
+            return res["load"], metrics, window, processed
+        if "loadgen" in res:
+            metrics, window, processed = loadgen_metrics(res["loadgen"])
+            return res["loadgen"], metrics, window, processed
+        if "loop" not in res:  # the fit of PatchCore or PaDiM (scenario=training)
+            metrics, window, processed = fit_metrics(res["training"])
+            return res["training"], metrics, window, processed
+        loop = LoopResult.from_dict(res["loop"])
+        metrics = loop_metrics(loop, confidence)
+        if "training" in res:
+            metrics.update(training_metrics(res["training"]))
+        return res["loop"], metrics, (loop.start_monotonic_ns, loop.end_monotonic_ns), loop.iterations * loop.batch_size

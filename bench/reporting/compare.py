@@ -1,0 +1,472 @@
+"""Compare two result sets, workload by workload: the ratio candidate / baseline of throughput, p50 and
+p99 latency, each with a confidence interval, and a verdict a CI job can gate on.
+
+Records match on suite x workload x scenario x batch size x precision, less any of these keys on which
+the two selections themselves differ (``precision=fp32`` against ``precision=fp16`` matches across
+precisions). Where a side holds several records for one key, the newest is used (and said).
+
+Two methods, and the output names the one each ratio used:
+
+- Between processes (Welch), when both records hold repeats (``raw["repeats"]``, at least 2 fresh
+  processes each): each process's own figure (throughput_sps, latency_p50_ms, latency_p99_ms from
+  its metrics) is one observation. The log ratio is the difference of the mean log figures, its
+  interval Welch's t-interval (unequal variances, degrees of freedom by Welch-Satterthwaite), and the
+  ratio is its exponential: the ratio of the geometric means, with an interval that holds the
+  variation between runs, the uncertainty a decision needs.
+- Within one process (bootstrap), otherwise: seeded, over the raw samples of each record's loop
+  (``raw["loop"]``, the first process's for a record with repeats).
+
+  - Throughput: a block bootstrap. The samples of a run are cut into blocks of consecutive
+    iterations (block length n^(1/3), at least 1), blocks are drawn with replacement, and throughput
+    is the work of the drawn blocks over their time. Blocks keep the short-range correlation of
+    consecutive iterations (warm caches, clock boosts, a neighbour's burst) that resampling single
+    samples would wrongly treat as independent.
+  - Latency percentiles: resampling of single samples. It is computed exactly without materialising
+    resamples: a resample of n values from the sample is x_(ceil(n U_i)) for independent uniforms
+    U_i, so its r-th order statistic is x_(ceil(n U_(r))), where U_(r) ~ Beta(r, n + 1 - r), and the
+    next one is U_(r+1) = U_(r) + (1 - U_(r)) Beta(1, n - r). Drawing those two gives the resample's
+    percentile (linear interpolation between order statistics, as bench.measurement.stats) at O(1) cost per
+    resample, the same distribution as sorting n resampled values.
+  - Baseline and candidate are resampled independently; the interval is the percentile interval of
+    the ratio over the resamples (2000 by default).
+
+  This interval holds the noise within one process only, not the variation between runs (another
+  process, boot, thermal state), and the output says so.
+
+A difference is significant when the interval excludes 1. ``--fail-on`` fails a comparison whose
+candidate is significantly worse beyond a threshold; when a record behind a comparison is unconverged
+or noisy (bench.results.support), the comparison is inconclusive, whatever its verdict, and ``check`` says
+which record and why (exit code EXIT_INCONCLUSIVE).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Optional, Sequence, TextIO
+
+import numpy as np
+
+from bench.results import support
+from bench.errors import ConfigError
+from bench.results.records import RunRecord
+
+__all__ = ["METRICS", "MATCH_KEYS", "Ratio", "Comparison", "CompareResult", "FailRule", "Check", "parse_fail_on",
+           "compare", "bootstrap_throughput", "bootstrap_percentile", "welch_ratio", "check", "render",
+           "speed_line", "EXIT_OK", "EXIT_FAIL", "EXIT_USAGE", "EXIT_INCONCLUSIVE", "BOOTSTRAP", "WELCH"]
+
+RESAMPLES = 2000
+CONFIDENCE = 0.95
+# bench compare's exit codes
+EXIT_OK = 0  # no --fail-on rule tripped (or none given)
+EXIT_FAIL = 1  # the candidate is significantly worse beyond a --fail-on threshold, on clean records
+EXIT_USAGE = 2  # bad input: one line `bench: error: ...`
+EXIT_INCONCLUSIVE = 3  # with --fail-on: a record behind a comparison is unconverged or noisy
+BOOTSTRAP = "bootstrap"  # within one process, over raw samples
+WELCH = "welch"  # between processes, over each process's figure
+MATCH_KEYS = ("suite", "workload", "scenario", "batch_size", "precision")
+# name -> (higher is better, short name for --fail-on)
+METRICS = {"throughput_sps": (True, "throughput"), "latency_p50_ms": (False, "latency_p50"),
+           "latency_p99_ms": (False, "latency_p99")}
+_QUANTILE = {"latency_p50_ms": 0.50, "latency_p99_ms": 0.99}
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """candidate / baseline, with its interval and the method that gave it."""
+
+    baseline: float
+    candidate: float
+    ratio: float
+    low: float
+    high: float
+    higher_is_better: bool
+    method: str = BOOTSTRAP
+    processes: tuple[int, int] = (1, 1)  # baseline's and candidate's (for WELCH)
+
+    @property
+    def method_text(self) -> str:
+        if self.method == WELCH:
+            return f"between processes: Welch t, {self.processes[0]} v {self.processes[1]}"
+        return "within one process: bootstrap"
+
+    @property
+    def significant(self) -> bool:
+        return self.low > 1.0 or self.high < 1.0
+
+    @property
+    def better(self) -> bool:
+        return self.ratio > 1.0 if self.higher_is_better else self.ratio < 1.0
+
+    @property
+    def verdict(self) -> str:
+        if not self.significant:
+            return "no significant difference"
+        return "better" if self.better else "worse"
+
+
+@dataclass
+class Comparison:
+    key: dict[str, object]
+    baseline: RunRecord
+    candidate: RunRecord
+    ratios: dict[str, Ratio]
+
+    @property
+    def name(self) -> str:
+        k = self.key
+        return " ".join(str(k[m]) if m != "batch_size" else f"b={k[m]}" for m in MATCH_KEYS if m in k)
+
+    def doubts(self) -> list[tuple[str, RunRecord, list[str]]]:
+        """(side, record, reasons) for each record behind the comparison that is unconverged or noisy."""
+        out = []
+        for side, record in (("baseline", self.baseline), ("candidate", self.candidate)):
+            reasons = support.doubts(record)
+            if reasons:
+                out.append((side, record, reasons))
+        return out
+
+    @property
+    def methods(self) -> set[str]:
+        return {r.method for r in self.ratios.values()}
+
+
+@dataclass
+class CompareResult:
+    comparisons: list[Comparison]
+    notes: list[str] = field(default_factory=list)
+    match_keys: tuple[str, ...] = MATCH_KEYS
+
+
+@dataclass(frozen=True)
+class FailRule:
+    metric: str
+    threshold: float  # a fraction: 0.05 for 5%
+
+    def __str__(self) -> str:
+        return f"{METRICS[self.metric][1]}:{self.threshold * 100:g}%"
+
+
+def parse_fail_on(text: str) -> list[FailRule]:
+    """``throughput:5%``, ``latency_p99:10%`` (several joined by commas)."""
+    rules = []
+    names = {short: name for name, (_, short) in METRICS.items()} | {name: name for name in METRICS}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        metric, _, amount = part.partition(":")
+        if metric not in names:
+            raise ConfigError("--fail-on", part, f"name one of {', '.join(m[1] for m in METRICS.values())}, "
+                              "e.g. --fail-on throughput:5%", "is not a metric")
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*%\s*", amount)
+        if not match:
+            raise ConfigError("--fail-on", part, "give a percentage, e.g. --fail-on throughput:5%",
+                              "has no threshold")
+        rules.append(FailRule(names[metric], float(match.group(1)) / 100.0))
+    if not rules:
+        raise ConfigError("--fail-on", text, "e.g. --fail-on throughput:5%", "is empty")
+    return rules
+
+
+# ---------------------------------------------------------------- bootstrap
+
+
+def _raw(record: RunRecord) -> Optional[tuple[np.ndarray, int, int]]:
+    loop = (record.raw or {}).get("loop") or {}
+    samples = np.asarray(loop.get("samples_ns") or [], dtype=np.float64)
+    if samples.size < 2 or not np.all(np.isfinite(samples)) or np.any(samples <= 0):
+        return None
+    block = int(loop.get("block") or 1)
+    batch = int(loop.get("batch_size") or record.workload.get("batch_size") or 1)
+    return samples, block, batch
+
+
+def _blocks(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per block of consecutive iterations: total time and number of samples."""
+    n = samples.size
+    length = max(1, round(n ** (1 / 3)))
+    parts = np.array_split(samples, max(1, n // length))
+    return np.array([p.sum() for p in parts]), np.array([p.size for p in parts], dtype=np.float64)
+
+
+def bootstrap_throughput(samples_ns: np.ndarray, per_sample: int, rng: np.random.Generator,
+                         resamples: int = RESAMPLES, chunk: int = 250) -> np.ndarray:
+    """Bootstrap replicates of throughput (samples/s) by resampling blocks of consecutive iterations."""
+    times, counts = _blocks(samples_ns)
+    k = times.size
+    out = np.empty(resamples)
+    for start in range(0, resamples, chunk):
+        stop = min(resamples, start + chunk)
+        idx = rng.integers(0, k, size=(stop - start, k))
+        out[start:stop] = counts[idx].sum(axis=1) * per_sample / (times[idx].sum(axis=1) / 1e9)
+    return out
+
+
+def bootstrap_percentile(samples: np.ndarray, q: float, rng: np.random.Generator,
+                         resamples: int = RESAMPLES) -> np.ndarray:
+    """Bootstrap replicates of the q-quantile (type 7) of ``samples``, exactly, by order statistics."""
+    x = np.sort(np.asarray(samples, dtype=np.float64))
+    n = x.size
+    h = (n - 1) * q
+    lo = math.floor(h)
+    frac = h - lo
+    r = lo + 1  # 1-based rank of the lower order statistic
+    u_r = rng.beta(r, n + 1 - r, size=resamples)
+    if r < n:
+        u_next = u_r + (1.0 - u_r) * rng.beta(1, n - r, size=resamples)
+    else:
+        u_next = u_r
+
+    def value(u: np.ndarray) -> np.ndarray:
+        return x[np.clip(np.ceil(n * u).astype(np.int64) - 1, 0, n - 1)]
+
+    return value(u_r) + frac * (value(u_next) - value(u_r))
+
+
+def welch_ratio(baseline: Sequence[float], candidate: Sequence[float], higher_is_better: bool,
+                confidence: float = CONFIDENCE) -> Ratio:
+    """The ratio of geometric means candidate / baseline of per-process figures, with Welch's
+    t-interval of the difference of the mean logs (unequal variances; Welch-Satterthwaite degrees of
+    freedom), mapped back by exp. Each side needs at least 2 positive figures."""
+    from bench.measurement.stats import t_quantile
+
+    x = np.log(np.asarray(baseline, dtype=np.float64))
+    y = np.log(np.asarray(candidate, dtype=np.float64))
+    if x.size < 2 or y.size < 2 or not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        raise ValueError("welch_ratio needs at least 2 positive, finite figures per side")
+    diff = float(y.mean() - x.mean())
+    vx, vy = float(x.var(ddof=1)) / x.size, float(y.var(ddof=1)) / y.size
+    se = math.sqrt(vx + vy)
+    if se == 0.0:  # every process gave the same figure on both sides: nothing to widen the interval
+        half = 0.0
+    else:
+        df = (vx + vy) ** 2 / (vx ** 2 / (x.size - 1) + vy ** 2 / (y.size - 1))
+        half = t_quantile(0.5 + confidence / 2, df) * se
+    return Ratio(math.exp(float(x.mean())), math.exp(float(y.mean())), math.exp(diff), math.exp(diff - half),
+                 math.exp(diff + half), higher_is_better, WELCH, (int(x.size), int(y.size)))
+
+
+def _per_process(record: RunRecord, metric: str) -> Optional[list[float]]:
+    """Each process's own figure of ``metric``, where the record holds at least 2 processes that all
+    have it (positive and finite)."""
+    processes = support.process_metrics(record)
+    values = [m.get(metric) for m in processes]
+    if len(values) < 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                                  and v > 0 for v in values):
+        return None
+    return [float(v) for v in values]  # type: ignore[arg-type]
+
+
+def _interval(replicates: np.ndarray, confidence: float) -> tuple[float, float]:
+    alpha = 1.0 - confidence
+    lo, hi = np.quantile(replicates, [alpha / 2, 1 - alpha / 2])
+    return float(lo), float(hi)
+
+
+def ratios(baseline: RunRecord, candidate: RunRecord, rng: np.random.Generator, resamples: int = RESAMPLES,
+           confidence: float = CONFIDENCE) -> Optional[dict[str, Ratio]]:
+    """Every metric's ratio: between processes where both records hold repeats with the metric,
+    otherwise by the bootstrap over each record's loop samples (None if one has none)."""
+    out: dict[str, Ratio] = {}
+    for name, (higher, _) in METRICS.items():
+        b_values, c_values = _per_process(baseline, name), _per_process(candidate, name)
+        if b_values is not None and c_values is not None:
+            out[name] = welch_ratio(b_values, c_values, higher, confidence)
+    if len(out) == len(METRICS):
+        return out
+    b, c = _raw(baseline), _raw(candidate)
+    if b is None or c is None:
+        return None
+    (bs, bblock, bbatch), (cs, cblock, cbatch) = b, c
+    # The same draws in the same order whatever the other metrics used, so a record pair's
+    # bootstrap intervals do not depend on which of its metrics had per-process figures.
+    b_tp = bs.size * bblock * bbatch / (bs.sum() / 1e9)
+    c_tp = cs.size * cblock * cbatch / (cs.sum() / 1e9)
+    reps = bootstrap_throughput(cs, cblock * cbatch, rng, resamples) / \
+        bootstrap_throughput(bs, bblock * bbatch, rng, resamples)
+    boot = {"throughput_sps": Ratio(b_tp, c_tp, c_tp / b_tp, *_interval(reps, confidence), True)}
+    for name, q in _QUANTILE.items():
+        b_lat, c_lat = bs / bblock / 1e6, cs / cblock / 1e6  # per request, ms
+        b_q = float(np.quantile(b_lat, q))
+        c_q = float(np.quantile(c_lat, q))
+        reps = bootstrap_percentile(c_lat, q, rng, resamples) / bootstrap_percentile(b_lat, q, rng, resamples)
+        boot[name] = Ratio(b_q, c_q, c_q / b_q, *_interval(reps, confidence), False)
+    return {name: out.get(name, boot[name]) for name in METRICS}
+
+
+# ---------------------------------------------------------------- matching
+
+
+def _value(record: RunRecord, key: str) -> object:
+    return {"suite": record.workload.get("suite"), "workload": record.workload.get("name"),
+            "scenario": record.scenario.get("name"), "batch_size": record.workload.get("batch_size"),
+            "precision": record.backend.get("precision")}[key]
+
+
+def _newest(records: Sequence[RunRecord], keys: Sequence[str], side: str,
+            notes: list[str]) -> dict[tuple[object, ...], RunRecord]:
+    out: dict[tuple[object, ...], RunRecord] = {}
+    counts: dict[tuple[object, ...], int] = {}
+    for r in records:
+        k = tuple(_value(r, m) for m in keys)
+        counts[k] = counts.get(k, 0) + 1
+        if k not in out or (r.created_at, r.id) > (out[k].created_at, out[k].id):
+            out[k] = r
+    for k, n in counts.items():
+        if n > 1:
+            notes.append(f"{side}: {n} records for {' '.join(map(str, k))}; the newest ({out[k].id[:8]}, "
+                         f"{out[k].created_at}) is used")
+    return out
+
+
+def compare(baseline: Sequence[RunRecord], candidate: Sequence[RunRecord], differing: Sequence[str] = (),
+            seed: int = 0, resamples: int = RESAMPLES, confidence: float = CONFIDENCE) -> CompareResult:
+    """Match valid records of both sides and estimate every ratio; ``differing`` are selection keys
+    on which the two sides differ on purpose (left out of the match)."""
+    keys = tuple(k for k in MATCH_KEYS if k not in differing)
+    notes: list[str] = []
+    sides = []
+    for side, records in (("baseline", baseline), ("candidate", candidate)):
+        valid = [r for r in records if r.valid]
+        if len(valid) < len(records):
+            notes.append(f"{side}: {len(records) - len(valid)} record(s) left out: not valid (failed, skipped, "
+                         "or outputs differ from the reference)")
+        sides.append(_newest(valid, keys, side, notes))
+    base, cand = sides
+    rng = np.random.default_rng(seed)
+    comparisons = []
+    for k in sorted(set(base) & set(cand), key=lambda t: tuple(str(v) for v in t)):
+        if base[k].id == cand[k].id:
+            notes.append(f"{' '.join(map(str, k))}: the same record ({base[k].id[:8]}) is on both sides; skipped")
+            continue
+        r = ratios(base[k], cand[k], rng, resamples, confidence)
+        if r is None:
+            notes.append(f"{' '.join(map(str, k))}: no raw samples in a record; skipped")
+            continue
+        comparisons.append(Comparison(dict(zip(keys, k, strict=True)), base[k], cand[k], r))
+    if any(WELCH in c.methods for c in comparisons):
+        notes.append("between processes: the baseline and candidate values are the geometric means of the "
+                     "processes' own figures, and the ratio theirs")
+    within = [c for c in comparisons if BOOTSTRAP in c.methods]
+    if within:
+        which = ("every comparison's interval" if len(within) == len(comparisons) else
+                 f"the interval of {len(within)} comparison(s) ({'; '.join(c.name for c in within)})")
+        notes.append(f"within one process: {which} is a bootstrap over one process's samples: it holds "
+                     "the noise within that process only, not the run-to-run uncertainty (another process, boot "
+                     "or thermal state); record both sides with repeats=N (N >= 2) for an interval between "
+                     "processes")
+    for comp in within:
+        for side, record in (("baseline", comp.baseline), ("candidate", comp.candidate)):
+            n = len(support.process_metrics(record))
+            if n >= 2:
+                notes.append(f"{comp.name}: only the {side} ({record.id[:8]}) holds repeats ({n} processes); "
+                             "the bootstrap uses its first process's samples")
+    for side, only in (("baseline", set(base) - set(cand)), ("candidate", set(cand) - set(base))):
+        for k in sorted(only, key=lambda t: tuple(str(v) for v in t)):
+            notes.append(f"only in the {side}: {' '.join(map(str, k))}")
+    if not comparisons:
+        raise ConfigError("", "", "select result sets that hold the same workloads (match on "
+                          f"{' x '.join(keys)})", "no workload can be compared")
+    return CompareResult(comparisons, notes, keys)
+
+
+@dataclass
+class Check:
+    """What --fail-on found: failures (significantly worse beyond a threshold) and inconclusive
+    comparisons (a record behind them unconverged or noisy, so neither a pass nor a failure holds)."""
+
+    failures: list[str] = field(default_factory=list)
+    inconclusive: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        if self.inconclusive:
+            return EXIT_INCONCLUSIVE
+        return EXIT_FAIL if self.failures else EXIT_OK
+
+
+def _doubt_text(side: str, record: RunRecord, reasons: list[str]) -> str:
+    return f"{side} record {record.id[:8]} ({_side(record)}): {'; '.join(reasons)}"
+
+
+def check(result: CompareResult, rules: Sequence[FailRule]) -> Check:
+    """Failures: the candidate significantly worse than the baseline by more than a rule's threshold
+    (throughput ratio below 1 - t, latency ratio above 1 + t, and the interval excluding 1).
+    Inconclusive: every checked comparison whose baseline or candidate record is unconverged or noisy,
+    failing or not; a failure on such records is said to be untrustworthy."""
+    out = Check()
+    if not rules:
+        return out
+    for comp in result.comparisons:
+        failed = False
+        for rule in rules:
+            r = comp.ratios[rule.metric]
+            worse_by = (1.0 - r.ratio) if r.higher_is_better else (r.ratio - 1.0)
+            if r.significant and not r.better and worse_by > rule.threshold:
+                failed = True
+                out.failures.append(f"{comp.name}: {rule.metric} {worse_by:.1%} worse (ratio {r.ratio:.3f}, "
+                                    f"95% CI {r.low:.3f} … {r.high:.3f}; {r.method_text}), beyond --fail-on {rule}")
+        doubts = comp.doubts()
+        if doubts:
+            them = "that record" if len(doubts) == 1 else "those records"
+            verdict = (f"it fails, but the failure rests on {them} and is not trustworthy" if failed
+                       else f"it would pass, but the pass rests on {them} and is not trustworthy")
+            out.inconclusive.append(f"{comp.name}: {'; '.join(_doubt_text(*d) for d in doubts)}; {verdict}")
+    return out
+
+
+# ---------------------------------------------------------------- output
+
+
+def speed_line(comp: Comparison) -> str:
+    """hyperfine's relative line, from the throughput ratio."""
+    r = comp.ratios["throughput_sps"]
+    if r.ratio >= 1.0:
+        factor, lo, hi, word = r.ratio, r.low, r.high, "faster"
+    else:
+        factor, lo, hi, word = 1.0 / r.ratio, 1.0 / r.high, 1.0 / r.low, "slower"
+    half = (hi - lo) / 2
+    significance = "significant" if r.significant else "not significant"
+    return (f"{comp.name}: candidate ran {factor:.2f} ± {half:.2f} times {word} than baseline "
+            f"(95% CI {lo:.2f} … {hi:.2f}; {r.method_text}; {significance})")
+
+
+def _side(record: RunRecord) -> str:
+    b = record.backend
+    return f"{record.system.get('hardware')} {b.get('name')} {b.get('precision')}"
+
+
+def render(result: CompareResult, baseline_desc: str, candidate_desc: str, stream: TextIO) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from bench.reporting.progress import use_plain_output
+    from bench.fmt import fmt_num
+
+    plain = use_plain_output(stream)
+    console = Console(file=stream, no_color=plain, highlight=False, soft_wrap=False, width=240 if plain else None)
+    console.print(Text(f"baseline:  {baseline_desc}\ncandidate: {candidate_desc}"))
+    table = Table(box=box.SIMPLE_HEAD, title_justify="left",
+                  title=Text("candidate / baseline, 95% intervals (matched on "
+                             f"{' x '.join(result.match_keys)})"))
+    for name in ("workload", "baseline", "candidate", "metric", "baseline value", "candidate value",
+                 "ratio [95% CI]", "interval", "verdict"):
+        table.add_column(name)
+    for comp in result.comparisons:
+        for i, (metric, r) in enumerate(comp.ratios.items()):
+            first = i == 0
+            table.add_row(*(Text(c) for c in (
+                comp.name if first else "", _side(comp.baseline) if first else "",
+                _side(comp.candidate) if first else "", metric, fmt_num(r.baseline), fmt_num(r.candidate),
+                f"{r.ratio:.3f} [{r.low:.3f}, {r.high:.3f}]", r.method_text, r.verdict)))
+    console.print(table)
+    for comp in result.comparisons:
+        console.print(Text(speed_line(comp)))
+    doubtful = [(comp, d) for comp in result.comparisons for d in comp.doubts()]
+    if doubtful:
+        console.print(Text("records in doubt (unconverged or noisy; their comparisons are not conclusive):"))
+        for comp, d in doubtful:
+            console.print(Text(f"  {comp.name}: {_doubt_text(*d)}"))
+    for note in result.notes:
+        console.print(Text(f"note: {note}"))

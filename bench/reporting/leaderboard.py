@@ -1,0 +1,572 @@
+"""Rank hardware x backend x precision for each workload, from stored records, with honest ties.
+
+Rules, in the order they apply:
+
+- Only valid records (status ok and outputs matched the reference) are ranked.
+- Records are grouped into tables by suite x workload x scenario x batch size. Within a table, one row
+  per hardware x backend (and device) x precision: the best-supported record of that combination
+  (bench.results.support: converged, then intervals over repeats, then fewest warnings, then newest), or
+  with ``newest=True`` the newest; the others are counted and said.
+- Each row shows throughput, p99 latency, samples per joule and cost per million samples, each with
+  its 95% interval as the record holds it (cost's interval follows from the throughput interval),
+  whether the record converged, its warnings, and how many processes its intervals span.
+- Ranking: rows are sorted by the point estimate of the ranking metric, best first. A row *ties with
+  the previous row* when both have a bounded interval (both ends known) and the intervals overlap,
+  and then gets the previous row's rank; otherwise its rank is its position (1-based, so ranks skip
+  after a tie, as in sports: 1, =2, =2, 4). A row whose interval lacks an end (too few samples to
+  bound a tail percentile) is ranked by its point estimate alone, never tied, and marked ``3?``,
+  with a note under its table saying how many samples it has and how many would bound it; the tie
+  rule passes over it (the next bounded row is compared with the last bounded row before it).
+  Rows without the ranking figure (no energy sensor, no price) are listed after the ranked rows,
+  without a rank, never as 0.
+- The ranking metric is ``metric=`` when given; otherwise throughput_sps for the throughput scenario
+  and latency_p99_ms for the latency scenario.
+
+Prices come from YAML files (``conf/hardware/*.yaml`` by default): ``hardware`` (the label exactly as
+in the records), ``price_per_hour`` and ``currency``. cost = price_per_hour / (throughput_sps x 3600)
+x 1e6, per million samples.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence, TextIO
+
+from bench.results import support
+from bench.config.schema import CONF_DIR
+from bench.errors import ConfigError
+from bench.results.records import RunRecord
+
+__all__ = ["METRICS", "MetricSpec", "Figure", "Row", "Group", "Leaderboard", "Price", "load_prices",
+           "build", "overlaps", "render_terminal", "render_markdown", "render_csv", "PRICES_DIR"]
+
+PRICES_DIR = CONF_DIR / "hardware"
+COST = "cost_per_million_samples"
+ENERGY = "samples_per_j"
+UNBOUNDED_MARK = "?"  # after a rank: the ranked figure's interval lacks an end
+PROCESS_MARK = "§"  # after a repeats count: the intervals hold the noise within one process only
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    label: str  # a column heading
+    unit: str
+    higher_is_better: bool
+    ci_keys: tuple[tuple[str, str], ...] = ()  # candidate (low, high) keys in record.metrics
+
+    def direction(self) -> str:
+        return "higher is better" if self.higher_is_better else "lower is better"
+
+
+def _latency(p: str) -> MetricSpec:
+    return MetricSpec(f"latency_{p}_ms", f"{p} latency ms", "ms", False,
+                      ((f"latency_{p}_ci_low_ms", f"latency_{p}_ci_high_ms"),))
+
+
+METRICS: dict[str, MetricSpec] = {
+    "throughput_sps": MetricSpec("throughput_sps", "samples/s", "samples/s", True,
+                                 (("throughput_ci_low_sps", "throughput_ci_high_sps"),)),
+    "latency_p50_ms": _latency("p50"),
+    "latency_p90_ms": _latency("p90"),
+    "latency_p95_ms": _latency("p95"),
+    "latency_p99_ms": _latency("p99"),
+    ENERGY: MetricSpec(ENERGY, "samples/J", "samples/J", True,
+                       (("samples_per_j_ci_low", "samples_per_j_ci_high"),
+                        ("samples_per_ci_low_j", "samples_per_ci_high_j"))),
+    COST: MetricSpec(COST, "cost per 1M samples", "per 1M samples", False),
+    # The load scenarios' searches: no interval (one search per record).
+    "max_qps_at_slo": MetricSpec("max_qps_at_slo", "max qps at SLO", "requests/s", True),
+    "max_streams_at_slo": MetricSpec("max_streams_at_slo", "max streams at SLO", "streams", True),
+}
+SHOWN = ("throughput_sps", "latency_p99_ms", ENERGY, COST)  # the columns of every table
+# server and multistream rank by their search's answer where the records have one (else by p99).
+DEFAULT_METRIC = {"throughput": "throughput_sps", "latency": "latency_p99_ms", "training": "throughput_sps",
+                  "server": "max_qps_at_slo", "multistream": "max_streams_at_slo"}
+
+
+def check_metric(name: str) -> MetricSpec:
+    if name not in METRICS:
+        raise ConfigError("metric", name, f"use one of {', '.join(METRICS)}", "is not a metric")
+    return METRICS[name]
+
+
+@dataclass(frozen=True)
+class Price:
+    hardware: str
+    price_per_hour: float
+    currency: str
+    source: str
+
+
+def load_prices(where: Optional[Path] = None) -> dict[str, Price]:
+    """Hourly prices by hardware label from a folder of YAML files (or one file)."""
+    import yaml
+
+    where = PRICES_DIR if where is None else Path(where)
+    if where.is_file():
+        files = [where]
+    elif where.is_dir():
+        files = sorted(where.glob("*.yaml")) + sorted(where.glob("*.yml"))
+    elif where == PRICES_DIR:
+        return {}
+    else:
+        raise ConfigError("prices", str(where), "give a folder of price files or one YAML file", "does not exist")
+    prices: dict[str, Price] = {}
+    fix = "write hardware: \"<label as in the records>\", price_per_hour: 1.23, currency: USD"
+    for path in files:
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError("", "", fix, f"{path} is not readable YAML ({str(exc).splitlines()[0]})") from None
+        if not isinstance(data, dict) or not isinstance(data.get("hardware"), str) or not data["hardware"]:
+            raise ConfigError("", "", fix, f"{path} names no hardware label")
+        price = data.get("price_per_hour")
+        if isinstance(price, bool) or not isinstance(price, (int, float)) or not price > 0 or math.isinf(price):
+            raise ConfigError("", "", fix, f"{path}: price_per_hour={price!r} is not a positive number")
+        currency = data.get("currency")
+        if not isinstance(currency, str) or not currency.strip():
+            raise ConfigError("", "", fix, f"{path} names no currency")
+        label = data["hardware"]
+        if label in prices:
+            raise ConfigError("", "", "keep one price per hardware label",
+                              f"{path} prices {label!r} again (first in {prices[label].source})")
+        prices[label] = Price(label, float(price), currency.strip(), str(path))
+    return prices
+
+
+@dataclass
+class Figure:
+    value: Optional[float] = None
+    low: Optional[float] = None  # None: no bound on this side (the record's sample could not give one)
+    high: Optional[float] = None
+    note: str = ""  # why there is no value ("no energy sensor", "no price")
+    has_ci: bool = True
+    why: str = ""  # why an end is missing, in words: "n=53 samples; 368 bound it"
+
+    @property
+    def bounded(self) -> bool:
+        """Both ends of the interval known (a figure without interval, ``*``, is its own point)."""
+        return self.value is not None and self.low is not None and self.high is not None
+
+    @property
+    def unbounded(self) -> bool:
+        """A figure with an interval of which an end is missing."""
+        return self.value is not None and self.has_ci and not self.bounded
+
+
+def overlaps(a: Figure, b: Figure) -> bool:
+    """Whether two intervals overlap (closed intervals). An interval with a missing end overlaps
+    nothing: a tie must rest on two bounds that exist, never on an assumed infinite one."""
+    if not (a.bounded and b.bounded):
+        return False
+    return a.low <= b.high and b.low <= a.high  # type: ignore[operator]
+
+
+def _num(value: Any) -> Optional[float]:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _count(value: Any) -> Optional[int]:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _why_unbounded(record: RunRecord, spec: MetricSpec) -> str:
+    """Why an end of a figure's interval is missing, with the numbers a reader can act on."""
+    from bench.results.metrics import PERCENTILES
+    from bench.measurement.stats import min_samples_to_bound
+
+    m = record.metrics
+    # A load scenario's percentiles are over every query (dropped ones too); a loop's over its clock samples.
+    n = _count(m.get("queries")) if record.scenario.get("name") in ("server", "multistream") else None
+    n = n if n is not None else _count(m.get("samples"))
+    n_text = "n unknown" if n is None else f"n={n}"
+    if spec.name.startswith("latency_") and spec.name[len("latency_"):-len("_ms")] in PERCENTILES:
+        q = PERCENTILES[spec.name[len("latency_"):-len("_ms")]]
+        block = _count(((record.raw or {}).get("loop") or {}).get("block"))
+        if block and block > 1 and record.scenario.get("name") not in ("server", "multistream"):
+            n_text += f" samples of {block} requests"
+        return f"{n_text}; {min_samples_to_bound(q, 0.95)} bound it"
+    if spec.name == "throughput_sps":
+        if n is not None and n < 2:
+            return f"{n_text}; 2 bound it"
+        return f"{n_text}; its blocks vary too much to bound it, measure longer"
+    return "its record holds none"
+
+
+def _figure(record: RunRecord, spec: MetricSpec) -> Figure:
+    m = record.metrics
+    value = _num(m.get(spec.name))
+    if value is None:
+        return Figure(note="no energy sensor" if spec.name == ENERGY else "not measured")
+    for low_key, high_key in spec.ci_keys:
+        if low_key in m or high_key in m:
+            low, high = _num(m.get(low_key)), _num(m.get(high_key))
+            why = "" if low is not None and high is not None else _why_unbounded(record, spec)
+            return Figure(value, low, high, why=why)
+    return Figure(value, value, value, has_ci=False)
+
+
+def _cost(throughput: Figure, price: Optional[Price]) -> Figure:
+    if price is None:
+        return Figure(note="no price")
+    if not throughput.value:
+        return Figure(note="no throughput")
+
+    def per_million(tp: Optional[float]) -> Optional[float]:
+        return None if tp is None or tp <= 0 else price.price_per_hour / (tp * 3600.0) * 1e6
+
+    # Cost falls as throughput rises: the ends swap. A missing throughput end leaves the cost's other
+    # end missing too (not 0: a bound no measurement supports would let the row tie).
+    why = f"throughput: {throughput.why}" if throughput.why else ""
+    return Figure(per_million(throughput.value), per_million(throughput.high), per_million(throughput.low),
+                  has_ci=throughput.has_ci, why=why)
+
+
+@dataclass
+class Row:
+    record: RunRecord
+    hardware: str
+    backend: str
+    device: str
+    precision: str
+    figures: dict[str, Figure]
+    price: Optional[Price] = None
+    seen: int = 1  # records of this row's key; one of them is shown
+    rank: Optional[int] = None
+    tie: bool = False
+    unbounded: bool = False  # the ranked figure's interval lacks an end: ranked by its point estimate
+    newest: bool = False  # chosen as the newest (--newest) rather than the best supported
+
+    @property
+    def rank_text(self) -> str:
+        if self.rank is None:
+            return "-"
+        if self.unbounded:
+            return f"{self.rank}{UNBOUNDED_MARK}"
+        return f"={self.rank}" if self.tie else str(self.rank)
+
+    @property
+    def backend_text(self) -> str:
+        return self.backend if self.device in ("", self.backend) else f"{self.backend} ({self.device})"
+
+    @property
+    def label(self) -> str:
+        return f"{self.hardware} / {self.backend_text} / {self.precision}"
+
+    @property
+    def converged_text(self) -> str:
+        flag = support.converged(self.record)
+        return "n/a" if flag is None else ("yes" if flag else "no")
+
+    @property
+    def repeats_text(self) -> str:
+        """The processes the intervals span: ``3``, or ``1 §`` where they hold one process's noise only."""
+        n = support.repeats(self.record)
+        return f"{n} {PROCESS_MARK}" if support.ci_scope(self.record) == "process" else str(n)
+
+    @property
+    def record_text(self) -> str:
+        text = f"{self.record.id[:8]} {self.record.created_at[:10]}"
+        if self.seen > 1:
+            text += f" ({'newest' if self.newest else 'best-supported'} of {self.seen})"
+        return text
+
+
+@dataclass
+class Group:
+    suite: str
+    workload: str
+    scenario: str
+    batch_size: Optional[int]
+    metric: MetricSpec
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # shown under the group's table
+
+    @property
+    def title(self) -> str:
+        return f"{self.suite} / {self.workload} / {self.scenario} / batch {self.batch_size}"
+
+
+@dataclass
+class Leaderboard:
+    groups: list[Group]
+    source: str  # where the records came from (URL masked)
+    selection: str
+    notes: list[str] = field(default_factory=list)
+
+
+def _key(r: RunRecord) -> tuple[str, ...]:
+    w, b = r.workload, r.backend
+    return (str(w.get("suite")), str(w.get("name")), str(r.scenario.get("name")), str(w.get("batch_size")),
+            str(r.system.get("hardware")), str(b.get("name")), str(b.get("device")), str(b.get("precision")))
+
+
+def rank_rows(rows: list[Row], spec: MetricSpec) -> list[Row]:
+    """Ranked rows first (best first, ties sharing a rank), then rows without the figure.
+
+    Two rows tie only when both intervals have both ends and they overlap. A row whose interval lacks
+    an end takes its position as its rank, is never tied and is marked; the tie rule passes over it,
+    comparing the next bounded row with the last bounded row before it."""
+    ranked = [r for r in rows if r.figures[spec.name].value is not None]
+    rest = [r for r in rows if r.figures[spec.name].value is None]
+    sign = -1.0 if spec.higher_is_better else 1.0
+    ranked.sort(key=lambda r: (sign * r.figures[spec.name].value, r.hardware, r.backend, r.precision))  # type: ignore[operator]
+    last_bounded: Optional[Row] = None
+    for i, row in enumerate(ranked):
+        figure = row.figures[spec.name]
+        row.rank, row.tie, row.unbounded = i + 1, False, figure.unbounded
+        if row.unbounded:
+            continue
+        if last_bounded is not None and overlaps(figure, last_bounded.figures[spec.name]):
+            row.rank, row.tie, last_bounded.tie = last_bounded.rank, True, True
+        last_bounded = row
+    rest.sort(key=lambda r: (r.hardware, r.backend, r.precision))
+    for row in rest:
+        row.rank, row.tie, row.unbounded = None, False, False
+    return ranked + rest
+
+
+def _unbounded_note(row: Row, spec: MetricSpec) -> str:
+    from bench.fmt import fmt_num
+
+    f = row.figures[spec.name]
+    ends = " or ".join(side for side, end in (("lower", f.low), ("upper", f.high)) if end is None)
+    return (f"{row.rank_text} {row.label}: {spec.name} {fmt_num(f.value)} has no {ends} bound ({f.why}); "
+            "ranked by its point estimate alone, tied with no row")
+
+
+def build(records: Sequence[RunRecord], metric: Optional[str] = None, prices: Optional[dict[str, Price]] = None,
+          source: str = "", selection: str = "", newest: bool = False) -> Leaderboard:
+    """The tables; ``newest`` shows the newest record of each combination instead of the best supported."""
+    prices = prices or {}
+    spec_asked = check_metric(metric) if metric else None
+    valid = [r for r in records if r.valid]
+    notes = []
+    if len(valid) < len(records):
+        notes.append(f"{len(records) - len(valid)} record(s) left out: not valid (failed, skipped, or outputs "
+                     "differ from the reference)")
+    if not valid:
+        raise ConfigError("", "", "select records of runs that succeeded (status ok, parity ok)",
+                          f"the selection {selection or 'all records'} matches {len(records)} record(s), none valid")
+    by_key: dict[tuple[str, ...], list[RunRecord]] = {}
+    for r in valid:
+        by_key.setdefault(_key(r), []).append(r)
+    chosen = {k: support.best_supported(rs, newest) for k, rs in by_key.items()}
+    others = len(valid) - len(chosen)
+    if others and newest:
+        notes.append(f"{others} older record(s) not shown (--newest): for each hardware x backend x precision x "
+                     "workload x scenario x batch, the newest record is shown")
+    elif others:
+        notes.append(f"{others} other record(s) not shown: for each hardware x backend x precision x workload x "
+                     "scenario x batch, the best-supported record is shown (converged, then intervals over "
+                     "repeats, then fewest warnings, then newest); --newest shows the newest instead")
+    groups: dict[tuple[str, ...], Group] = {}
+    for k, r in chosen.items():
+        gk = k[:4]
+        if gk not in groups:
+            scenario = k[2]
+            default = DEFAULT_METRIC.get(scenario, "throughput_sps")
+            if default not in r.metrics:
+                default = "latency_p99_ms"
+            spec = spec_asked or METRICS[default]
+            groups[gk] = Group(k[0], k[1], scenario, r.workload.get("batch_size"), spec)
+        names = dict.fromkeys((*SHOWN, groups[gk].metric.name))
+        figures = {name: _figure(r, METRICS[name]) for name in names if name != COST}
+        price = prices.get(k[4])
+        figures[COST] = _cost(figures["throughput_sps"], price)
+        groups[gk].rows.append(Row(r, k[4], k[5], k[6], k[7], figures, price, len(by_key[k]), newest=newest))
+    ordered = [groups[k] for k in sorted(groups, key=lambda k: (k[0], k[1], k[2], int(k[3]) if k[3].isdigit() else 0))]
+    for g in ordered:
+        if g.metric.name == COST:
+            currencies = sorted({row.price.currency for row in g.rows if row.price})
+            if len(currencies) > 1:
+                raise ConfigError("metric", COST, "give every price in one currency",
+                                  f"cannot rank {g.title}: prices in {', '.join(currencies)}")
+        g.rows = rank_rows(g.rows, g.metric)
+        g.notes += [_unbounded_note(row, g.metric) for row in g.rows if row.unbounded]
+        for row in g.rows:
+            r, newer = row.record, max(by_key[_key(row.record)], key=lambda x: (x.created_at, x.id))
+            if newer is not r:
+                g.notes.append(f"{row.label}: shows {r.id[:8]} ({r.created_at}) rather than the newer "
+                               f"{newer.id[:8]} ({newer.created_at}), which {support.why_not_newest(r, newer)}")
+    if any(not f.has_ci for g in ordered for row in g.rows for f in row.figures.values() if f.value is not None):
+        notes.append("figures marked * carry no interval in their record; they rank by the point estimate alone")
+    if not any(row.figures[ENERGY].value is not None for g in ordered for row in g.rows):
+        notes.append("no record has an energy figure (no energy sensor): samples/J is not ranked")
+    used = sorted({(row.price.hardware, row.price.price_per_hour, row.price.currency, row.price.source)
+                   for g in ordered for row in g.rows if row.price})
+    for label, per_hour, currency, price_file in used:
+        notes.append(f"cost of {label!r} from {per_hour:g} {currency}/h ({price_file})")
+    if not prices:
+        notes.append(f"no hardware prices: put hardware, price_per_hour, currency in {PRICES_DIR}/*.yaml "
+                     "(or prices=FOLDER) for the cost column")
+    return Leaderboard(ordered, source, selection, notes)
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def fmt_figure(f: Figure, digits: int = 4) -> str:
+    """``412.9 [401.2, 431.0]``; a missing end in words, ``412.9 [401.2, no upper bound (n=53 samples;
+    368 bound it)]``; ``412.9 *`` for a figure its record holds without interval."""
+    from bench.fmt import fmt_num
+
+    if f.value is None:
+        return f.note or "not measured"
+    if not f.has_ci:
+        return f"{fmt_num(f.value, digits)} *"
+    why = f" ({f.why})" if f.why else ""
+    # The reason follows the last missing end: [no lower bound (why), 9.1], [8.2, no upper bound (why)].
+    low = fmt_num(f.low, digits) if f.low is not None else "no lower bound" + (why if f.high is not None else "")
+    high = fmt_num(f.high, digits) if f.high is not None else "no upper bound" + why
+    return f"{fmt_num(f.value, digits)} [{low}, {high}]"
+
+
+def cell(row: Row, name: str) -> str:
+    text = fmt_figure(row.figures[name])
+    if name == COST and row.price is not None and row.figures[name].value is not None:
+        text = f"{text} {row.price.currency}"
+    return text
+
+
+HEADINGS = {"throughput_sps": "samples/s [95% CI]", "latency_p99_ms": "p99 ms [95% CI]",
+            ENERGY: "samples/J [95% CI]", COST: "cost per 1M samples [95% CI]"}
+LEGEND = (f"rank =N: tied, the 95% intervals of this row and the row above overlap, both with both ends; "
+          f"rank N{UNBOUNDED_MARK}: the ranked figure's interval lacks an end (too few samples to bound it), so "
+          "the row is ranked by its point estimate alone and tied with no row (the note under its table says "
+          "how many samples would bound it); * : the record holds no interval for this figure; "
+          f"repeats N: the intervals include the variation between N fresh processes; {PROCESS_MARK} : the "
+          "intervals hold the noise within one process only, run with repeats=N for run-to-run variation; "
+          "converged: whether the stopping rule was met (n/a: the scenario has none); warnings: their count "
+          "and codes; rows without the ranked figure are listed unranked")
+
+
+def shown(group: Group) -> tuple[str, ...]:
+    """The figures of a group's table: the usual ones, and the ranked-by metric if it is another."""
+    return SHOWN if group.metric.name in SHOWN else (group.metric.name, *SHOWN)
+
+
+def _row_cells(row: Row, names: tuple[str, ...] = SHOWN) -> list[str]:
+    return [row.rank_text, row.hardware, row.backend_text, row.precision, *(cell(row, n) for n in names),
+            row.converged_text, support.warnings_text(row.record), row.repeats_text, row.record_text]
+
+
+TRAILING = ["converged", "warnings", "repeats", "record"]
+
+
+def columns(group: Group) -> list[str]:
+    return ["rank", "hardware", "backend", "precision",
+            *(HEADINGS.get(n, f"{METRICS[n].label} [95% CI]") for n in shown(group)), *TRAILING]
+
+
+COLUMNS = ["rank", "hardware", "backend", "precision", *(HEADINGS[n] for n in SHOWN), *TRAILING]
+
+
+def render_terminal(board: Leaderboard, stream: TextIO) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from bench.reporting.progress import use_plain_output
+
+    plain = use_plain_output(stream)
+    console = Console(file=stream, no_color=plain, highlight=False, soft_wrap=False, width=240 if plain else None)
+    console.print(Text(f"bench leaderboard: {board.selection or 'all records'} from {board.source}"))
+    for g in board.groups:
+        table = Table(box=box.SIMPLE_HEAD, title_justify="left",
+                      title=Text(f"{g.title}: ranked by {g.metric.name} ({g.metric.direction()})"))
+        for name in columns(g):
+            table.add_column(name, justify="right" if name == "rank" else "left")
+        for row in g.rows:
+            table.add_row(*(Text(c) for c in _row_cells(row, shown(g))))
+        console.print(table)
+        for note in g.notes:
+            console.print(Text(f"  note: {note}"))
+    console.print(Text(LEGEND))
+    for note in board.notes:
+        console.print(Text(f"note: {note}"))
+
+
+def _md(text: str) -> str:
+    out = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    for ch in "\\|*_`[]":
+        out = out.replace(ch, "\\" + ch)
+    return out.replace("\n", " ")
+
+
+def render_markdown(board: Leaderboard) -> str:
+    lines = ["# bench leaderboard", "", f"{_md(board.selection or 'all records')} from `{board.source}`", ""]
+    for g in board.groups:
+        lines += [f"## {_md(g.title)}", "", f"Ranked by `{g.metric.name}` ({g.metric.direction()}).", "",
+                  "| " + " | ".join(_md(c) for c in columns(g)) + " |",
+                  "| " + " | ".join("---:" if c == "rank" else "---" for c in columns(g)) + " |"]
+        for row in g.rows:
+            lines.append("| " + " | ".join(_md(c) for c in _row_cells(row, shown(g))) + " |")
+        lines.append("")
+        if g.notes:
+            lines += [f"- {_md(n)}" for n in g.notes] + [""]
+    lines.append(_md(LEGEND))
+    lines += [""] + [f"- {_md(n)}" for n in board.notes]
+    return "\n".join(lines) + "\n"
+
+
+CSV_FIELDS = ["suite", "workload", "scenario", "batch_size", "ranked_by", "rank", "tie", "rank_text",
+              "rank_unbounded", "rank_note", "hardware", "backend", "device", "precision"]
+
+
+def _bool(flag: Optional[bool]) -> str:
+    return "" if flag is None else ("true" if flag else "false")
+
+
+def _missing_ends(f: Figure) -> str:
+    """A figure's missing interval ends in words, for the CSV's note column."""
+    if f.value is None or f.bounded or not f.has_ci:
+        return ""
+    ends = [text for text, end in (("no lower bound", f.low), ("no upper bound", f.high)) if end is None]
+    return f"{' and '.join(ends)} ({f.why})" if f.why else " and ".join(ends)
+
+
+def render_csv(board: Leaderboard) -> str:
+    """One flat table. Interval ends are numbers or empty; where an end is missing, ``<metric>_note`` says
+    so in words (``no upper bound (n=53 samples; 368 bound it)``)."""
+    out = io.StringIO()
+    fields = list(CSV_FIELDS)
+    every = tuple(dict.fromkeys(n for g in board.groups for n in shown(g)))
+    for name in every:
+        fields += [name, f"{name}_ci_low", f"{name}_ci_high", f"{name}_note"]
+    fields += ["converged", "warnings", "repeats", "ci_scope", "currency", "price_per_hour", "record_id",
+               "created_at", "records_seen", "chosen"]
+    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for g in board.groups:
+        notes = {row.label: _unbounded_note(row, g.metric) for row in g.rows if row.unbounded}
+        for row in g.rows:
+            data: dict[str, Any] = {
+                "suite": g.suite, "workload": g.workload, "scenario": g.scenario, "batch_size": g.batch_size,
+                "ranked_by": g.metric.name, "rank": row.rank if row.rank is not None else "", "tie": row.tie,
+                "rank_text": row.rank_text if row.rank is not None else "", "rank_unbounded": _bool(row.unbounded),
+                "rank_note": notes.get(row.label, ""),
+                "hardware": row.hardware, "backend": row.backend, "device": row.device, "precision": row.precision,
+                "converged": _bool(support.converged(row.record)), "warnings": support.warnings_text(row.record),
+                "repeats": support.repeats(row.record), "ci_scope": support.ci_scope(row.record),
+                "currency": row.price.currency if row.price else "",
+                "price_per_hour": row.price.price_per_hour if row.price else "",
+                "record_id": row.record.id, "created_at": row.record.created_at, "records_seen": row.seen,
+                "chosen": "newest" if row.newest else "best_supported",
+            }
+            for name in shown(g):
+                f = row.figures[name]
+                data[name] = "" if f.value is None else repr(f.value)
+                data[f"{name}_ci_low"] = "" if f.value is None or f.low is None or not f.has_ci else repr(f.low)
+                data[f"{name}_ci_high"] = "" if f.value is None or f.high is None or not f.has_ci else repr(f.high)
+                data[f"{name}_note"] = f.note or _missing_ends(f)
+            writer.writerow(data)
+    return out.getvalue()

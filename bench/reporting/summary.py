@@ -1,0 +1,130 @@
+"""The end-of-run summary a person reads at a glance: one row per work item, each figure with its
+interval, then the warnings with what to do, then where the records are."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional, Sequence, TextIO
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from bench.fmt import fmt_ci, fmt_num
+from bench.reporting.progress import use_plain_output
+from bench.results.records import RunRecord
+from bench.measurement.stats import min_samples_to_bound
+
+__all__ = ["summary", "fmt_ci", "fmt_num"]
+
+
+def _row(index: int, r: RunRecord) -> list[str]:
+    w, b, m = r.workload, r.backend, r.metrics
+    device = "" if b.get("device") == b.get("name") else f" {b.get('device')}"
+    backend = f"{b.get('name')}{device} {b.get('precision')}"
+    base = [str(index), str(w.get("name")), backend, str(w.get("batch_size")), str(r.scenario.get("name"))]
+    if r.status != "ok":
+        error = r.error or {}
+        return base + [f"FAILED: {error.get('kind')}", str(error.get("message", ""))[:60], "", "", "", ""]
+    status = "ok" if r.valid else "INVALID"
+    if not m.get("converged", True):
+        status += " (not converged)"
+    if (m.get("repeats") or 1) > 1:
+        status += f" ({m['repeats']} processes)"
+    if "latency_p50_ms" in m:
+        p50 = f"{fmt_num(m['latency_p50_ms'])} {_ci(m, 'latency_p50')}".strip()
+        p99 = f"{fmt_num(m['latency_p99_ms'])} {_ci(m, 'latency_p99', q=0.99)}".strip()
+        std = m.get("latency_std_ms")
+        mean = fmt_num(m.get("latency_mean_ms")) + (f" ± {fmt_num(std, 3)}" if std is not None else "")
+    else:  # pipelined throughput: no per-request latency (metrics.latency_note says why)
+        p50 = p99 = mean = "-"
+    tput = f"{fmt_num(m.get('throughput_sps'))} {_ci(m, 'throughput', '_sps')}".strip()
+    return base + [status, p50, p99, mean, tput, f"{m.get('iterations', '-')}"]
+
+
+def _ci(m: dict, name: str, unit: str = "_ms", q: Optional[float] = None) -> str:
+    """The interval; a percentile's missing bound says how many samples would give it."""
+    low, high = m.get(f"{name}_ci_low{unit}"), m.get(f"{name}_ci_high{unit}")
+    if q is not None and (low is None or high is None):
+        n = m.get("samples")
+        lo = fmt_num(low) if low is not None else "no lower bound"
+        return f"[{lo}, no upper bound: {n} samples, {min_samples_to_bound(q)} bound it]" if high is None \
+            else f"[{lo}, {fmt_num(high)}]"
+    return fmt_ci(low, high) if low is not None or high is not None else ""
+
+
+def _scenario_note(r: RunRecord) -> str:
+    """The load scenarios' and LoadGen's answer in one line."""
+    m = r.metrics
+    parts = []
+    if "max_qps_at_slo" in m:
+        parts.append(f"max_qps_at_slo {fmt_num(m['max_qps_at_slo'])}")
+    if "max_streams_at_slo" in m:
+        parts.append(f"max_streams_at_slo {m['max_streams_at_slo']:.0f} at {fmt_num(m.get('fps'))} fps")
+    if "late_queries" in m:
+        parts.append(f"{m['late_queries']} of {m['queries']} requests late (> {fmt_num(m['slo_ms'])} ms), "
+                     f"{m.get('dropped_queries', 0)} dropped, offered {fmt_num(m.get('offered_qps'))}/s, "
+                     f"achieved {fmt_num(m.get('achieved_qps'))}/s")
+    if "loadgen_valid" in m:
+        parts.append("LoadGen " + ("VALID" if m["loadgen_valid"] else "INVALID"))
+    if "train_loss_first" in m:
+        parts.append(f"loss {fmt_num(m['train_loss_first'])} -> {fmt_num(m['train_loss_last'])}")
+    if "fit_s_per_image" in m:
+        asked = r.backend.get("requested_precision")
+        fp32 = f" (in fp32; {asked} was asked: the fit has no AMP path)" if asked and asked != "fp32" else ""
+        parts.append(f"fit {fmt_num(m['fit_s_per_image'] * 1000)} ms per training image{fp32}")
+    return "; ".join(parts)
+
+
+def summary(results: Sequence[tuple[RunRecord, Path]], store_url: str, stream: Optional[TextIO] = None) -> None:
+    stream = stream or sys.stdout
+    plain = use_plain_output(stream)
+    console = Console(file=stream, no_color=plain, highlight=False, soft_wrap=False,
+                      width=240 if plain else None)
+    table = Table(box=box.SIMPLE_HEAD, title="bench run summary (latency in ms per batch, 95% intervals)",
+                  title_justify="left")
+    for name in ("#", "workload", "backend", "batch", "scenario", "status", "p50 ms [CI]", "p99 ms [CI]",
+                 "mean ± σ ms", "samples/s [CI]", "iterations"):
+        table.add_column(name, justify="right" if name in ("#", "batch", "iterations") else "left")
+    for i, (record, _) in enumerate(results, 1):
+        table.add_row(*_row(i, record))
+    console.print(table)
+    for i, (record, _) in enumerate(results, 1):
+        for warning in record.warnings:
+            console.print(f"  warning [{i}] {warning['code']}: {warning['message']}. Hint: {warning['hint']}",
+                          markup=False)
+        note = _scenario_note(record) if record.status == "ok" else ""
+        if note:
+            console.print(f"  {record.scenario.get('name')} [{i}] {note}", markup=False)
+        conversion = record.setup.get("conversion") or {}
+        if "cache_hit" in conversion:
+            state = "served from the cache" if conversion["cache_hit"] else f"built in {conversion['build_s']:.1f} s"
+            console.print(f"  note [{i}] conversion {state} (setup {fmt_num(record.metrics.get('setup_s'))} s)",
+                          markup=False)
+        if record.status != "ok" and record.error:
+            console.print(f"  error [{i}] {record.error.get('kind')}: {record.error.get('message')}", markup=False)
+    if any(r.status == "ok" and r.metrics.get("ci_scope", "process") == "process" for r, _ in results):
+        console.print("  note: intervals of one process hold the noise within it, not the variation between fresh "
+                      "processes (often several %): repeats=N (or preset=rigorous) measures that", markup=False)
+    folders = sorted({str(path.parent) for _, path in results})
+    if results:
+        console.print(f"{len(results)} record(s) written to {', '.join(folders)} and {store_url}", markup=False)
+    failed = sum(1 for r, _ in results if r.status != "ok")
+    invalid = sum(1 for r, _ in results if r.status == "ok" and not r.valid)
+    if failed or invalid:
+        console.print(f"{failed} work item(s) failed, {invalid} invalid", markup=False)
+
+
+
+def sweep_summary(sweep_id: str, results: dict, stream: Optional[TextIO] = None) -> None:
+    """Per workload: the sizes measured, why the sweep stopped, and the last size that fit."""
+    stream = stream or sys.stdout
+    stream.write(f"sweep {sweep_id}:\n")
+    for workload, result in results.items():
+        sizes = ", ".join(f"{p.batch_size}{'*' if p.reused else ''}{' again' if p.remeasured else ''}"
+                          f"{'' if p.status == 'ok' else ' ' + p.status}"
+                          f"{' (not converged)' if p.status == 'ok' and not p.converged else ''}"
+                          for p in result.points)
+        stream.write(f"  {workload}: batch {sizes}; stopped: {result.stop_reason}\n")
+    stream.write("  (* = kept from before the resume; again = measured again with twice the window)  report: bench report scaling sweep_id=" + sweep_id + "\n")

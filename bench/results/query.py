@@ -1,0 +1,257 @@
+"""Stored results for analysis and sharing: selections, pandas, export and import.
+
+A *selection* is a set of ``key=value`` terms on the store's indexed columns (``suite``, ``workload``,
+``backend``, ``hardware``, ``tag``, ``run_id``, ...): terms on different keys must all hold, terms on
+the same key are alternatives (``backend=cpu backend=openvino``). An ``id`` or ``run_id`` shorter than
+its 32 hex digits matches as a prefix.
+
+``load()`` gives one pandas row per record with the metrics as columns, for a user's own analysis::
+
+    from bench.results import load
+    df = load("results", suite="anomaly", scenario="throughput")
+    df[df.valid].groupby(["hardware", "backend"]).throughput_sps.max()
+
+pandas and pyarrow are imported only by the functions that need them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
+
+from bench.errors import ConfigError
+from bench.results.records import RunRecord, SchemaError
+from bench.results.store import FILTER_COLUMNS, ResultsStore
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+__all__ = ["Selection", "NoMatch", "RECORD_COLUMNS", "open_store", "results_location", "select", "frame",
+           "load", "export", "read_record_files", "import_records"]
+
+# The identifying columns of load()'s frame, in order; the metrics follow, sorted by name.
+RECORD_COLUMNS = ("id", "created_at", "status", "valid", "suite", "workload", "backend", "device", "precision",
+                  "scenario", "batch_size", "hardware", "tag", "run_id")
+EXPORT_FORMATS = ("csv", "parquet")
+
+
+class NoMatch(ConfigError):
+    """A selection that matches no stored record."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    terms: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, args: Iterable[str]) -> "Selection":
+        """``key=value`` terms, one per argument."""
+        terms = []
+        for arg in args:
+            key, eq, value = arg.partition("=")
+            key = key.strip()
+            if not eq or not key:
+                raise ConfigError(arg, None, "write a selection as key=value, e.g. tag=nightly",
+                                  "is not a key=value term")
+            if key not in FILTER_COLUMNS:
+                raise ConfigError(key, value, f"select on one of {', '.join(FILTER_COLUMNS)}",
+                                  "is not a selection key")
+            if key == "batch_size" and not value.strip().isdigit():
+                raise ConfigError(key, value, "give a whole number, e.g. batch_size=8", "is not a batch size")
+            terms.append((key, value))
+        return cls(tuple(terms))
+
+    @classmethod
+    def parse_joined(cls, text: str) -> "Selection":
+        """One argument holding several terms joined by commas: ``tag=nightly,backend=cpu``.
+
+        A comma splits only where a ``key=`` follows, so a value may itself hold commas."""
+        parts = [p for p in re.split(r",(?=\s*[A-Za-z_]+=)", text) if p.strip()]
+        if not parts:
+            raise ConfigError("", "", "give a selection such as tag=before or run_id=abc123", "empty selection")
+        return cls.parse(p.strip() for p in parts)
+
+    def __add__(self, other: "Selection") -> "Selection":
+        return Selection(self.terms + other.terms)
+
+    def filters(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for key, value in self.terms:
+            out.setdefault(key, []).append(value)
+        return out
+
+    def __str__(self) -> str:
+        return " ".join(f"{k}={v}" for k, v in self.terms) or "all records"
+
+
+def results_location(overrides: Sequence[str]) -> tuple[str, Optional[str]]:
+    """results.dir and results.url from ``results=PROFILE``, ``results.dir=...``, ``results.url=...``,
+    composed exactly as `bench run` composes them (conf/results/, environment interpolation)."""
+    from bench.cli.main import _explain, compose, to_config
+
+    try:
+        cfg = to_config(compose(list(overrides)))
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Hydra's errors, explained in one line
+        raise _explain(exc, list(overrides)) from None
+    return str(Path(cfg.results.dir).expanduser()), cfg.results.url
+
+
+def open_store(overrides: Sequence[str] = (), create: bool = False) -> ResultsStore:
+    """The store named by the results overrides, opened (a bad URL fails here, masked)."""
+    directory, url = results_location(overrides)
+    store = ResultsStore(directory, url, create=create)
+    store.engine  # noqa: B018 - open now: an unreachable database is a usage error before any work
+    return store
+
+
+def select(store: ResultsStore, selection: Selection = Selection(), what: str = "") -> list[RunRecord]:
+    """Records of the selection, oldest first; NoMatch when there is none."""
+    records = store.select(selection.filters())
+    if not records:
+        where = store.display_url
+        raise NoMatch("", "", "check the values (`bench export` lists what is stored) or the results location",
+                      f"{what + ': ' if what else ''}the selection {selection} matches no record in {where}")
+    return records
+
+
+# ---------------------------------------------------------------- pandas
+
+
+def _identity(record: RunRecord) -> dict[str, Any]:
+    w, b = record.workload, record.backend
+    return {
+        "id": record.id, "created_at": record.created_at, "status": record.status, "valid": record.valid,
+        "suite": w.get("suite"), "workload": w.get("name"), "backend": b.get("name"), "device": b.get("device"),
+        "precision": b.get("precision"), "scenario": record.scenario.get("name"),
+        "batch_size": w.get("batch_size"), "hardware": record.system.get("hardware"), "tag": record.tag,
+        "run_id": record.run_id,
+    }
+
+
+def frame(records: Sequence[RunRecord]) -> "pd.DataFrame":
+    """One row per record: RECORD_COLUMNS, then every scalar metric (numbers, flags) as a column."""
+    import pandas as pd
+
+    rows = []
+    metric_names: set[str] = set()
+    for record in records:
+        row = _identity(record)
+        for name, value in record.metrics.items():
+            if name in row:
+                continue
+            if value is None or isinstance(value, (bool, int, float)):
+                row[name] = value
+                metric_names.add(name)
+        rows.append(row)
+    columns = list(RECORD_COLUMNS) + sorted(metric_names)
+    df = pd.DataFrame(rows, columns=columns)
+    df["created_at"] = pd.to_datetime(df["created_at"], utc=True, format="ISO8601")
+    df["valid"] = df["valid"].astype(bool)
+    df["batch_size"] = df["batch_size"].astype("Int64")
+    for name in metric_names:
+        values = [v for v in df[name] if v is not None and v == v]
+        if values and all(isinstance(v, bool) for v in values):
+            df[name] = df[name].astype("boolean")
+        else:
+            df[name] = pd.to_numeric(df[name], errors="coerce").astype("float64")
+    return df
+
+
+def load(results_dir: str | Path = "results", url: Optional[str] = None, **filters: Any) -> "pd.DataFrame":
+    """Stored records as a DataFrame; ``filters`` are selection keys (a value or a list of values)."""
+    terms = []
+    for key, value in filters.items():
+        for v in value if isinstance(value, (list, tuple, set)) else [value]:
+            terms.append(f"{key}={v}")
+    store = ResultsStore(results_dir, url, create=False)
+    try:
+        return frame(store.select(Selection.parse(terms).filters()))
+    finally:
+        store.close()
+
+
+def _atomic_output(path: Path, write: Any) -> None:
+    """Write through ``write(tmp_path)`` to a temporary file next to ``path``, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def export(records: Sequence[RunRecord], fmt: str, output: Optional[Path]) -> Optional[str]:
+    """CSV or Parquet of frame(records) to ``output`` (atomically); CSV text when output is None."""
+    if fmt not in EXPORT_FORMATS:
+        raise ConfigError("--format", fmt, f"use one of {', '.join(EXPORT_FORMATS)}", "is not an export format")
+    df = frame(records)
+    if fmt == "csv":
+        if output is None:
+            return df.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%S%z")
+        _atomic_output(output, lambda tmp: df.to_csv(tmp, index=False, date_format="%Y-%m-%dT%H:%M:%S%z"))
+        return None
+    if output is None:
+        raise ConfigError("--output", None, "give a file, e.g. --output results.parquet",
+                          "is required for --format parquet")
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise ConfigError("--format", fmt, "pip install pyarrow", "needs pyarrow, which is not installed") from None
+    _atomic_output(output, lambda tmp: df.to_parquet(tmp, index=False, engine="pyarrow"))
+    return None
+
+
+# ---------------------------------------------------------------- import
+
+
+def _record_files(paths: Sequence[str | Path]) -> list[Path]:
+    files: list[Path] = []
+    for given in paths:
+        path = Path(given).expanduser()
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*.json") if not p.name.startswith("."))
+            if not found:
+                raise ConfigError("", "", "give JSON records (as written under results/records/) or a folder "
+                                  "that holds them", f"{path} holds no .json files")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise ConfigError("", "", "give existing files or folders", f"{path} does not exist")
+    return files
+
+
+def read_record_files(paths: Sequence[str | Path]) -> list[tuple[Path, RunRecord]]:
+    """Every file parsed and checked before anything is stored: one bad file refuses the import."""
+    out = []
+    for path in _record_files(paths):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ConfigError("", "", "import only the JSON records bench writes under results/records/",
+                              f"{path} is not a RunRecord (not readable JSON: {reason})") from None
+        try:
+            out.append((path, RunRecord.from_dict(data)))
+        except (SchemaError, TypeError) as exc:
+            raise ConfigError("", "", "import only the JSON records bench writes under results/records/ "
+                              "(a newer schema needs a newer bench)", f"{path} is not a RunRecord bench reads "
+                              f"({str(exc).splitlines()[0]})") from None
+    return out
+
+
+def import_records(store: ResultsStore, paths: Sequence[str | Path]) -> tuple[int, int, int]:
+    """(files read, records added, records already stored)."""
+    parsed = read_record_files(paths)
+    added, skipped = store.merge([r for _, r in parsed])
+    return len(parsed), len(added), len(skipped)

@@ -1,0 +1,83 @@
+"""The RunRecord: the unit of results. One per work item, immutable, versioned.
+
+Raw samples are stored; metrics are derived from them by bench.results.metrics and stored beside them for
+querying, never instead of them. ``to_dict`` and ``from_dict`` are symmetric; old schema versions
+stay readable (tests keep a golden JSON of each).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import uuid
+from dataclasses import dataclass, field, fields
+from typing import Any, Optional
+
+__all__ = ["SCHEMA_VERSION", "STATUSES", "RunRecord", "new_id", "utc_now", "SchemaError"]
+
+SCHEMA_VERSION = 1
+STATUSES = ("ok", "failed", "oom", "skipped")
+
+
+class SchemaError(ValueError):
+    """A dict that is not a RunRecord this version of bench can read."""
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: str
+    created_at: str
+    status: str  # ok, failed, oom (out of memory, host or device), skipped
+    config: dict[str, Any]  # the resolved config of this work item
+    system: dict[str, Any]  # the fingerprint (bench.system.fingerprint)
+    workload: dict[str, Any]  # suite, name, input shape, data set, params, flops, batch size
+    backend: dict[str, Any]  # name, device, precision, and the settings the runtime reported back
+    scenario: dict[str, Any]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    setup: dict[str, Any] = field(default_factory=dict)  # build_s, prepare_s, first_inference_ms
+    parity: dict[str, Any] = field(default_factory=dict)
+    noise: dict[str, Any] = field(default_factory=dict)
+    energy: dict[str, Any] = field(default_factory=dict)  # per-domain energy and how it was known
+    warnings: list[dict[str, str]] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict)  # the loop's raw result (samples in ns)
+    error: Optional[dict[str, Any]] = None  # kind, message, detail
+    tag: str = ""
+    run_id: str = ""  # groups the work items of one `bench run` invocation
+    sweep_id: str = ""  # groups the points of one batch sweep, across resumes
+    schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise SchemaError(f"status {self.status!r} is not one of {STATUSES}")
+
+    @property
+    def valid(self) -> bool:
+        """ok, and outputs matched the reference: the only records that may be ranked."""
+        return self.status == "ok" and bool(self.parity.get("ok", False))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "RunRecord":
+        if not isinstance(data, dict):
+            raise SchemaError("a RunRecord is a JSON object")
+        version = data.get("schema_version")
+        if not isinstance(version, int):
+            raise SchemaError("no integer schema_version: not a bench RunRecord")
+        if version > SCHEMA_VERSION:
+            raise SchemaError(f"schema_version {version} is newer than this bench reads ({SCHEMA_VERSION}); "
+                              "upgrade bench")
+        names = {f.name for f in fields(cls)}
+        missing = [n for n in ("id", "created_at", "status", "config", "system", "workload", "backend", "scenario")
+                   if n not in data]
+        if missing:
+            raise SchemaError(f"missing field(s) {', '.join(missing)}: not a bench RunRecord")
+        return cls(**{k: v for k, v in data.items() if k in names})
