@@ -137,6 +137,7 @@ def _write_terminal(render: Any, output: Optional[str]) -> None:
 
 def leaderboard_command(args: list[str]) -> int:
     from bench.reporting import leaderboard as lb
+    from bench.reporting import leaderboard_render as lr
     from bench.results.query import Selection, open_store, select
 
     parsed = _parse(args, "leaderboard", ("--format", "--output"), options=("metric", "prices"),
@@ -159,11 +160,11 @@ def leaderboard_command(args: list[str]) -> int:
     finally:
         store.close()
     if fmt == "terminal":
-        _write_terminal(lambda stream: lb.render_terminal(board, stream), output)
+        _write_terminal(lambda stream: lr.render_terminal(board, stream), output)
     elif fmt == "markdown":
-        _write_output(lb.render_markdown(board), output)
+        _write_output(lr.render_markdown(board), output)
     elif fmt == "csv":
-        _write_output(lb.render_csv(board), output)
+        _write_output(lr.render_csv(board), output)
     else:
         from bench.reporting import scaling
         from bench.reporting.html import render_html

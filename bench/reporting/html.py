@@ -17,7 +17,8 @@ import math
 from html import escape
 from typing import Callable, Optional, Sequence
 
-from bench.reporting.leaderboard import ENERGY, LEGEND, Figure, Group, Leaderboard, Row, _row_cells, columns, fmt_figure, shown
+from bench.reporting.leaderboard import ENERGY, Figure, Group, Leaderboard, Row
+from bench.reporting.leaderboard_render import LEGEND, columns, fmt_figure, row_cells, shown
 
 __all__ = ["render_html", "pareto_front"]
 
@@ -214,7 +215,7 @@ def _table(group: Group) -> str:
     body = []
     for row in group.rows:
         cls = "tie" if row.tie else ("unranked" if row.rank is None else ("unbounded" if row.unbounded else ""))
-        cells = _row_cells(row, shown(group))
+        cells = row_cells(row, shown(group))
         tds = f'<td class="rank">{escape(cells[0])}</td>' + "".join(f"<td>{escape(c)}</td>" for c in cells[1:])
         body.append(f'<tr class="{cls}">{tds}</tr>')
     return f'<table class="leaderboard"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'

@@ -25,26 +25,25 @@ Rules, in the order they apply:
 Prices come from YAML files (``conf/hardware/*.yaml`` by default): ``hardware`` (the label exactly as
 in the records), ``price_per_hour`` and ``currency``. cost = price_per_hour / (throughput_sps x 3600)
 x 1e6, per million samples.
+
+The tables are drawn by bench.reporting.leaderboard_render (terminal, Markdown, CSV) and
+bench.reporting.html (the page).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Optional, Sequence, TextIO
+from typing import Any, Optional, Sequence
 
 from bench.results import support
-from bench.config.schema import CONF_DIR
 from bench.errors import ConfigError
+from bench.reporting.prices import PRICES_DIR, Price, load_prices
 from bench.results.records import RunRecord
 
 __all__ = ["METRICS", "MetricSpec", "Figure", "Row", "Group", "Leaderboard", "Price", "load_prices",
-           "build", "overlaps", "render_terminal", "render_markdown", "render_csv", "PRICES_DIR"]
+           "build", "overlaps", "PRICES_DIR"]
 
-PRICES_DIR = CONF_DIR / "hardware"
 COST = "cost_per_million_samples"
 ENERGY = "samples_per_j"
 UNBOUNDED_MARK = "?"  # after a rank: the ranked figure's interval lacks an end
@@ -93,50 +92,6 @@ def check_metric(name: str) -> MetricSpec:
     if name not in METRICS:
         raise ConfigError("metric", name, f"use one of {', '.join(METRICS)}", "is not a metric")
     return METRICS[name]
-
-
-@dataclass(frozen=True)
-class Price:
-    hardware: str
-    price_per_hour: float
-    currency: str
-    source: str
-
-
-def load_prices(where: Optional[Path] = None) -> dict[str, Price]:
-    """Hourly prices by hardware label from a folder of YAML files (or one file)."""
-    import yaml
-
-    where = PRICES_DIR if where is None else Path(where)
-    if where.is_file():
-        files = [where]
-    elif where.is_dir():
-        files = sorted(where.glob("*.yaml")) + sorted(where.glob("*.yml"))
-    elif where == PRICES_DIR:
-        return {}
-    else:
-        raise ConfigError("prices", str(where), "give a folder of price files or one YAML file", "does not exist")
-    prices: dict[str, Price] = {}
-    fix = "write hardware: \"<label as in the records>\", price_per_hour: 1.23, currency: USD"
-    for path in files:
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError("", "", fix, f"{path} is not readable YAML ({str(exc).splitlines()[0]})") from None
-        if not isinstance(data, dict) or not isinstance(data.get("hardware"), str) or not data["hardware"]:
-            raise ConfigError("", "", fix, f"{path} names no hardware label")
-        price = data.get("price_per_hour")
-        if isinstance(price, bool) or not isinstance(price, (int, float)) or not price > 0 or math.isinf(price):
-            raise ConfigError("", "", fix, f"{path}: price_per_hour={price!r} is not a positive number")
-        currency = data.get("currency")
-        if not isinstance(currency, str) or not currency.strip():
-            raise ConfigError("", "", fix, f"{path} names no currency")
-        label = data["hardware"]
-        if label in prices:
-            raise ConfigError("", "", "keep one price per hardware label",
-                              f"{path} prices {label!r} again (first in {prices[label].source})")
-        prices[label] = Price(label, float(price), currency.strip(), str(path))
-    return prices
 
 
 @dataclass
@@ -333,7 +288,7 @@ def rank_rows(rows: list[Row], spec: MetricSpec) -> list[Row]:
     return ranked + rest
 
 
-def _unbounded_note(row: Row, spec: MetricSpec) -> str:
+def unbounded_note(row: Row, spec: MetricSpec) -> str:
     from bench.fmt import fmt_num
 
     f = row.figures[spec.name]
@@ -390,7 +345,7 @@ def build(records: Sequence[RunRecord], metric: Optional[str] = None, prices: Op
                 raise ConfigError("metric", COST, "give every price in one currency",
                                   f"cannot rank {g.title}: prices in {', '.join(currencies)}")
         g.rows = rank_rows(g.rows, g.metric)
-        g.notes += [_unbounded_note(row, g.metric) for row in g.rows if row.unbounded]
+        g.notes += [unbounded_note(row, g.metric) for row in g.rows if row.unbounded]
         for row in g.rows:
             r, newer = row.record, max(by_key[_key(row.record)], key=lambda x: (x.created_at, x.id))
             if newer is not r:
@@ -408,165 +363,3 @@ def build(records: Sequence[RunRecord], metric: Optional[str] = None, prices: Op
         notes.append(f"no hardware prices: put hardware, price_per_hour, currency in {PRICES_DIR}/*.yaml "
                      "(or prices=FOLDER) for the cost column")
     return Leaderboard(ordered, source, selection, notes)
-
-
-# ---------------------------------------------------------------- rendering
-
-
-def fmt_figure(f: Figure, digits: int = 4) -> str:
-    """``412.9 [401.2, 431.0]``; a missing end in words, ``412.9 [401.2, no upper bound (n=53 samples;
-    368 bound it)]``; ``412.9 *`` for a figure its record holds without interval."""
-    from bench.fmt import fmt_num
-
-    if f.value is None:
-        return f.note or "not measured"
-    if not f.has_ci:
-        return f"{fmt_num(f.value, digits)} *"
-    why = f" ({f.why})" if f.why else ""
-    # The reason follows the last missing end: [no lower bound (why), 9.1], [8.2, no upper bound (why)].
-    low = fmt_num(f.low, digits) if f.low is not None else "no lower bound" + (why if f.high is not None else "")
-    high = fmt_num(f.high, digits) if f.high is not None else "no upper bound" + why
-    return f"{fmt_num(f.value, digits)} [{low}, {high}]"
-
-
-def cell(row: Row, name: str) -> str:
-    text = fmt_figure(row.figures[name])
-    if name == COST and row.price is not None and row.figures[name].value is not None:
-        text = f"{text} {row.price.currency}"
-    return text
-
-
-HEADINGS = {"throughput_sps": "samples/s [95% CI]", "latency_p99_ms": "p99 ms [95% CI]",
-            ENERGY: "samples/J [95% CI]", COST: "cost per 1M samples [95% CI]"}
-LEGEND = (f"rank =N: tied, the 95% intervals of this row and the row above overlap, both with both ends; "
-          f"rank N{UNBOUNDED_MARK}: the ranked figure's interval lacks an end (too few samples to bound it), so "
-          "the row is ranked by its point estimate alone and tied with no row (the note under its table says "
-          "how many samples would bound it); * : the record holds no interval for this figure; "
-          f"repeats N: the intervals include the variation between N fresh processes; {PROCESS_MARK} : the "
-          "intervals hold the noise within one process only, run with repeats=N for run-to-run variation; "
-          "converged: whether the stopping rule was met (n/a: the scenario has none); warnings: their count "
-          "and codes; rows without the ranked figure are listed unranked")
-
-
-def shown(group: Group) -> tuple[str, ...]:
-    """The figures of a group's table: the usual ones, and the ranked-by metric if it is another."""
-    return SHOWN if group.metric.name in SHOWN else (group.metric.name, *SHOWN)
-
-
-def _row_cells(row: Row, names: tuple[str, ...] = SHOWN) -> list[str]:
-    return [row.rank_text, row.hardware, row.backend_text, row.precision, *(cell(row, n) for n in names),
-            row.converged_text, support.warnings_text(row.record), row.repeats_text, row.record_text]
-
-
-TRAILING = ["converged", "warnings", "repeats", "record"]
-
-
-def columns(group: Group) -> list[str]:
-    return ["rank", "hardware", "backend", "precision",
-            *(HEADINGS.get(n, f"{METRICS[n].label} [95% CI]") for n in shown(group)), *TRAILING]
-
-
-COLUMNS = ["rank", "hardware", "backend", "precision", *(HEADINGS[n] for n in SHOWN), *TRAILING]
-
-
-def render_terminal(board: Leaderboard, stream: TextIO) -> None:
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    from bench.reporting.progress import use_plain_output
-
-    plain = use_plain_output(stream)
-    console = Console(file=stream, no_color=plain, highlight=False, soft_wrap=False, width=240 if plain else None)
-    console.print(Text(f"bench leaderboard: {board.selection or 'all records'} from {board.source}"))
-    for g in board.groups:
-        table = Table(box=box.SIMPLE_HEAD, title_justify="left",
-                      title=Text(f"{g.title}: ranked by {g.metric.name} ({g.metric.direction()})"))
-        for name in columns(g):
-            table.add_column(name, justify="right" if name == "rank" else "left")
-        for row in g.rows:
-            table.add_row(*(Text(c) for c in _row_cells(row, shown(g))))
-        console.print(table)
-        for note in g.notes:
-            console.print(Text(f"  note: {note}"))
-    console.print(Text(LEGEND))
-    for note in board.notes:
-        console.print(Text(f"note: {note}"))
-
-
-def _md(text: str) -> str:
-    out = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    for ch in "\\|*_`[]":
-        out = out.replace(ch, "\\" + ch)
-    return out.replace("\n", " ")
-
-
-def render_markdown(board: Leaderboard) -> str:
-    lines = ["# bench leaderboard", "", f"{_md(board.selection or 'all records')} from `{board.source}`", ""]
-    for g in board.groups:
-        lines += [f"## {_md(g.title)}", "", f"Ranked by `{g.metric.name}` ({g.metric.direction()}).", "",
-                  "| " + " | ".join(_md(c) for c in columns(g)) + " |",
-                  "| " + " | ".join("---:" if c == "rank" else "---" for c in columns(g)) + " |"]
-        for row in g.rows:
-            lines.append("| " + " | ".join(_md(c) for c in _row_cells(row, shown(g))) + " |")
-        lines.append("")
-        if g.notes:
-            lines += [f"- {_md(n)}" for n in g.notes] + [""]
-    lines.append(_md(LEGEND))
-    lines += [""] + [f"- {_md(n)}" for n in board.notes]
-    return "\n".join(lines) + "\n"
-
-
-CSV_FIELDS = ["suite", "workload", "scenario", "batch_size", "ranked_by", "rank", "tie", "rank_text",
-              "rank_unbounded", "rank_note", "hardware", "backend", "device", "precision"]
-
-
-def _bool(flag: Optional[bool]) -> str:
-    return "" if flag is None else ("true" if flag else "false")
-
-
-def _missing_ends(f: Figure) -> str:
-    """A figure's missing interval ends in words, for the CSV's note column."""
-    if f.value is None or f.bounded or not f.has_ci:
-        return ""
-    ends = [text for text, end in (("no lower bound", f.low), ("no upper bound", f.high)) if end is None]
-    return f"{' and '.join(ends)} ({f.why})" if f.why else " and ".join(ends)
-
-
-def render_csv(board: Leaderboard) -> str:
-    """One flat table. Interval ends are numbers or empty; where an end is missing, ``<metric>_note`` says
-    so in words (``no upper bound (n=53 samples; 368 bound it)``)."""
-    out = io.StringIO()
-    fields = list(CSV_FIELDS)
-    every = tuple(dict.fromkeys(n for g in board.groups for n in shown(g)))
-    for name in every:
-        fields += [name, f"{name}_ci_low", f"{name}_ci_high", f"{name}_note"]
-    fields += ["converged", "warnings", "repeats", "ci_scope", "currency", "price_per_hour", "record_id",
-               "created_at", "records_seen", "chosen"]
-    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
-    writer.writeheader()
-    for g in board.groups:
-        notes = {row.label: _unbounded_note(row, g.metric) for row in g.rows if row.unbounded}
-        for row in g.rows:
-            data: dict[str, Any] = {
-                "suite": g.suite, "workload": g.workload, "scenario": g.scenario, "batch_size": g.batch_size,
-                "ranked_by": g.metric.name, "rank": row.rank if row.rank is not None else "", "tie": row.tie,
-                "rank_text": row.rank_text if row.rank is not None else "", "rank_unbounded": _bool(row.unbounded),
-                "rank_note": notes.get(row.label, ""),
-                "hardware": row.hardware, "backend": row.backend, "device": row.device, "precision": row.precision,
-                "converged": _bool(support.converged(row.record)), "warnings": support.warnings_text(row.record),
-                "repeats": support.repeats(row.record), "ci_scope": support.ci_scope(row.record),
-                "currency": row.price.currency if row.price else "",
-                "price_per_hour": row.price.price_per_hour if row.price else "",
-                "record_id": row.record.id, "created_at": row.record.created_at, "records_seen": row.seen,
-                "chosen": "newest" if row.newest else "best_supported",
-            }
-            for name in shown(g):
-                f = row.figures[name]
-                data[name] = "" if f.value is None else repr(f.value)
-                data[f"{name}_ci_low"] = "" if f.value is None or f.low is None or not f.has_ci else repr(f.low)
-                data[f"{name}_ci_high"] = "" if f.value is None or f.high is None or not f.has_ci else repr(f.high)
-                data[f"{name}_note"] = f.note or _missing_ends(f)
-            writer.writerow(data)
-    return out.getvalue()

@@ -10,6 +10,7 @@ import math
 import pytest
 
 from bench.reporting import leaderboard as lb
+from bench.reporting import leaderboard_render as lr
 from bench.cli.main import main
 from bench.errors import ConfigError
 from bench.reporting.leaderboard import Figure, Price, build, load_prices, overlaps
@@ -72,7 +73,7 @@ def test_only_valid_records_are_ranked_the_newest_of_equals_shown_and_that_is_sa
     (row,) = group.rows
     assert row.record.id == records[1].id and row.seen == 2
     assert any("1 other record(s) not shown" in n and "best-supported" in n for n in board.notes)
-    assert "(best-supported of 2)" in lb.render_markdown(board)
+    assert "(best-supported of 2)" in lr.render_markdown(board)
     assert not group.notes  # the newest is the one shown: nothing to explain
     assert any("2 record(s) left out: not valid" in n for n in board.notes)
 
@@ -100,9 +101,9 @@ def test_missing_energy_is_listed_as_no_sensor_never_zero_and_not_ranked():
     rows = board.groups[0].rows
     assert [(r.hardware, r.rank) for r in rows] == [("meter", 1), ("no meter", None)]
     assert rows[1].figures["samples_per_j"].value is None
-    assert lb.cell(rows[1], "samples_per_j") == "no energy sensor"
-    assert lb.cell(rows[0], "samples_per_j") == "120.0 [110.0, 130.0]"
-    text = lb.render_csv(board)
+    assert lr.cell(rows[1], "samples_per_j") == "no energy sensor"
+    assert lr.cell(rows[0], "samples_per_j") == "120.0 [110.0, 130.0]"
+    text = lr.render_csv(board)
     no_meter = next(r for r in csv.DictReader(io.StringIO(text)) if r["hardware"] == "no meter")
     assert no_meter["samples_per_j"] == "" and no_meter["samples_per_j_note"] == "no energy sensor"
     assert no_meter["rank"] == ""
@@ -118,7 +119,7 @@ def test_cost_per_million_samples_and_its_interval_from_throughput():
     assert math.isclose(cost.low, 0.36 / (m["throughput_ci_high_sps"] * 3600) * 1e6)
     assert math.isclose(cost.high, 0.36 / (m["throughput_ci_low_sps"] * 3600) * 1e6)
     assert cost.low < cost.value < cost.high
-    assert lb.cell(row, "cost_per_million_samples").endswith("USD")
+    assert lr.cell(row, "cost_per_million_samples").endswith("USD")
 
 
 def test_ranking_by_cost_puts_unpriced_hardware_last_and_refuses_mixed_currencies():
@@ -231,19 +232,19 @@ def test_server_records_rank_by_their_peak_rate_shown_in_its_own_column(capsys):
     (group,) = board.groups
     assert group.metric.name == "max_qps_at_slo"
     assert [row.hardware for row in group.rows] == ["fast box", "slow box"]
-    assert lb.shown(group)[0] == "max_qps_at_slo" and "max qps at SLO [95% CI]" in lb.columns(group)
-    lb.render_terminal(board, __import__("sys").stdout)
+    assert lr.shown(group)[0] == "max_qps_at_slo" and "max qps at SLO [95% CI]" in lr.columns(group)
+    lr.render_terminal(board, __import__("sys").stdout)
     out = capsys.readouterr().out
     assert "ranked by max_qps_at_slo (higher is better)" in out and "340.0 *" in out
-    rows = list(csv.DictReader(io.StringIO(lb.render_csv(board))))
+    rows = list(csv.DictReader(io.StringIO(lr.render_csv(board))))
     assert [r["max_qps_at_slo"] for r in rows] == ["340.0", "120.0"]
 
 
 def test_a_metric_outside_the_usual_columns_can_rank_and_is_shown():
     board = build([make_record(seed=1), make_record(hardware="other", seed=2, median_ms=2.0)], metric="latency_p50_ms")
     (group,) = board.groups
-    assert group.metric.name == "latency_p50_ms" and lb.shown(group)[0] == "latency_p50_ms"
-    assert "latency_p50_ms" in lb.render_markdown(board)
+    assert group.metric.name == "latency_p50_ms" and lr.shown(group)[0] == "latency_p50_ms"
+    assert "latency_p50_ms" in lr.render_markdown(board)
 
 
 def test_fixed_rate_server_records_fall_back_to_p99():
@@ -272,14 +273,14 @@ def test_unbounded_p99_rows_do_not_tie_and_are_marked():
     assert not any(r.tie for r in group.rows)
     p99 = group.rows[0].figures["latency_p99_ms"]
     assert p99.value == pytest.approx(102.6) and p99.low == pytest.approx(100.0) and p99.high is None
-    assert lb.cell(group.rows[0], "latency_p99_ms") == "102.6 [100.0, no upper bound (n=53; 368 bound it)]"
+    assert lr.cell(group.rows[0], "latency_p99_ms") == "102.6 [100.0, no upper bound (n=53; 368 bound it)]"
     # one note per unbounded row, under its table, with the samples it has and the samples that bound it
     assert group.notes == [
         "1? box / onnxruntime / fp32: latency_p99_ms 102.6 has no upper bound (n=53; 368 bound it); "
         "ranked by its point estimate alone, tied with no row",
         "2? box / cpu / fp32: latency_p99_ms 412.9 has no upper bound (n=53; 368 bound it); "
         "ranked by its point estimate alone, tied with no row"]
-    assert "rank N?" in lb.LEGEND
+    assert "rank N?" in lr.LEGEND
 
 
 def test_a_bounded_pair_that_overlaps_still_ties():
@@ -303,34 +304,34 @@ def test_a_figure_without_interval_keeps_its_star_and_ranks_by_point():
                for i, (h, q) in enumerate((("x", 100.0), ("y", 100.0), ("z", 90.0)))]
     (group,) = build(records).groups
     assert [r.rank_text for r in group.rows] == ["=1", "=1", "3"]  # equal points tie, as before
-    assert lb.cell(group.rows[2], "max_qps_at_slo") == "90.00 *" and not group.notes
+    assert lr.cell(group.rows[2], "max_qps_at_slo") == "90.00 *" and not group.notes
 
 
 def test_the_missing_end_counts_clock_samples_of_several_requests():
     record = _latency("cpu", _tail(3.0, 3.3), block=3)
     (group,) = build([record]).groups
-    assert "no upper bound (n=53 samples of 3 requests; 368 bound it)" in lb.cell(group.rows[0], "latency_p99_ms")
+    assert "no upper bound (n=53 samples of 3 requests; 368 bound it)" in lr.cell(group.rows[0], "latency_p99_ms")
 
 
 def test_a_missing_throughput_end_leaves_the_cost_end_missing_not_zero():
     price = Price("box", 1.0, "USD", "test")
     cost = lb._cost(Figure(100.0, 90.0, None, why="n=3; its blocks vary too much"), price)
     assert cost.low is None and cost.high == pytest.approx(1.0 / (90.0 * 3600) * 1e6) and not cost.bounded
-    assert "no lower bound (throughput: n=3" in lb.fmt_figure(cost)
+    assert "no lower bound (throughput: n=3" in lr.fmt_figure(cost)
 
 
 def test_every_format_writes_a_missing_end_in_words():
     board = build([_latency("cpu", _tail(400.0, 412.9)), _latency("onnxruntime", _tail(100.0, 102.6))])
     words = "no upper bound (n=53; 368 bound it)"
     out = io.StringIO()
-    lb.render_terminal(board, out)
+    lr.render_terminal(board, out)
     text = out.getvalue()
     assert "1?" in text and "2?" in text and "=1" not in text
     assert "  note: 1? box / onnxruntime / fp32: latency_p99_ms 102.6 has no upper bound" in text
-    markdown = lb.render_markdown(board)
+    markdown = lr.render_markdown(board)
     assert f"102.6 \\[100.0, {words}\\]" in markdown and "| 1? |" in markdown
     assert "- 2? box / cpu / fp32: latency\\_p99\\_ms 412.9 has no upper bound (n=53; 368 bound it)" in markdown
-    rows = list(csv.DictReader(io.StringIO(lb.render_csv(board))))
+    rows = list(csv.DictReader(io.StringIO(lr.render_csv(board))))
     assert [(r["rank"], r["rank_text"], r["rank_unbounded"]) for r in rows] == [("1", "1?", "true"), ("2", "2?", "true")]
     assert rows[0]["latency_p99_ms_ci_high"] == "" and rows[0]["latency_p99_ms_note"] == words
     assert rows[0]["rank_note"].startswith("1? box / onnxruntime / fp32: latency_p99_ms 102.6 has no upper bound")
@@ -377,8 +378,8 @@ def test_a_repeats_record_beats_a_single_process_one():
     assert "which has intervals within one process only" in group.notes[0]
     (group,) = build([single]).groups
     assert group.rows[0].repeats_text == f"1 {lb.PROCESS_MARK}"
-    assert f"{lb.PROCESS_MARK} : the intervals hold the noise within one process only, run with repeats=N" in lb.LEGEND
-    rows = list(csv.DictReader(io.StringIO(lb.render_csv(build([single, repeated])))))
+    assert f"{lb.PROCESS_MARK} : the intervals hold the noise within one process only, run with repeats=N" in lr.LEGEND
+    rows = list(csv.DictReader(io.StringIO(lr.render_csv(build([single, repeated])))))
     assert [(r["repeats"], r["ci_scope"], r["chosen"]) for r in rows] == [("3", "repeats", "best_supported")]
 
 
@@ -410,7 +411,7 @@ def test_converged_and_warnings_columns_in_every_format():
                            metrics={"converged": None})]
     board = build(records)
     out = io.StringIO()
-    lb.render_terminal(board, out)
+    lr.render_terminal(board, out)
     text = out.getvalue()
     header = next(line for line in text.splitlines() if "rank" in line and "hardware" in line)
     assert "converged" in header and "warnings" in header and "repeats" in header
@@ -418,11 +419,11 @@ def test_converged_and_warnings_columns_in_every_format():
     assert " no " in noisy and "2: foreign_cpu;not_converged" in noisy
     clean = next(line for line in text.splitlines() if " clean " in line)
     assert " yes " in clean and " 0 " in clean
-    markdown = lb.render_markdown(board)
+    markdown = lr.render_markdown(board)
     assert "| converged | warnings | repeats | record |" in markdown
     assert "| no | 2: foreign\\_cpu;not\\_converged | 1 § |" in markdown
     assert "| n/a | 1: slow\\_first\\_run |" in markdown
-    rows = {r["hardware"]: r for r in csv.DictReader(io.StringIO(lb.render_csv(board)))}
+    rows = {r["hardware"]: r for r in csv.DictReader(io.StringIO(lr.render_csv(board)))}
     assert (rows["clean"]["converged"], rows["clean"]["warnings"]) == ("true", "0")
     assert (rows["noisy"]["converged"], rows["noisy"]["warnings"]) == ("false", "2: foreign_cpu;not_converged")
     assert rows["server"]["converged"] == ""  # the record does not say

@@ -1,0 +1,177 @@
+"""The leaderboard drawn: the cells of a row (a figure with its interval, or why an end is missing),
+the columns and the legend, and the three text renderers: the terminal (rich), Markdown and CSV. The
+ranking itself is bench.reporting.leaderboard; the HTML page is bench.reporting.html.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any, Optional, TextIO
+
+from bench.reporting.leaderboard import (COST, ENERGY, METRICS, PROCESS_MARK, SHOWN, UNBOUNDED_MARK, Figure,
+                                         Group, Leaderboard, Row, unbounded_note)
+from bench.results import support
+
+__all__ = ["fmt_figure", "cell", "columns", "shown", "HEADINGS", "LEGEND", "COLUMNS", "render_terminal",
+           "render_markdown", "render_csv", "CSV_FIELDS"]
+
+
+
+def fmt_figure(f: Figure, digits: int = 4) -> str:
+    """``412.9 [401.2, 431.0]``; a missing end in words, ``412.9 [401.2, no upper bound (n=53 samples;
+    368 bound it)]``; ``412.9 *`` for a figure its record holds without interval."""
+    from bench.fmt import fmt_num
+
+    if f.value is None:
+        return f.note or "not measured"
+    if not f.has_ci:
+        return f"{fmt_num(f.value, digits)} *"
+    why = f" ({f.why})" if f.why else ""
+    # The reason follows the last missing end: [no lower bound (why), 9.1], [8.2, no upper bound (why)].
+    low = fmt_num(f.low, digits) if f.low is not None else "no lower bound" + (why if f.high is not None else "")
+    high = fmt_num(f.high, digits) if f.high is not None else "no upper bound" + why
+    return f"{fmt_num(f.value, digits)} [{low}, {high}]"
+
+
+def cell(row: Row, name: str) -> str:
+    text = fmt_figure(row.figures[name])
+    if name == COST and row.price is not None and row.figures[name].value is not None:
+        text = f"{text} {row.price.currency}"
+    return text
+
+
+HEADINGS = {"throughput_sps": "samples/s [95% CI]", "latency_p99_ms": "p99 ms [95% CI]",
+            ENERGY: "samples/J [95% CI]", COST: "cost per 1M samples [95% CI]"}
+LEGEND = (f"rank =N: tied, the 95% intervals of this row and the row above overlap, both with both ends; "
+          f"rank N{UNBOUNDED_MARK}: the ranked figure's interval lacks an end (too few samples to bound it), so "
+          "the row is ranked by its point estimate alone and tied with no row (the note under its table says "
+          "how many samples would bound it); * : the record holds no interval for this figure; "
+          f"repeats N: the intervals include the variation between N fresh processes; {PROCESS_MARK} : the "
+          "intervals hold the noise within one process only, run with repeats=N for run-to-run variation; "
+          "converged: whether the stopping rule was met (n/a: the scenario has none); warnings: their count "
+          "and codes; rows without the ranked figure are listed unranked")
+
+
+def shown(group: Group) -> tuple[str, ...]:
+    """The figures of a group's table: the usual ones, and the ranked-by metric if it is another."""
+    return SHOWN if group.metric.name in SHOWN else (group.metric.name, *SHOWN)
+
+
+def row_cells(row: Row, names: tuple[str, ...] = SHOWN) -> list[str]:
+    return [row.rank_text, row.hardware, row.backend_text, row.precision, *(cell(row, n) for n in names),
+            row.converged_text, support.warnings_text(row.record), row.repeats_text, row.record_text]
+
+
+TRAILING = ["converged", "warnings", "repeats", "record"]
+
+
+def columns(group: Group) -> list[str]:
+    return ["rank", "hardware", "backend", "precision",
+            *(HEADINGS.get(n, f"{METRICS[n].label} [95% CI]") for n in shown(group)), *TRAILING]
+
+
+COLUMNS = ["rank", "hardware", "backend", "precision", *(HEADINGS[n] for n in SHOWN), *TRAILING]
+
+
+def render_terminal(board: Leaderboard, stream: TextIO) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from bench.reporting.progress import use_plain_output
+
+    plain = use_plain_output(stream)
+    console = Console(file=stream, no_color=plain, highlight=False, soft_wrap=False, width=240 if plain else None)
+    console.print(Text(f"bench leaderboard: {board.selection or 'all records'} from {board.source}"))
+    for g in board.groups:
+        table = Table(box=box.SIMPLE_HEAD, title_justify="left",
+                      title=Text(f"{g.title}: ranked by {g.metric.name} ({g.metric.direction()})"))
+        for name in columns(g):
+            table.add_column(name, justify="right" if name == "rank" else "left")
+        for row in g.rows:
+            table.add_row(*(Text(c) for c in row_cells(row, shown(g))))
+        console.print(table)
+        for note in g.notes:
+            console.print(Text(f"  note: {note}"))
+    console.print(Text(LEGEND))
+    for note in board.notes:
+        console.print(Text(f"note: {note}"))
+
+
+def _md(text: str) -> str:
+    out = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    for ch in "\\|*_`[]":
+        out = out.replace(ch, "\\" + ch)
+    return out.replace("\n", " ")
+
+
+def render_markdown(board: Leaderboard) -> str:
+    lines = ["# bench leaderboard", "", f"{_md(board.selection or 'all records')} from `{board.source}`", ""]
+    for g in board.groups:
+        lines += [f"## {_md(g.title)}", "", f"Ranked by `{g.metric.name}` ({g.metric.direction()}).", "",
+                  "| " + " | ".join(_md(c) for c in columns(g)) + " |",
+                  "| " + " | ".join("---:" if c == "rank" else "---" for c in columns(g)) + " |"]
+        for row in g.rows:
+            lines.append("| " + " | ".join(_md(c) for c in row_cells(row, shown(g))) + " |")
+        lines.append("")
+        if g.notes:
+            lines += [f"- {_md(n)}" for n in g.notes] + [""]
+    lines.append(_md(LEGEND))
+    lines += [""] + [f"- {_md(n)}" for n in board.notes]
+    return "\n".join(lines) + "\n"
+
+
+CSV_FIELDS = ["suite", "workload", "scenario", "batch_size", "ranked_by", "rank", "tie", "rank_text",
+              "rank_unbounded", "rank_note", "hardware", "backend", "device", "precision"]
+
+
+def _bool(flag: Optional[bool]) -> str:
+    return "" if flag is None else ("true" if flag else "false")
+
+
+def _missing_ends(f: Figure) -> str:
+    """A figure's missing interval ends in words, for the CSV's note column."""
+    if f.value is None or f.bounded or not f.has_ci:
+        return ""
+    ends = [text for text, end in (("no lower bound", f.low), ("no upper bound", f.high)) if end is None]
+    return f"{' and '.join(ends)} ({f.why})" if f.why else " and ".join(ends)
+
+
+def render_csv(board: Leaderboard) -> str:
+    """One flat table. Interval ends are numbers or empty; where an end is missing, ``<metric>_note`` says
+    so in words (``no upper bound (n=53 samples; 368 bound it)``)."""
+    out = io.StringIO()
+    fields = list(CSV_FIELDS)
+    every = tuple(dict.fromkeys(n for g in board.groups for n in shown(g)))
+    for name in every:
+        fields += [name, f"{name}_ci_low", f"{name}_ci_high", f"{name}_note"]
+    fields += ["converged", "warnings", "repeats", "ci_scope", "currency", "price_per_hour", "record_id",
+               "created_at", "records_seen", "chosen"]
+    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for g in board.groups:
+        notes = {row.label: unbounded_note(row, g.metric) for row in g.rows if row.unbounded}
+        for row in g.rows:
+            data: dict[str, Any] = {
+                "suite": g.suite, "workload": g.workload, "scenario": g.scenario, "batch_size": g.batch_size,
+                "ranked_by": g.metric.name, "rank": row.rank if row.rank is not None else "", "tie": row.tie,
+                "rank_text": row.rank_text if row.rank is not None else "", "rank_unbounded": _bool(row.unbounded),
+                "rank_note": notes.get(row.label, ""),
+                "hardware": row.hardware, "backend": row.backend, "device": row.device, "precision": row.precision,
+                "converged": _bool(support.converged(row.record)), "warnings": support.warnings_text(row.record),
+                "repeats": support.repeats(row.record), "ci_scope": support.ci_scope(row.record),
+                "currency": row.price.currency if row.price else "",
+                "price_per_hour": row.price.price_per_hour if row.price else "",
+                "record_id": row.record.id, "created_at": row.record.created_at, "records_seen": row.seen,
+                "chosen": "newest" if row.newest else "best_supported",
+            }
+            for name in shown(g):
+                f = row.figures[name]
+                data[name] = "" if f.value is None else repr(f.value)
+                data[f"{name}_ci_low"] = "" if f.value is None or f.low is None or not f.has_ci else repr(f.low)
+                data[f"{name}_ci_high"] = "" if f.value is None or f.high is None or not f.has_ci else repr(f.high)
+                data[f"{name}_note"] = f.note or _missing_ends(f)
+            writer.writerow(data)
+    return out.getvalue()
