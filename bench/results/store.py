@@ -18,7 +18,6 @@ config before anything is written, and error messages show URLs masked.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sqlite3
@@ -32,6 +31,7 @@ import sqlalchemy as sa
 
 from bench.errors import StoreError
 from bench.results.records import RunRecord
+from bench.results.urls import mask_url, normalize_url, redact_record, url_password
 
 __all__ = ["ResultsStore", "atomic_write_json", "mask_url", "normalize_url", "redact_record", "FILTER_COLUMNS",
            "DB_SCHEMA_VERSION"]
@@ -77,50 +77,6 @@ meta = sa.Table(
 FILTER_COLUMNS = ("id", "run_id", "sweep_id", "tag", "status", "valid", "suite", "workload", "backend", "device",
                   "precision", "scenario", "batch_size", "hardware")
 _PREFIX_COLUMNS = ("id", "run_id")  # 32 hex digits: a shorter value matches as a prefix
-
-
-def normalize_url(url: str) -> str:
-    """The SQLAlchemy URL to connect with: plain postgresql:// (and postgres://) use psycopg 3."""
-    try:
-        parsed = sa.engine.make_url(url)
-    except Exception:
-        return url
-    if parsed.drivername in ("postgresql", "postgres"):
-        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    return url
-
-
-def mask_url(url: str) -> str:
-    """The URL with its password replaced, for messages and records."""
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable database URL>"
-
-
-def _url_password(url: str) -> Optional[str]:
-    try:
-        password = sa.engine.make_url(url).password
-    except Exception:
-        return None
-    return str(password) if password else None
-
-
-def _mask_strings(value: Any) -> Any:
-    """Every string that is a URL with a password, masked (recursively through dicts and lists)."""
-    if isinstance(value, dict):
-        return {k: _mask_strings(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_mask_strings(v) for v in value]
-    if isinstance(value, str) and "://" in value and "@" in value and _url_password(value):
-        return mask_url(value)
-    return value
-
-
-def redact_record(record: RunRecord) -> RunRecord:
-    """The record as it may be stored: no password of any database URL in its config."""
-    config = _mask_strings(record.config)
-    return record if config == record.config else dataclasses.replace(record, config=config)
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
@@ -208,7 +164,7 @@ class ResultsStore:
         return self.url.startswith("sqlite")
 
     def _fail(self, reason: str, fix: str) -> StoreError:
-        password = _url_password(self.url)
+        password = url_password(self.url)
         if password:
             reason = reason.replace(password, "***")
         return StoreError(f"results.url={self.display_url!r} cannot be opened ({reason}): {fix}")
