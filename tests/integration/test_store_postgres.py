@@ -190,6 +190,7 @@ def test_switching_to_wal_gives_up_at_the_busy_timeout_and_other_errors_at_once(
     assert other.calls == 1
 
 
+@pytest.mark.slow
 def test_stores_opened_and_closed_by_racing_threads_lose_nothing(tmp_path):
     """Each thread opens, writes one record and closes a store of its own, three times: a store opens
     while another store's last connection closes (where SQLite refused the WAL switch at once)."""
