@@ -1,5 +1,7 @@
 """The backend contract. A backend knows nothing of suites: it gets a torch module and example
 inputs, and returns a Session that the measurement loop drives with run() and synchronize().
+A backend that can train (``can_train``) also turns a suite's training task into a
+TrainingSession, driven with step() and synchronize() (scenario=training).
 
 Everything backend-specific (device placement, dtype, memory format, IO binding, thread settings)
 lives behind this contract; the loop is written once for all of them.
@@ -11,8 +13,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar, Iterable, Optional, Sequence
 
-__all__ = ["Availability", "Backend", "Session", "PrepareContext", "PARITY_TOLERANCE", "PRECISION_ORDER",
-           "lowest_precision"]
+__all__ = ["Availability", "Backend", "Session", "PrepareContext", "TrainingContext", "TrainingSession",
+           "CannotTrain", "PARITY_TOLERANCE", "PRECISION_ORDER", "lowest_precision"]
 
 # Largest relative error (max |out - ref| / max |ref|, per output) accepted against the PyTorch fp32
 # reference; beyond it the result is invalid and never ranked. tf32 is fp32 storage with the matrix and
@@ -49,6 +51,20 @@ class PrepareContext:
     # A model the user brings as an ONNX file: ONNX-based backends run it as it is (there is no
     # torch model to export, and prepare() gets model=None).
     onnx_path: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class TrainingContext:
+    """What a backend needs to prepare a training task besides the task: the precision asked for
+    (fp32, tf32, fp16 or bf16; a backend trains the low precisions as AMP over fp32 master weights)
+    and whether every step's loss is recorded (read back afterwards through ``losses``)."""
+
+    precision: str = "fp32"
+    record_losses: bool = True
+
+
+class CannotTrain(ValueError):
+    """Raised by ``Backend.prepare_training`` on a backend whose class says ``can_train = False``."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +115,46 @@ class Session(ABC):
         return {}
 
 
+class TrainingSession(ABC):
+    """A suite's training task (bench.suites.training.TrainTask) prepared for one runtime and device.
+
+    A backprop task (``kind == "backprop"``): ``step`` is one training step (forward, the method's
+    loss, backward, optimizer step), which the measurement loop times with ``synchronize`` as its one
+    synchronisation hook; ``losses`` reads every step's loss back (outside timed regions). A fit task
+    (``kind == "fit"``: PatchCore, PaDiM): ``fit_cost`` times the whole fit per training image."""
+
+    kind: str = "backprop"
+    # What preparing set for fp32 arithmetic in this process (TF32 or IEEE products), read back;
+    # None where the runtime has no such switch. Recorded beside the run's settings.
+    fp32_math: Optional[dict[str, Any]] = None
+
+    @abstractmethod
+    def step(self) -> None:
+        """One training step; may return before the device is done (see synchronize)."""
+
+    @abstractmethod
+    def synchronize(self) -> None:
+        """Wait until the device has finished all work queued by step(); a no-op on the CPU."""
+
+    @property
+    def losses(self) -> list[float]:
+        """The loss of every recorded step so far (may synchronise: read it outside timing)."""
+        return []
+
+    def fit_cost(self, images: int, repeats: int) -> dict[str, Any]:
+        """A fit task: the whole fit on ``images`` training images, timed ``repeats`` times (per-image
+        seconds and the fit's own info, as bench.measurement.training.fit_cost returns them)."""
+        raise ValueError(f"a {self.kind} task has no fit: time its step()")
+
+    def effective_settings(self) -> dict[str, Any]:
+        """What actually trains, read back from the objects that run it (outside timed regions)."""
+        return {}
+
+    def device_memory(self) -> dict[str, float]:
+        """What the runtime can tell of device memory, in MiB; {} when nothing."""
+        return {}
+
+
 class Backend(ABC):
     """One runtime. Subclasses set ``name`` and are built with their typed settings."""
 
@@ -107,6 +163,9 @@ class Backend(ABC):
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
     # Whether prepare() can take a user's ONNX file (PrepareContext.onnx_path) instead of a torch module.
     accepts_onnx_file: ClassVar[bool] = False
+    # Whether prepare_training() can train a suite's training task; config validation refuses
+    # scenario=training on a backend whose class says False.
+    can_train: ClassVar[bool] = False
 
     def __init__(self, settings: Any) -> None:
         self.settings = settings
@@ -120,3 +179,10 @@ class Backend(ABC):
     def prepare(self, model: Any, example_inputs: Sequence[Any], context: PrepareContext) -> Session:
         """Convert, compile or place ``model`` (a torch nn.Module in eval mode) for this runtime.
         What the conversion cost and whether a cache served it go into effective_settings()."""
+
+    def prepare_training(self, task: Any, context: TrainingContext) -> TrainingSession:
+        """Place a suite's training task (bench.suites.training.TrainTask: its modules, batch and loss,
+        or its fit) on this runtime's device, with its optimizer and the context's precision. A
+        backend that can train sets ``can_train`` and overrides this."""
+        raise CannotTrain(f"backend {self.name!r} ({type(self).__name__}) cannot train: train on a backend whose "
+                          "class sets can_train (the PyTorch backends)")

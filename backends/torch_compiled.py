@@ -11,6 +11,8 @@ worker's setup time (``prepare_s``), not in the first timed inference.
 
 Inductor needs a C++ compiler on the CPU and Triton on CUDA; ``available`` checks for both.
 The CUDA path ran on an NVIDIA H200 (2026-11-28: STFPM fp16 inference, 19 s to compile, and training).
+Training (``prepare_training``) compiles the task's forward and loss with torch.compile's defaults
+(backends/torch_training.py).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import shutil
 import time
 from typing import Any, Sequence
 
-from bench.backends.base import Availability, PrepareContext, Session
+from bench.backends.base import Availability, PrepareContext, Session, TrainingContext, TrainingSession
 from bench.backends.torch_eager import TorchBackend, TorchSession
 
 __all__ = ["CompiledBackend", "CompiledSession", "COMPILE_MODES", "find_cxx"]
@@ -140,6 +142,14 @@ class CompiledBackend(TorchBackend):
             },
         }
         return session
+
+    def prepare_training(self, task: Any, context: TrainingContext) -> TrainingSession:
+        """As the eager backend's, with the forward and the loss wrapped in ``torch.compile`` (its
+        defaults; the first step compiles, in the worker's first step, before the warm-up). The
+        inference settings (compile_mode, freezing, dynamic) do not apply; a fit is not compiled."""
+        from bench.backends.torch_training import prepare_torch_training
+
+        return prepare_torch_training(self, task, context.precision, context.record_losses, compile=True)
 
 
 def _config_value(config: Any, dotted: str) -> Any:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import importlib.util
 from typing import Any, Sequence
 
-from bench.backends.base import Availability, Backend, PrepareContext, Session, lowest_precision
+from bench.backends.base import (Availability, Backend, PrepareContext, Session, TrainingContext, TrainingSession,
+                                 lowest_precision)
 
 __all__ = ["TorchBackend", "TorchSession", "cuda_device_availability", "set_fp32_math", "ran_precision"]
 
@@ -167,6 +168,7 @@ class TorchSession(Session):
 class TorchBackend(Backend):
     name = "torch"
     precisions = ("fp32", "tf32", "fp16", "bf16")
+    can_train = True
 
     @classmethod
     def available(cls, settings: Any) -> Availability:
@@ -206,3 +208,10 @@ class TorchBackend(Backend):
         if streams > 1 and device.type == "cuda" and context.scenario in ("server", "multistream"):
             session.use_streams(streams)
         return session
+
+    def prepare_training(self, task: Any, context: TrainingContext) -> TrainingSession:
+        """The task's training session in eager PyTorch (backends/torch_training.py): AMP for fp16 and
+        bf16 over fp32 master weights, TF32 products on CUDA for tf32; a fit runs in fp32."""
+        from bench.backends.torch_training import prepare_torch_training
+
+        return prepare_torch_training(self, task, context.precision, context.record_losses, compile=False)

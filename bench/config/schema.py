@@ -461,7 +461,27 @@ def validate(cfg: Config) -> Config:
     return cfg
 
 
-TRAINING_BACKENDS = ("cpu", "cuda", "cpu-compiled", "cuda-compiled")
+def _can_train(impl: str) -> bool:
+    """Whether the Backend class at ``impl`` ('module:Class') says it can train (its ``can_train``);
+    False for an import path that does not resolve."""
+    from bench.suites.base import resolve
+
+    try:
+        return bool(getattr(resolve(impl), "can_train", False))
+    except (ImportError, ValueError):
+        return False
+
+
+def training_backends() -> list[str]:
+    """The backend configs (conf/backend/*.yaml) whose class can train, eager before compiled."""
+    from omegaconf import OmegaConf
+
+    names = []
+    for path in sorted((CONF_DIR / "backend").glob("*.yaml")):
+        conf = OmegaConf.load(path)
+        if _can_train(str(conf.get("impl", ""))):
+            names.append(str(conf.get("name", path.stem)))
+    return sorted(names, key=lambda name: (name.endswith("-compiled"), name))
 
 
 def _validate_scenario_kind(cfg: Config) -> None:
@@ -491,9 +511,9 @@ def _validate_scenario_kind(cfg: Config) -> None:
             _positive("scenario.streams", sc.streams, "give a whole number >= 1, or null to search")
         _positive("scenario.max_streams", sc.max_streams, "give a whole number >= 1")
     if isinstance(sc, TrainingScenarioConfig):
-        if cfg.backend.name not in TRAINING_BACKENDS:
+        if not _can_train(cfg.backend.impl):
             raise ConfigError("backend", cfg.backend.name,
-                              f"train on one of {', '.join(TRAINING_BACKENDS)} (PyTorch)", "cannot train")
+                              f"train on one of {', '.join(training_backends())} (PyTorch)", "cannot train")
         if cfg.backend.precision == "int8":
             raise ConfigError("backend.precision", "int8", "train in fp32, tf32, fp16 or bf16 (AMP)",
                               "is not a training precision")

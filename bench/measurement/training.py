@@ -1,183 +1,17 @@
-"""The timed training step, written once for every method: ``prepare_training`` turns a
-``bench.suites.training.TrainTask`` into a ``TrainingSession`` whose ``step()`` the measurement loop times
-and whose ``synchronize()`` is the loop's one synchronisation hook; ``fit_cost`` times the fit of
-the methods that do not train by backprop.
-
-Precision is automatic mixed precision, never a cast model: fp32 master weights, the forward and
-the loss under ``torch.autocast`` with the precision's dtype (bf16 or fp16), the backward outside it
-(PyTorch's recommendation), and for fp16 a ``torch.amp.GradScaler`` so that small gradients do not
-underflow. ``GradScaler.step`` reads its inf/NaN check back to the host, so an fp16 step on CUDA
-holds one device synchronisation per step; that is part of what fp16 training costs (the
-optimizers PyTorch marks as fused avoid it; the methods' usual optimizers here are not fused).
-
-The CUDA paths (device "cuda" or "cuda:N") follow PyTorch's documented AMP and synchronisation APIs.
-No test here runs them (the project's test machine has no GPU); they were run once, during
-development, on an NVIDIA H200 with torch 2.11 (every backprop workload in fp32, bf16 and fp16 at
-batch 8 or 16, the three fits, one compiled step): the losses fell, and CUDA's synchronisation debug
-mode saw no host synchronisation inside ``step()`` in fp32 and bf16, and the GradScaler's one in
-fp16. This module imports torch only inside its functions.
+"""The timed fit of the training methods that do not train by backprop (PatchCore, PaDiM):
+``fit_cost`` times a suite's whole fit per training image. The timed training step of the backprop
+methods is a backend's (bench.backends.base.TrainingSession; PyTorch's in
+bench/backends/torch_training.py), driven by bench.measurement.loop. This module imports torch only
+inside its functions.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-import warnings
-from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
-__all__ = ["TrainingSession", "prepare_training", "fit_cost", "PRECISIONS", "OPTIMIZERS", "cpu_fp16_autocast"]
-
-PRECISIONS = ("fp32", "fp16", "bf16")
-OPTIMIZERS = ("Adam", "AdamW", "SGD")
-_LOSS_CHUNK = 1024  # losses recorded per device buffer before another is allocated
-
-
-@dataclass
-class TrainingSession:
-    """One prepared training run: modules, batch and optimizer on the device. Built by
-    ``prepare_training``; the measurement loop calls ``step()`` and ``synchronize()``.
-
-    The loss of every step is recorded on the device, detached, into preallocated buffers, never
-    read back inside ``step()`` (a ``.item()`` there would synchronise the host with the device and
-    distort CUDA timings); ``losses`` reads them back, and must only be read outside timed regions.
-    """
-
-    task: Any
-    device: Any  # torch.device
-    precision: str
-    optimizer: Any
-    loss_fn: Callable[[tuple[Any, ...]], Any]
-    batch: tuple[Any, ...]
-    amp_dtype: Any = None  # torch.bfloat16 / torch.float16, or None for fp32
-    scaler: Any = None  # torch.amp.GradScaler for fp16
-    compiled: bool = False
-    record_losses: bool = True
-    _buffers: list[Any] = field(default_factory=list, repr=False)
-    _count: int = 0
-
-    def step(self) -> None:
-        """One training step: zero_grad, forward and loss under autocast, backward (scaled for
-        fp16), optimizer step. On CUDA: run once on an H200, not by the tests (module docstring)."""
-        import torch
-
-        self.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-            loss = self.loss_fn(self.batch)
-        if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
-            # Metadata only: no synchronisation.
-            raise TypeError(f"the loss must be a scalar tensor, not {type(loss).__name__} "
-                            f"{tuple(loss.shape) if isinstance(loss, torch.Tensor) else ''}".rstrip())
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            loss.backward()
-            self.optimizer.step()
-        if self.record_losses:
-            self._record(loss.detach())
-
-    def _record(self, loss: Any) -> None:
-        import torch
-
-        slot = self._count % _LOSS_CHUNK
-        if slot == 0:
-            self._buffers.append(torch.empty(_LOSS_CHUNK, dtype=torch.float32, device=self.device))
-        self._buffers[-1][slot].copy_(loss)  # asynchronous on a GPU; casts bf16/fp16 to fp32
-        self._count += 1
-
-    @property
-    def losses(self) -> list[float]:
-        """The loss of every step so far (synchronises with the device: read it outside timing)."""
-        if not self._buffers:
-            return []
-        import torch
-
-        return torch.cat(self._buffers)[: self._count].cpu().tolist()
-
-    def synchronize(self) -> None:
-        """Wait for the device's queued work: ``torch.cuda.synchronize`` on CUDA, nothing on the
-        CPU."""
-        if self.device.type == "cuda":
-            import torch
-
-            torch.cuda.synchronize(self.device)
-
-    def effective_settings(self) -> dict[str, Any]:
-        """What actually runs, read back from the objects that run it. Reads the GradScaler's
-        current scale (a synchronisation): call it outside timed regions."""
-        import torch
-
-        defaults = {k: v for k, v in self.optimizer.defaults.items()
-                    if isinstance(v, (int, float, bool, str, tuple, type(None)))}
-        settings: dict[str, Any] = {
-            "device": str(self.device),
-            "precision": self.precision,
-            "amp": self.amp_dtype is not None,
-            "amp_dtype": str(self.amp_dtype).replace("torch.", "") if self.amp_dtype is not None else None,
-            "master_weights": "float32",
-            "grad_scaler": self.scaler is not None,
-            # fp16: the scale halves at each step whose gradients overflowed (that step's optimizer
-            # update is skipped), so a scale far below the initial 65536 says early steps were skipped.
-            "grad_scale": float(self.scaler.get_scale()) if self.scaler is not None else None,
-            "optimizer": type(self.optimizer).__name__,
-            "lr": float(self.optimizer.param_groups[0]["lr"]),
-            "optimizer_settings": {k: list(v) if isinstance(v, tuple) else v for k, v in defaults.items()},
-            "compiled": self.compiled,
-            "torch_version": torch.__version__,
-            "record_losses": self.record_losses,
-            "trainable_params": sum(p.numel() for p in self.task.parameters),
-            "batch_shapes": [list(t.shape) for t in self.batch],
-        }
-        if self.device.type == "cuda":
-            settings.update(
-                device_name=torch.cuda.get_device_name(self.device),
-                tf32_matmul=bool(torch.backends.cuda.matmul.allow_tf32),
-                tf32_cudnn=bool(torch.backends.cudnn.allow_tf32),
-                cudnn_benchmark=bool(torch.backends.cudnn.benchmark),
-            )
-        else:
-            settings["threads"] = torch.get_num_threads()
-        return settings
-
-
-def cpu_fp16_autocast() -> bool:
-    """Whether this torch runs float16 autocast on the CPU: a matrix product under
-    ``autocast("cpu", float16)`` comes out in float16 (older releases warn and leave it fp32)."""
-    import torch
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            with torch.autocast("cpu", dtype=torch.float16):
-                out = torch.mm(torch.ones(2, 2), torch.ones(2, 2))
-        except (RuntimeError, ValueError):
-            return False
-    return out.dtype == torch.float16
-
-
-def _amp(device: Any, precision: str) -> tuple[Any, Any]:
-    """(autocast dtype or None, GradScaler or None) for the precision on the device."""
-    import torch
-
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
-    if precision == "fp32":
-        return None, None
-    if device.type == "cuda":
-        if precision == "bf16" and not torch.cuda.is_bf16_supported():
-            raise ValueError(f"precision 'bf16' is not supported on {torch.cuda.get_device_name(device)}")
-        if precision == "bf16":
-            return torch.bfloat16, None
-        return torch.float16, torch.amp.GradScaler("cuda")
-    if precision == "bf16":
-        return torch.bfloat16, None
-    if not cpu_fp16_autocast():
-        raise ValueError(f"precision 'fp16' on the CPU needs float16 CPU autocast, which torch {torch.__version__} "
-                         "lacks: use precision bf16 or fp32")
-    # fp16 gradients underflow on any device: scale them on the CPU too.
-    return torch.float16, torch.amp.GradScaler("cpu")
+__all__ = ["fit_cost"]
 
 
 def _device(device: str) -> Any:
@@ -195,36 +29,6 @@ def _device(device: str) -> Any:
         if target.index is None:
             target = torch.device("cuda", torch.cuda.current_device())
     return target
-
-
-def _optimizer(task: Any) -> Any:
-    import torch
-
-    if task.optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer {task.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
-    return getattr(torch.optim, task.optimizer)(task.parameters, lr=task.lr, **task.optimizer_options)
-
-
-def prepare_training(task: Any, device: str, precision: str, compile: bool = False,
-                     record_losses: bool = True) -> TrainingSession:
-    """Move the task's modules and batch to ``device``, set train/eval modes, build the optimizer
-    and the AMP settings. ``compile=True`` wraps the task's forward and loss in ``torch.compile``:
-    the first ``step()`` then compiles (the warm-up's business, not the timed loop's). ``"cuda"``
-    means the current CUDA device, recorded with its index."""
-    import torch
-
-    if task.kind != "backprop" or task.loss is None:
-        raise ValueError(f"{task.info.get('workload', 'this task')} is a {task.kind} task: time it with fit_cost")
-    target = _device(device)
-    amp_dtype, scaler = _amp(target, precision)
-    for module in task.modules.values():
-        module.to(target)
-    task.set_modes()
-    batch = tuple(t.to(target) for t in task.batch)
-    loss_fn = torch.compile(task.loss) if compile else task.loss
-    return TrainingSession(task=task, device=target, precision=precision, optimizer=_optimizer(task), loss_fn=loss_fn,
-                           batch=batch, amp_dtype=amp_dtype, scaler=scaler, compiled=bool(compile),
-                           record_losses=record_losses)
 
 
 def fit_cost(task: Any, images: int, device: str, repeats: int) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The worker's drivers of the scenarios beyond the timed loop: load (server, multistream) through
 bench.measurement.load and MLPerf LoadGen through bench.measurement.loadgen, each on the prepared session's
-``run``/``synchronize``; and training (bench.measurement.training), which builds its own task instead of a
-session. Each returns the raw result that the runner turns into metrics."""
+``run``/``synchronize``; and training, whose task the backend prepares (Backend.prepare_training) instead
+of a session. Each returns the raw result that the runner turns into metrics."""
 
 from __future__ import annotations
 
@@ -162,15 +162,14 @@ def run_loadgen_item(sc: dict[str, Any], run: Callable[[], Any], synchronize: Ca
 def run_training_item(item: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     """scenario=training: timed training steps of a backprop method (the loop, one step per sample),
     or the timed fit of PatchCore and PaDiM (time per training image); sensors and noise as for
-    inference. Precision is AMP (fp16, bf16) over fp32 master weights; tf32 is fp32 with TF32
-    products on NVIDIA GPUs. The compiled backends compile the forward and loss."""
-    import torch
-
+    inference. The backend prepares the task (Backend.prepare_training; PyTorch's: AMP for fp16 and
+    bf16 over fp32 master weights, tf32 as fp32 with TF32 products on NVIDIA GPUs, the compiled
+    backends compile the forward and loss)."""
+    from bench.backends.base import TrainingContext
     from bench.measurement.loop import measure, warm_up
-    from bench.measurement.training import fit_cost, prepare_training
-    from bench.worker.process import loop_settings_of, measured_window
-    from bench.suites.base import load_suite
+    from bench.suites.base import load_suite, resolve
     from bench.suites.training import training_task
+    from bench.worker.process import loop_settings_of, measured_window
 
     def phase(name: str, **info: Any) -> None:
         emit({"type": "progress", "phase": name, "info": info})
@@ -184,34 +183,27 @@ def run_training_item(item: dict[str, Any], emit: Callable[[dict[str, Any]], Non
     workload = suite.get(item["workload"])
     task = training_task(item["workload"], batch_size, seed, item.get("suite_options") or {})
     build_s = time.perf_counter() - t0
-    if backend.get("threads"):
-        torch.set_num_threads(int(backend["threads"]))
-    fp32_math = None
-    if device.startswith("cuda"):
-        from bench.backends.torch_eager import set_fp32_math
-
-        fp32_math = set_fp32_math(torch, precision == "tf32")
-    compiled = str(backend["name"]).endswith("-compiled")
-    info: dict[str, Any] = {"kind": task.kind, "method": task.info, "fp32_math": fp32_math}
+    runtime = resolve(backend["impl"])(resolve(item["backend_settings_type"])(**backend))
     phase("prepare")
     t0 = time.perf_counter()
+    session = runtime.prepare_training(task, TrainingContext(precision=precision))
+    info: dict[str, Any] = {"kind": task.kind, "method": task.info, "fp32_math": session.fp32_math}
     if task.kind == "fit":
         images, repeats = int(sc["fit_images"]), int(sc["fit_repeats"])
         info["note"] = "the fit runs in fp32 (PatchCore's coreset and PaDiM's covariance have no AMP path)"
 
         def warm() -> Any:  # CUDA context, cuDNN's algorithm choice, allocator: outside the timing
-            return fit_cost(task, min(2, images), device, 1)
+            return session.fit_cost(min(2, images), 1)
 
         def measure_it(_warm: Any) -> dict[str, Any]:
             phase("fit", images=images, repeats=repeats)
             start = time.monotonic_ns()
-            fit = fit_cost(task, images, device, repeats)
+            fit = session.fit_cost(images, repeats)
             return {"training": {**info, "fit": fit, "window_ns": [start, time.monotonic_ns()]}}
 
         prepare_s = time.perf_counter() - t0
         first_ms = None
     else:
-        session = prepare_training(task, device, "fp32" if precision == "tf32" else precision, compile=compiled)
         prepare_s = time.perf_counter() - t0
         t1 = time.perf_counter_ns()
         session.step()  # the first step (compiles when compiled): reported apart
@@ -242,11 +234,6 @@ def run_training_item(item: dict[str, Any], emit: Callable[[dict[str, Any]], Non
         fit = window["training"]["fit"]
         check = {"reference": "fit: completed on every repeat", "precision": "fp32", "ok": bool(fit["total_s_all"]),
                  "max_rel_error": None, "tolerance": None, "detail": ""}
-    device_memory = {}
-    if device.startswith("cuda"):
-        mib = 1024.0 * 1024.0
-        device_memory = {"torch_max_allocated_mib": torch.cuda.max_memory_allocated(device) / mib,
-                         "torch_max_reserved_mib": torch.cuda.max_memory_reserved(device) / mib}
     return {
         "workload": {**workload.catalog(), "suite": suite.name, "batch_size": batch_size, "seed": seed,
                      "input_shapes": [list(t.shape) for t in task.batch],
@@ -255,8 +242,8 @@ def run_training_item(item: dict[str, Any], emit: Callable[[dict[str, Any]], Non
         # A fit runs in fp32 whatever was asked: the record says what ran, and what was asked.
         "backend": {"name": backend["name"], "device": device, "precision": "fp32" if task.kind == "fit" else precision,
                     "requested_precision": precision,
-                    "effective": info.get("effective") or {"device": device, "fp32_math": fp32_math},
-                    "device_memory": device_memory},
+                    "effective": info.get("effective") or {"device": device, "fp32_math": session.fp32_math},
+                    "device_memory": session.device_memory()},
         "setup": {"build_s": build_s, "prepare_s": prepare_s, "first_inference_ms": first_ms},
         "parity": check,
         **window,

@@ -1,4 +1,6 @@
-"""The training side of the anomaly suite (bench.suites.training) and the timed step (bench.measurement.training).
+"""The training side of the anomaly suite (bench.suites.training and each method's
+bench.suites.models.<method>_train), the PyTorch training step (bench.backends.torch_training) and
+the timed fit (bench.measurement.training).
 
 Backprop models train at batch 1 or 2 on small inputs (32x32, as tests/test_models_flow_distill.py
 runs them; EfficientAD only at its 256x256, which its autoencoder needs), each a few steps on fixed
@@ -15,22 +17,18 @@ import pytest
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
-import bench.measurement.training as bench_training  # noqa: E402
-from bench.measurement.training import fit_cost, prepare_training  # noqa: E402
+import bench.backends.torch_training as bench_training  # noqa: E402
+from bench.backends.torch_training import prepare_training  # noqa: E402
+from bench.measurement.training import fit_cost  # noqa: E402
 from bench.suites.anomaly import SUITE  # noqa: E402
 from bench.suites.base import SuiteOptionError  # noqa: E402
 from bench.suites.models.fastflow import FlowStep  # noqa: E402
 from bench.suites.models.patchcore import CORESET_SAMPLING_RATIO, EMBEDDING_DIM  # noqa: E402
 from bench.suites.models.padim import COVARIANCE_REGULARISATION  # noqa: E402
-from bench.suites.training import (  # noqa: E402
-    TRAINABLE,
-    focal_loss,
-    greedy_coreset,
-    hard_mean,
-    ssim,
-    synthetic_anomalies,
-    training_task,
-)
+from bench.suites.models.draem_train import focal_loss, ssim, synthetic_anomalies  # noqa: E402
+from bench.suites.models.efficientad_train import hard_mean  # noqa: E402
+from bench.suites.models.patchcore_train import greedy_coreset  # noqa: E402
+from bench.suites.training import TRAINABLE, training_task  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
