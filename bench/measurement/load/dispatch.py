@@ -16,7 +16,7 @@ A dynamic batch of k < batch_size requests runs as a full batch: sessions are bu
 (TensorRT profiles, compiled graphs), so the k requests pay for batch_size samples. Every probe is
 bounded in time: arrivals stop after ``duration``; serving stops ``drain`` later, and what is still
 queued or in flight then is *dropped* (counted late, its latency censored at the stop: a lower
-bound). With ``stop_when_failed`` a probe also stops as soon as more requests are late than its
+bound; a synchronous batch cannot be interrupted, so the one running at the stop completes). With ``stop_when_failed`` a probe also stops as soon as more requests are late than its
 percentile allows, since its verdict is then certain.
 """
 
