@@ -18,11 +18,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Optional
 
+from bench.measurement.clock import REAL_CLOCK, Clock, reader
 from bench.measurement.stats import Sample, min_samples_to_bound, throughput_estimate
+from bench.measurement.timing import timed_runs
 
 __all__ = ["LoopSettings", "LoopResult", "warm_up", "measure", "measure_timing_overhead", "block_size_for"]
 
-Clock = Callable[[], int]
 Progress = Callable[[str, dict[str, Any]], None]
 
 # The loop's own cost (a clock read and bookkeeping) may be at most this fraction of a sample.
@@ -110,7 +111,7 @@ def measure_timing_overhead(clock: Clock, samples: int = 1000) -> float:
     """What one sample costs the loop itself: a clock read plus the bookkeeping around it, from
     the throughput loop run on no-ops (the latency loop has the same inside its timed region)."""
     times: list[int] = []
-    _throughput_chunk(_noop, _noop, clock, 1, times, until=2**62, cap=samples)
+    _throughput_chunk(_noop, _noop, reader(clock), 1, times, until=2**62, cap=samples)
     return sum(times) / len(times)
 
 
@@ -227,25 +228,12 @@ def warm_up(
     run: Callable[[], Any],
     synchronize: Callable[[], None],
     settings: LoopSettings,
-    clock: Clock = time.perf_counter_ns,
+    clock: Clock = REAL_CLOCK,
 ) -> tuple[list[int], str]:
     """Bounded warm-up: at least warmup_iterations and warmup_s, never longer than warmup_max_s.
     Returns each request's time and why it stopped."""
-    warmup: list[int] = []
-    min_warm_ns = int(settings.warmup_s * 1e9)
-    max_warm_ns = int(settings.warmup_max_s * 1e9)
-    warm_start = clock()
-    while True:
-        t0 = clock()
-        run()
-        synchronize()
-        t1 = clock()
-        warmup.append(t1 - t0)
-        spent = t1 - warm_start
-        if len(warmup) >= settings.warmup_iterations and spent >= min_warm_ns:
-            return warmup, "iterations_and_time"
-        if spent >= max_warm_ns:
-            return warmup, "max_time"
+    runs = timed_runs(run, synchronize, settings.warmup_iterations, settings.warmup_s, settings.warmup_max_s, clock)
+    return runs.durations_ns, "iterations_and_time" if runs.stop == "runs_and_time" else "max_time"
 
 
 def measure(
@@ -253,7 +241,7 @@ def measure(
     synchronize: Callable[[], None],
     settings: LoopSettings,
     warmup: tuple[list[int], str],
-    clock: Clock = time.perf_counter_ns,
+    clock: Clock = REAL_CLOCK,
     on_progress: Optional[Progress] = None,
     in_flight: int = 1,
 ) -> LoopResult:
@@ -264,6 +252,7 @@ def measure(
     the queue and idle all but one stream; samples tile the window across checks, and the one
     synchronize at the end is added to the last sample."""
     progress = on_progress or (lambda phase, info: None)
+    clock = reader(clock)
     warmup_ns, warm_stop = warmup
     cost = measure_timing_overhead(clock)
     tail = sorted(warmup_ns[-max(1, len(warmup_ns) // 2):])
@@ -331,7 +320,7 @@ def measure(
     )
 
 
-def _latency_chunk(run: Callable[[], Any], synchronize: Callable[[], None], clock: Clock, block: int,
+def _latency_chunk(run: Callable[[], Any], synchronize: Callable[[], None], clock: Callable[[], int], block: int,
                    samples: list[int], until: int, cap: int) -> int:
     """Timed requests, one clock pair around each block, until the clock passes ``until``."""
     append = samples.append
@@ -356,7 +345,7 @@ def _latency_chunk(run: Callable[[], Any], synchronize: Callable[[], None], cloc
             return now
 
 
-def _throughput_chunk(run: Callable[[], Any], synchronize: Callable[[], None], clock: Clock, block: int,
+def _throughput_chunk(run: Callable[[], Any], synchronize: Callable[[], None], clock: Callable[[], int], block: int,
                       samples: list[int], until: int, cap: int) -> int:
     """Back-to-back blocks, one synchronize and one clock read per block; consecutive samples tile
     the chunk's window. A chunk starts with its own clock read, so the stopping rule's time between
@@ -374,8 +363,8 @@ def _throughput_chunk(run: Callable[[], Any], synchronize: Callable[[], None], c
             return now
 
 
-def _pipelined_chunk(run: Callable[[], Any], clock: Clock, block: int, samples: list[int], until: int, cap: int,
-                     carried: dict[str, Optional[int]]) -> int:
+def _pipelined_chunk(run: Callable[[], Any], clock: Callable[[], int], block: int, samples: list[int], until: int,
+                     cap: int, carried: dict[str, Optional[int]]) -> int:
     """Blocks submitted back to back with no synchronize: ``run`` returns when a request slot is
     free. Each sample runs from the previous clock read, across chunks, so the stopping rule's time
     stays inside the window (the device keeps working meanwhile)."""

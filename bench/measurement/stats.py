@@ -21,6 +21,8 @@ from typing import Sequence
 import numpy as np
 
 __all__ = [
+    "PERCENTILES",
+    "percentiles",
     "quantile",
     "order_statistic_bounds",
     "quantile_ci",
@@ -31,6 +33,19 @@ __all__ = [
     "throughput_estimate",
     "OUTLIER_MODIFIED_Z",
 ]
+
+# The latency percentiles bench reports, by their names in metric keys (latency_p99_ms). One table: a
+# kind of record that reports fewer names its own with ``percentiles`` (the load scenarios: no p95).
+PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
+
+
+def percentiles(*names: str) -> dict[str, float]:
+    """The named rows of PERCENTILES, in its order."""
+    unknown = set(names) - set(PERCENTILES)
+    if unknown:
+        raise KeyError(f"no percentile {', '.join(sorted(unknown))}: use {', '.join(PERCENTILES)}")
+    return {name: q for name, q in PERCENTILES.items() if name in names}
+
 
 # hyperfine's threshold: a modified z-score (median and MAD based) this large is an outlier that a
 # person should look at, not the ordinary tail of a timing distribution.

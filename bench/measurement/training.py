@@ -8,7 +8,6 @@ inside its functions.
 from __future__ import annotations
 
 import statistics
-import time
 from typing import Any, Optional
 
 __all__ = ["fit_cost"]
@@ -40,6 +39,8 @@ def fit_cost(task: Any, images: int, device: str, repeats: int) -> dict[str, Any
     read the median."""
     import torch
 
+    from bench.measurement.timing import timed_runs
+
     if task.kind != "fit" or task.fit is None or task.make_images is None:
         raise ValueError(f"{task.info.get('workload', 'this task')} is a {task.kind} task: use prepare_training")
     if images < 1 or repeats < 1:
@@ -54,14 +55,14 @@ def fit_cost(task: Any, images: int, device: str, repeats: int) -> dict[str, Any
         if target.type == "cuda":
             torch.cuda.synchronize(target)
 
-    totals: list[float] = []
     info: Optional[dict[str, Any]] = None
-    for _ in range(repeats):
-        synchronize()
-        start = time.perf_counter_ns()
+
+    def fit() -> None:
+        nonlocal info
         info = task.fit(data)
-        synchronize()
-        totals.append((time.perf_counter_ns() - start) / 1e9)
+
+    synchronize()  # the images are on the device before the clock starts
+    totals = [ns / 1e9 for ns in timed_runs(fit, synchronize, min_runs=repeats).durations_ns]
     per_image = [t / images for t in totals]
     return {
         "per_image_s": statistics.median(per_image),

@@ -134,8 +134,7 @@ def _count(value: Any) -> Optional[int]:
 
 def _why_unbounded(record: RunRecord, spec: MetricSpec) -> str:
     """Why an end of a figure's interval is missing, with the numbers a reader can act on."""
-    from bench.results.metrics import PERCENTILES
-    from bench.measurement.stats import min_samples_to_bound
+    from bench.measurement.stats import PERCENTILES, min_samples_to_bound
 
     m = record.metrics
     # A load scenario's percentiles are over every query (dropped ones too); a loop's over its clock samples.

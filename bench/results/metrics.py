@@ -5,12 +5,10 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from bench.measurement.loop import LoopResult
-from bench.measurement.stats import Sample, throughput_estimate
+from bench.measurement.stats import PERCENTILES, Sample, throughput_estimate
 
 __all__ = ["PERCENTILES", "loop_metrics", "load_metrics", "loadgen_metrics", "training_metrics", "fit_metrics",
            "METRIC_UNITS"]
-
-PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
 
 METRIC_UNITS = {
     "_ms": "milliseconds",

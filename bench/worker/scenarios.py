@@ -19,17 +19,9 @@ def service_time_ns(run_batch: Callable[[int], None], min_runs: int = 5, min_s: 
     """A full batch's service time, run back to back after the warm-up: the median of at least
     ``min_runs`` runs and ``min_s`` seconds (at most ``max_s``). It seeds the searches' brackets (the
     capacity estimate); it is recorded, not ranked."""
-    times: list[int] = []
-    start = time.perf_counter_ns()
-    while True:
-        t0 = time.perf_counter_ns()
-        run_batch(0)
-        t1 = time.perf_counter_ns()
-        times.append(t1 - t0)
-        spent = (t1 - start) / 1e9
-        if (len(times) >= min_runs and spent >= min_s) or spent >= max_s:
-            break
-    times.sort()
+    from bench.measurement.timing import timed_runs
+
+    times = sorted(timed_runs(lambda: run_batch(0), min_runs=min_runs, min_s=min_s, max_s=max_s).durations_ns)
     return float(times[len(times) // 2])
 
 

@@ -21,8 +21,6 @@ from bench.measurement.loadgen import (
     MLPERF_SEEDS,
     LoadGenSettingError,
     LoadGenSettings,
-    _BatchingSUT,
-    _build_test_settings,
     apply_preset,
     loadgen_available,
     loadgen_settings_values,
@@ -30,6 +28,8 @@ from bench.measurement.loadgen import (
     parse_summary,
     run_loadgen,
 )
+from bench.measurement.loadgen.settings import _build_test_settings
+from bench.measurement.loadgen.sut import _BatchingSUT
 
 HAVE_LOADGEN = loadgen_available()[0]
 needs_loadgen = pytest.mark.skipif(not HAVE_LOADGEN, reason="mlcommons-loadgen is not installed")
