@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 from bench.backends.base import (Availability, Backend, PrepareContext, Session, TrainingContext, TrainingSession,
                                  lowest_precision)
+from bench.backends.torch_math import set_fp32_math
 
 __all__ = ["TorchBackend", "TorchSession", "cuda_device_availability", "set_fp32_math", "ran_precision"]
 
@@ -23,20 +24,6 @@ def _dtype(precision: str) -> Any:
     import torch
 
     return {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
-
-
-def set_fp32_math(torch: Any, tf32: bool) -> dict[str, Any]:
-    """Whether fp32 matrix products and cuDNN convolutions may use TF32 tensor cores (Ampere and newer
-    NVIDIA GPUs), set for this process and read back. PyTorch's own default lets cuDNN convolutions
-    use TF32, so an 'fp32' run left at the default is partly TF32: precision=fp32 turns it off,
-    precision=tf32 turns it on for both. Set through torch.set_float32_matmul_precision and cuDNN's
-    allow_tf32 flag, which PyTorch's own code reads: the newer per-operator ``fp32_precision``
-    settings, once set, make those reads raise (seen with torch.export in PyTorch 2.13)."""
-    torch.set_float32_matmul_precision("high" if tf32 else "highest")
-    torch.backends.cudnn.allow_tf32 = tf32
-    return {"matmul": "tf32" if torch.backends.cuda.matmul.allow_tf32 else "ieee",
-            "cudnn_conv": "tf32" if torch.backends.cudnn.allow_tf32 else "ieee",
-            "float32_matmul_precision": torch.get_float32_matmul_precision()}
 
 
 _DTYPE_PRECISION = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}

@@ -294,7 +294,7 @@ def prepare_torch_training(backend: Any, task: Any, precision: str, record_losse
     task's session (a compiled backend compiles the forward and the loss; a fit is never compiled)."""
     import torch
 
-    from bench.backends.torch_eager import set_fp32_math
+    from bench.backends.torch_math import set_fp32_math
 
     s = backend.settings
     device = str(s.device)

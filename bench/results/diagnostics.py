@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Optional
 
-from bench.backends.base import PRECISION_ORDER
+from bench.precision import PRECISION_ORDER
 from bench.fmt import fmt_num
 
 __all__ = ["Code", "BenchWarning", "THRESHOLDS", "diagnose"]
