@@ -48,7 +48,11 @@ def cached_cost(workload: Any, seed: int = 0) -> dict[str, Any]:
         return cache[key]
     count = resolve("bench.suites.cost:workload_cost")
 
-    entry = count(workload, seed)
+    try:
+        entry = count(workload, seed)
+    except Exception as exc:  # noqa: BLE001 - a model that cannot be built is listed, its cost unknown
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return {"params": None, "flops_per_sample": None, "note": f"cannot be counted: {reason}"}
     cache[key] = entry
     try:
         from bench.results.store import atomic_write_json
