@@ -37,7 +37,7 @@ GRAPH_OPTIMIZATION = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
 # result would measure casts, not fp16 arithmetic.
 # The CUDA provider's use_tf32 option (on by default) is set from the precision: off for fp32, on for
 # tf32. The TensorRT provider has no such option and TensorRT builds with TF32 on by default, so it
-# cannot run IEEE fp32: its fp32 is tf32 (bench.config.schema.validate refuses fp32 there with the fix).
+# cannot run IEEE fp32: its fp32 is tf32 (bench.config.validate.validate refuses fp32 there with the fix).
 PROVIDER_PRECISIONS = {"cpu": ("fp32",), "cuda": ("fp32", "tf32", "fp16"), "tensorrt": ("tf32", "fp16")}
 
 _INSTALL_CPU = "pip install -c constraints.txt -e '.[onnx]'"

@@ -7,9 +7,12 @@ without any ML runtime. Builders and input makers are import paths, resolved onl
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
+
+# resolve and load_suite live in bench.plugins (import paths, legacy ones included); kept here for
+# the code that imports them from bench.suites.base.
+from bench.plugins import load_suite, resolve
 
 __all__ = ["Workload", "Suite", "resolve", "SuiteOptionError", "Instance"]
 
@@ -34,18 +37,6 @@ class Instance:
     # The parity reference when it is not the torch module in fp32 on the CPU: inputs -> float32 arrays.
     reference: Optional[Callable[[tuple[Any, ...]], list[Any]]] = None
     reference_name: str = "PyTorch eager fp32 on the CPU"
-
-
-def resolve(path: str) -> Any:
-    """Import ``package.module:attribute`` and return the attribute."""
-    module_name, _, attr = path.partition(":")
-    if not module_name or not attr:
-        raise ValueError(f"import path {path!r} must look like 'package.module:attribute'")
-    module = importlib.import_module(module_name)
-    try:
-        return getattr(module, attr)
-    except AttributeError:
-        raise ValueError(f"import path {path!r}: module {module_name!r} has no attribute {attr!r}") from None
 
 
 @dataclass(frozen=True)
@@ -156,14 +147,6 @@ class Suite:
             if workload.name == name:
                 return workload
         raise KeyError(name)
-
-
-def load_suite(path: str) -> Suite:
-    """Load the ``Suite`` object a suite config names (``module:attribute``)."""
-    suite = resolve(path)
-    if not isinstance(suite, Suite):
-        raise TypeError(f"{path!r} is not a bench.suites.base.Suite")
-    return suite
 
 
 def code_hash(workload: Workload) -> str:

@@ -137,8 +137,9 @@ def _write_terminal(render: Any, output: Optional[str]) -> None:
 
 def leaderboard_command(args: list[str]) -> int:
     from bench.reporting import leaderboard as lb
+    from bench.config.location import open_store
     from bench.reporting import leaderboard_render as lr
-    from bench.results.query import Selection, open_store, select
+    from bench.results.query import Selection, select
 
     parsed = _parse(args, "leaderboard", ("--format", "--output"), options=("metric", "prices"),
                     switches=("--newest",))
@@ -170,7 +171,14 @@ def leaderboard_command(args: list[str]) -> int:
         from bench.reporting.html import render_html
 
         curves = [c for c in scaling.curves(records) if len(c.points) >= 2]
-        _write_output(render_html(board, scaling_svg=scaling.plot_svg(curves) if curves else None), output)
+        svg = None
+        if curves:
+            try:
+                svg = scaling.plot_svg(curves)
+            except ConfigError:  # matplotlib missing: the page without its scaling plot, and the hint
+                print(f"bench: warning: the page has no scaling plot (it needs matplotlib): {scaling.PLOTS_INSTALL}",
+                      file=sys.stderr)
+        _write_output(render_html(board, scaling_svg=svg), output)
     return 0
 
 
@@ -179,7 +187,8 @@ def leaderboard_command(args: list[str]) -> int:
 
 def report_command(args: list[str]) -> int:
     from bench.reporting import scaling
-    from bench.results.query import Selection, open_store, select
+    from bench.config.location import open_store
+    from bench.results.query import Selection, select
 
     if not args or args[0] != "scaling":
         raise ConfigError("bench report", args[0] if args else "", "use `bench report scaling [KEY=VALUE...]`",
@@ -191,6 +200,8 @@ def report_command(args: list[str]) -> int:
     plot_path = _one(parsed, "--plot")
     if plot_path is not None and Path(plot_path).suffix.lower() not in (".png", ".svg"):
         raise ConfigError("--plot", plot_path, "name a .png or .svg file", "is not a PNG or SVG file name")
+    if plot_path is not None:
+        scaling.require_matplotlib()
     selection = Selection.parse(parsed.terms)
     store = open_store(parsed.results)
     try:
@@ -213,7 +224,8 @@ def report_command(args: list[str]) -> int:
 
 def compare_command(args: list[str]) -> int:
     from bench.reporting import compare as cmp
-    from bench.results.query import Selection, open_store, select
+    from bench.config.location import open_store
+    from bench.results.query import Selection, select
 
     parsed = _parse(args, "compare", ("--fail-on", "--seed", "--resamples"), positional=True)
     if len(parsed.positional) != 2:
@@ -266,7 +278,8 @@ def _int_flag(parsed: _Args, flag: str, default: int, minimum: int) -> int:
 
 
 def export_command(args: list[str]) -> int:
-    from bench.results.query import EXPORT_FORMATS, Selection, export, open_store, select
+    from bench.config.location import open_store
+    from bench.results.query import EXPORT_FORMATS, Selection, export, select
 
     parsed = _parse(args, "export", ("--format", "--output"))
     output = _one(parsed, "--output")
@@ -294,7 +307,8 @@ def export_command(args: list[str]) -> int:
 
 
 def import_command(args: list[str]) -> int:
-    from bench.results.query import open_store, read_record_files
+    from bench.config.location import open_store
+    from bench.results.query import read_record_files
 
     parsed = _parse(args, "import", (), positional=True)
     if parsed.terms:

@@ -1,5 +1,6 @@
 """`bench list`: the suites with their workloads (shape, data set, parameters, FLOPs) and the backends
-with their availability, read from conf/ (the config groups are the registry).
+with their availability, read from the config folders (the config groups are the registry): bench's
+conf/, the plugins' (bench.plugins) and those given with -cd DIR or hydra.searchpath=[...].
 
 Parameters and FLOPs are computed from the model (bench.suites.cost, on the meta device), never typed
 in; the counts are cached per workload, keyed by the model code's hash and the PyTorch version;
@@ -11,17 +12,15 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
-from bench.config.schema import CONF_DIR, suite_options
+from bench.config.schema import suite_options
 from bench.errors import ConfigError
+from bench.plugins import group_options, load_suite, resolve
 
 __all__ = ["group_options", "catalog", "render_catalog", "cached_cost"]
-
-
-def group_options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
 def _cache_path() -> Path:
@@ -37,7 +36,7 @@ def cached_cost(workload: Any, seed: int = 0) -> dict[str, Any]:
         return {"params": None, "flops_per_sample": None, "note": "PyTorch not installed"}
     from importlib.metadata import version
 
-    from bench.suites.base import code_hash
+    code_hash = resolve("bench.suites.base:code_hash")
 
     key = f"{workload.name}:{code_hash(workload)}:{version('torch')}"
     path = _cache_path()
@@ -47,9 +46,13 @@ def cached_cost(workload: Any, seed: int = 0) -> dict[str, Any]:
         cache = {}
     if key in cache:
         return cache[key]
-    from bench.suites.cost import workload_cost as count
+    count = resolve("bench.suites.cost:workload_cost")
 
-    entry = count(workload, seed)
+    try:
+        entry = count(workload, seed)
+    except Exception as exc:  # noqa: BLE001 - a model that cannot be built is listed, its cost unknown
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return {"params": None, "flops_per_sample": None, "note": f"cannot be counted: {reason}"}
     cache[key] = entry
     try:
         from bench.results.store import atomic_write_json
@@ -60,24 +63,43 @@ def cached_cost(workload: Any, seed: int = 0) -> dict[str, Any]:
     return entry
 
 
-def _compose_group(group: str, option: str) -> Any:
-    from bench.cli.main import compose, to_config
+def _compose_group(group: str, option: str, config_dirs: Sequence[str], overrides: Sequence[str]) -> Any:
+    from bench.config.compose import compose, to_config
+    from bench.config.explain import explain
 
-    return to_config(compose([f"{group}={option}"]))
+    args = [*overrides, f"{group}={option}"]
+    try:
+        return to_config(compose(args, config_dirs=list(config_dirs)))
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a broken option file: one line naming it
+        raise explain(exc, args) from None
 
 
-def catalog(suite_filter: Optional[str] = None, sort: str = "name") -> dict[str, Any]:
-    from bench.suites.base import load_suite
+def catalog(suite_filter: Optional[str] = None, sort: str = "name", config_dirs: Sequence[str] = (),
+            overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """The suites and backends of every config folder; ``config_dirs`` (-cd) and ``overrides``
+    (hydra.searchpath=[...]) add folders as for `bench run`."""
+    from bench.config.compose import HydraArgs
 
-    suites = group_options("suite")
+    folders = HydraArgs(overrides=list(overrides), config_dirs=list(config_dirs)).config_folders
+    suites = group_options("suite", folders)
     if suite_filter is not None and suite_filter not in suites:
         raise ConfigError("suite", suite_filter, f"use one of {', '.join(suites)}", "is not a known suite")
     out: dict[str, Any] = {"suites": [], "backends": []}
     for name in suites:
         if suite_filter is not None and name != suite_filter:
             continue
-        cfg = _compose_group("suite", name)
-        suite = load_suite(cfg.suite.catalog)
+        try:
+            cfg = _compose_group("suite", name, config_dirs, overrides)
+            suite = load_suite(cfg.suite.catalog)
+        except (ConfigError, ImportError, ValueError, TypeError) as exc:
+            if suite_filter is not None:
+                raise ConfigError("suite", name, "fix its file in conf/suite/ (or the plugin's)",
+                                  f"cannot be loaded ({exc})") from None
+            # One broken option (a plugin's, a -cd folder's) does not hide the others.
+            sys.stderr.write(f"bench: warning: suite {name!r} cannot be loaded, not listed: {exc}\n")
+            continue
         options = suite_options(cfg)
         selected = set(cfg.suite.only or suite.names())
         rows = [{**suite.workload_info(w, options), **cached_cost(w, cfg.suite.seed), "default": w.name in selected}
@@ -86,10 +108,13 @@ def catalog(suite_filter: Optional[str] = None, sort: str = "name") -> dict[str,
             key = "flops_per_sample" if sort == "flops" else "params"
             rows.sort(key=lambda r: (r[key] is None, r[key] or 0))
         out["suites"].append({"name": name, "description": suite.description, "workloads": rows})
-    for name in group_options("backend"):
-        cfg = _compose_group("backend", name)
-        from bench.suites.base import resolve
-
+    for name in group_options("backend", folders):
+        try:
+            cfg = _compose_group("backend", name, config_dirs, overrides)
+        except ConfigError as exc:
+            out["backends"].append({"name": name, "device": "?", "impl": "?", "available": False,
+                                    "reason": f"its config cannot be composed: {exc}", "install": ""})
+            continue
         try:
             availability = resolve(cfg.backend.impl).available(cfg.backend).to_dict()
         except (ImportError, ValueError) as exc:

@@ -153,7 +153,21 @@ def plot_svg(all_curves: Sequence[Curve]) -> str:
     return text[text.index("<svg"):]  # drop the XML prolog and doctype: the page is HTML
 
 
+PLOTS_INSTALL = "pip install 'bench[plots]'  (in a checkout: pip install -c constraints.txt -e '.[plots]')"
+
+
+def require_matplotlib(key: str = "--plot") -> None:
+    """A ConfigError with the install hint when matplotlib, which draws the plots, is missing."""
+    import importlib.util
+
+    from bench.errors import ConfigError
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise ConfigError(key, None, PLOTS_INSTALL, "needs matplotlib, which is not installed")
+
+
 def _figure(all_curves: Sequence[Curve], target: Any, fmt: Optional[str] = None) -> None:
+    require_matplotlib()
     import matplotlib
 
     matplotlib.use("Agg")  # no display: files only

@@ -31,8 +31,8 @@ from bench.results.store import FILTER_COLUMNS, ResultsStore
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["Selection", "NoMatch", "RECORD_COLUMNS", "open_store", "results_location", "select", "frame",
-           "load", "export", "read_record_files", "import_records"]
+__all__ = ["Selection", "NoMatch", "RECORD_COLUMNS", "select", "frame", "load", "export", "read_record_files",
+           "import_records"]
 
 # The identifying columns of load()'s frame, in order; the metrics follow, sorted by name.
 RECORD_COLUMNS = ("id", "created_at", "status", "valid", "suite", "workload", "backend", "device", "precision",
@@ -87,28 +87,6 @@ class Selection:
 
     def __str__(self) -> str:
         return " ".join(f"{k}={v}" for k, v in self.terms) or "all records"
-
-
-def results_location(overrides: Sequence[str]) -> tuple[str, Optional[str]]:
-    """results.dir and results.url from ``results=PROFILE``, ``results.dir=...``, ``results.url=...``,
-    composed exactly as `bench run` composes them (conf/results/, environment interpolation)."""
-    from bench.cli.main import _explain, compose, to_config
-
-    try:
-        cfg = to_config(compose(list(overrides)))
-    except ConfigError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - Hydra's errors, explained in one line
-        raise _explain(exc, list(overrides)) from None
-    return str(Path(cfg.results.dir).expanduser()), cfg.results.url
-
-
-def open_store(overrides: Sequence[str] = (), create: bool = False) -> ResultsStore:
-    """The store named by the results overrides, opened (a bad URL fails here, masked)."""
-    directory, url = results_location(overrides)
-    store = ResultsStore(directory, url, create=create)
-    store.engine  # noqa: B018 - open now: an unreachable database is a usage error before any work
-    return store
 
 
 def select(store: ResultsStore, selection: Selection = Selection(), what: str = "") -> list[RunRecord]:
@@ -206,7 +184,8 @@ def export(records: Sequence[RunRecord], fmt: str, output: Optional[Path]) -> Op
     try:
         import pyarrow  # noqa: F401
     except ImportError:
-        raise ConfigError("--format", fmt, "pip install pyarrow", "needs pyarrow, which is not installed") from None
+        raise ConfigError("--format", fmt, "pip install 'bench[parquet]'  (in a checkout: pip install -c "
+                          "constraints.txt -e '.[parquet]')", "needs pyarrow, which is not installed") from None
     _atomic_output(output, lambda tmp: df.to_parquet(tmp, index=False, engine="pyarrow"))
     return None
 

@@ -199,7 +199,8 @@ class ResultsStore:
         try:
             engine = sa.create_engine(url, **kwargs)
         except ImportError as exc:
-            raise self._fail(f"driver missing: {exc}", "pip install 'psycopg[binary]'") from None
+            raise self._fail(f"driver missing: {exc}", "pip install 'bench[postgres]'  (in a checkout: pip install -c "
+                             "constraints.txt -e '.[postgres]')") from None
         except Exception as exc:  # noqa: BLE001 - a bad URL of any kind
             raise self._fail(str(exc).splitlines()[0], "check the URL") from None
         if sqlite:

@@ -168,7 +168,7 @@ def test_cfg_job_prints_the_config_and_runs_nothing(in_tmp, capsys):
 
 
 def test_passwords_are_masked_in_text():
-    from bench.cli.main import mask_passwords
+    from bench.cli.run import mask_passwords
 
     text = "results.url=postgresql://bench:s3cr@t@db:5432/x and postgresql+psycopg://u:pw@h/db, http://h/p"
     masked = mask_passwords(text)
@@ -186,3 +186,27 @@ def test_multirun_keeps_no_password_in_hydras_sweep_config(in_tmp):
     saved = list((in_tmp / "results" / "multirun").rglob("multirun.yaml"))
     assert saved and all("hunter2" not in p.read_text() for p in saved)
     assert "hunter2" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_each_job_is_composed_and_checked_once(in_tmp, monkeypatch, capsys):
+    """The backend's availability probe runs once per job (before Hydra starts), not again in the job."""
+    from bench.backends.torch_eager import TorchBackend
+
+    probes = []
+    available = TorchBackend.available.__func__
+
+    def counted(cls, settings):
+        probes.append(settings.name)
+        return available(cls, settings)
+
+    monkeypatch.setattr(TorchBackend, "available", classmethod(counted))
+    assert main(["run", "-m", "--config-dir", str(ROOT / "tests" / "conf"), "suite=fake", "suite.only=[tiny]",
+                 "batch_size=1,2", "sensors.enabled=false", *FAST]) == 0
+    assert probes == ["cpu", "cpu"]
+    assert "multirun: 2 jobs" in capsys.readouterr().out
+    # A second command in the same process starts from nothing (no state left by the first).
+    probes.clear()
+    assert main(["run", "--config-dir", str(ROOT / "tests" / "conf"), "suite=fake", "suite.only=[tiny]",
+                 "sensors.enabled=false", *FAST]) == 0
+    assert probes == ["cpu"] and "multirun" not in capsys.readouterr().out

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from bench.cli.main import compose, compose_jobs, parse_hydra_args, to_config
+from bench.config.compose import compose, compose_jobs, parse_hydra_args, to_config
 from bench.reporting.progress import ProgressDisplay
 from bench.orchestration.runner import Runner, WorkItem, expand, run_worker
 from bench.results.store import ResultsStore

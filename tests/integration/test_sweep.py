@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from bench.cli.main import compose, to_config
+from bench.config.compose import compose, to_config
 from bench.reporting.progress import ProgressDisplay
 from bench.orchestration.runner import Runner
 from bench.reporting.scaling import CurvePoint, best_within, curves, render_markdown, saturation_batch

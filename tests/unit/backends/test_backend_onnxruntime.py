@@ -291,7 +291,7 @@ def test_tensorrt_profile_covers_batch_one_to_the_largest(tiny, context):
 
 def test_autoencoder_end_to_end_through_a_worker(in_tmp):
     """The real autoencoder (256x256) on backend=onnxruntime, in a spawned worker as `bench run` does."""
-    from bench.cli.main import compose, to_config
+    from bench.config.compose import compose, to_config
     from bench.reporting.progress import ProgressDisplay
     from bench.orchestration.runner import Runner, WorkItem, run_worker
     from bench.results.store import ResultsStore

@@ -208,7 +208,7 @@ def test_bad_settings_and_a_missing_library_are_reported(monkeypatch):
 def test_worker_end_to_end_on_the_autoencoder(in_tmp, scenario):
     import io
 
-    from bench.cli.main import compose, to_config
+    from bench.config.compose import compose, to_config
     from bench.reporting.progress import ProgressDisplay
     from bench.orchestration.runner import Runner, WorkItem, run_worker
     from bench.results.store import ResultsStore

@@ -112,7 +112,7 @@ def test_bad_settings_are_refused_and_available_never_raises(kw, words):
 
 def test_bench_run_refuses_tensorrt_before_any_work(in_tmp, monkeypatch):
     pytest.importorskip("torch")
-    from bench.cli.main import check_runnable, compose, to_config
+    from bench.config.compose import check_runnable, compose, to_config
     from bench.errors import BackendUnavailable
 
     no_tensorrt(monkeypatch)

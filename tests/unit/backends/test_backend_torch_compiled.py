@@ -100,7 +100,7 @@ def test_cuda_compiled_is_unavailable_without_a_gpu():
 def test_cuda_compiled_is_refused_before_any_work(in_tmp):
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
-    from bench.cli.main import check_runnable, compose, to_config
+    from bench.config.compose import check_runnable, compose, to_config
     from bench.errors import BackendUnavailable
 
     cfg = to_config(compose(["backend=cuda-compiled", f"results.dir={in_tmp / 'results'}"]))
@@ -110,7 +110,7 @@ def test_cuda_compiled_is_refused_before_any_work(in_tmp):
 
 def test_autoencoder_through_the_runner_matches_the_torch_reference(in_tmp):
     """One real workload end to end: worker process, compile in prepare, parity, measurement."""
-    from bench.cli.main import compose, to_config
+    from bench.config.compose import compose, to_config
     from bench.reporting.progress import ProgressDisplay
     from bench.orchestration.runner import Runner, WorkItem, run_worker
     from bench.results.store import ResultsStore

@@ -101,15 +101,15 @@ def test_a_fit_task_becomes_a_fit_session_timed_per_image():
 
 
 def test_validation_lists_the_backends_whose_class_can_train():
-    from bench.config.schema import training_backends
+    from bench.config.validate import training_backends
 
     assert training_backends() == ["cpu", "cuda", "cpu-compiled", "cuda-compiled"]
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino", "tensorrt"])
 def test_training_on_a_backend_that_cannot_train_is_a_config_error(backend, tmp_path):
-    from bench.cli.main import compose, to_config
-    from bench.config.schema import validate
+    from bench.config.compose import compose, to_config
+    from bench.config.validate import validate
     from bench.errors import ConfigError
 
     cfg = to_config(compose(["scenario=training", f"backend={backend}", f"results.dir={tmp_path}"]))
@@ -123,8 +123,8 @@ def test_training_on_a_backend_that_cannot_train_is_a_config_error(backend, tmp_
 def test_training_on_a_backend_class_that_can_train_passes_validation(tmp_path):
     """A backend config of any name whose impl can train (here the eager backend's subclass that the
     sweep's tests use) is accepted: validation reads the class, not the name."""
-    from bench.cli.main import compose, to_config
-    from bench.config.schema import validate
+    from bench.config.compose import compose, to_config
+    from bench.config.validate import validate
 
     cfg = to_config(compose(["scenario=training", f"results.dir={tmp_path}", "backend.name=my-torch",
                              "backend.impl=tests.fakes:OomFromEightBackend"]))

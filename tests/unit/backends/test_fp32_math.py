@@ -41,7 +41,7 @@ def test_tensorrt_and_onnxruntime_map_tf32():
     assert PRECISION_FLAGS["tf32"] == "TF32" and "fp32" not in PRECISION_FLAGS
     assert "tf32" in TensorRTBackend.precisions
     assert "tf32" in PROVIDER_PRECISIONS["cuda"] and "tf32" not in PROVIDER_PRECISIONS["cpu"]
-    # TensorRT under ONNX Runtime always runs TF32: its fp32 is refused (bench.config.schema.validate).
+    # TensorRT under ONNX Runtime always runs TF32: its fp32 is refused (bench.config.validate.validate).
     assert PROVIDER_PRECISIONS["tensorrt"] == ("tf32", "fp16")
 
 

@@ -18,8 +18,9 @@ from bench.backends import onnxruntime_backend as ob
 from bench.backends import openvino_backend as vb
 from bench.backends import tensorrt_backend as tb
 from bench.backends.base import PARITY_TOLERANCE, lowest_precision
-from bench.cli.main import compose, to_config
-from bench.config.schema import OrtBackendConfig, validate
+from bench.config.compose import compose, to_config
+from bench.config.schema import OrtBackendConfig
+from bench.config.validate import validate
 from bench.results.diagnostics import Code, diagnose
 from bench.errors import ConfigError
 from bench.worker.process import parity_check

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from bench.config.catalog import group_options
-from bench.cli.main import compose, to_config
-from bench.config.schema import SCENARIOS, Config, ScenarioConfig, TorchBackendConfig, field_help, validate
+from bench.config.compose import compose, to_config
+from bench.plugins import group_options
+from bench.config.schema import SCENARIOS, Config, ScenarioConfig, TorchBackendConfig, field_help
+from bench.config.validate import validate
 from bench.errors import ConfigError
 
 GROUPS = ["suite", "backend", "scenario", "results", "sweep"]

@@ -171,8 +171,8 @@ def test_a_failing_process_fails_the_item_and_says_which(in_tmp):
 
 
 def test_repeats_and_the_rigorous_preset_are_validated(tmp_path):
-    from bench.cli.main import compose, to_config
-    from bench.config.schema import validate
+    from bench.config.compose import compose, to_config
+    from bench.config.validate import validate
     from bench.errors import ConfigError
 
     cfg = to_config(compose(["preset=rigorous", f"results.dir={tmp_path}"]))

@@ -1,0 +1,201 @@
+"""`bench run`: a Hydra app. Every job of the command line is composed, validated and checked runnable
+once (bench.config.compose) before Hydra starts; Hydra's task function then runs each job's typed config.
+
+What the jobs leave for the command's exit code and its multirun summary lives in a RunContext made
+per command and handed to the task function (no module state).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.config.compose import (HydraArgs, Job, check_runnable, composed_jobs, job_key, open_dict_overrides,
+                                  parse_hydra_args, register, to_config)
+from bench.config.schema import CONF_DIR, Config, suite_options
+from bench.config.validate import validate
+from bench.errors import BenchError, ConfigError
+from bench.plugins import load_suite
+
+__all__ = ["run_command", "RunContext", "mask_passwords"]
+
+
+def _err(message: str) -> None:
+    sys.stderr.write(f"bench: error: {message}\n")
+
+
+@dataclass
+class RunContext:
+    """One `bench run`: the jobs composed up front, and what the finished jobs leave."""
+
+    args: HydraArgs
+    jobs: dict[tuple[str, ...], Config] = field(default_factory=dict)
+    results: list[Any] = field(default_factory=list)
+    store_url: str = ""
+    jobs_run: int = 0
+    sweep_stops: list[str] = field(default_factory=list)  # out-of-memory points that ended a sweep
+
+    @classmethod
+    def composed(cls, args: HydraArgs, jobs: list[Job]) -> "RunContext":
+        return cls(args, {job.key: job.config for job in jobs})
+
+    def typed(self, cfg: Any) -> Config:
+        """The validated config of the job Hydra runs now (composed before Hydra started)."""
+        from hydra.core.hydra_config import HydraConfig
+
+        key = job_key(HydraConfig.get().overrides.task)
+        if key in self.jobs:
+            return self.jobs[key]
+        # Hydra ran a job the command line did not show (should not happen): validate it here.
+        return check_runnable(validate(to_config(cfg)))
+
+
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s'\"]+:)([^\s'\"]+)@")
+
+
+def mask_passwords(text: str) -> str:
+    """Every password of a URL in ``text`` (user:password@host) replaced by ***."""
+    return _URL_PASSWORD.sub(r"\1***@", text)
+
+
+def _mask_sweep_config() -> None:
+    """Hydra saves a multirun's overrides in multirun.yaml before the first job: a database
+    password given on the command line must not stay there."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hc = HydraConfig.get()
+    if hc.mode != RunMode.MULTIRUN:
+        return
+    path = Path(hc.sweep.dir) / "multirun.yaml"
+    try:
+        text = path.read_text()
+    except OSError:
+        return
+    masked = mask_passwords(text)
+    if masked != text:
+        path.write_text(masked)
+
+
+def _task(ctx: RunContext, cfg: Any) -> None:
+    """Hydra's task function: one job of a run or multirun."""
+    from bench.orchestration.runner import Runner, expand
+    from bench.reporting.progress import ProgressDisplay
+    from bench.reporting.summary import summary
+    from bench.results.store import ResultsStore, mask_url
+    from bench.system.fingerprint import fingerprint
+
+    _mask_sweep_config()
+    try:
+        typed = ctx.typed(cfg)
+    except ConfigError as exc:
+        _err(str(exc))
+        sys.exit(2)
+    suite = load_suite(typed.suite.catalog)
+    items = expand(typed, suite.names())
+    store = ResultsStore(typed.results.dir, typed.results.url)
+    try:
+        store.engine  # open (and migrate) before any work: a bad URL is a usage error
+    except BenchError as exc:
+        _err(str(exc))
+        sys.exit(2)
+    ctx.store_url = mask_url(store.url)
+    options = suite_options(typed)
+    catalog = {w.name: {**suite.workload_info(w, options), "suite": suite.name} for w in suite.workloads}
+    ctx.jobs_run += 1
+    if typed.sweep.name == "batch":
+        try:
+            _sweep(ctx, typed, store, catalog, [i.workload for i in items])
+        finally:
+            store.close()
+        return
+    runner = Runner(typed, store, fingerprint(), ProgressDisplay())
+    try:
+        done = runner.run(items, catalog)
+    finally:
+        store.close()
+    ctx.results.extend(done)
+    summary(done, ctx.store_url)
+
+
+def _sweep(ctx: RunContext, typed: Config, store: Any, catalog: dict[str, Any], workloads: list[str]) -> None:
+    """A batch sweep, new or resumed; Ctrl-C keeps what finished and prints the command that resumes."""
+    from bench.orchestration.runner import Runner
+    from bench.orchestration.sweep import sweep_records
+    from bench.reporting.progress import ProgressDisplay
+    from bench.reporting.summary import summary, sweep_summary
+    from bench.results.records import new_id
+    from bench.system.fingerprint import fingerprint
+
+    sweep_id = typed.resume or new_id()[:12]
+    previous = {}
+    if typed.resume:
+        found = sweep_records(store, typed.resume)
+        if not found:
+            _err(f"resume={typed.resume!r} matches no sweep in {ctx.store_url}: give the id the interrupted "
+                 "sweep printed (records carry it as sweep_id)")
+            sys.exit(2)
+        previous = {(r.workload.get("name"), int(r.workload.get("batch_size") or 0)): r for r in found}
+    runner = Runner(typed, store, fingerprint(), ProgressDisplay(), sweep_id=sweep_id)
+    print(f"sweep {sweep_id}" + (f": resuming, {len(previous)} point(s) already measured" if previous else ""),
+          file=sys.stderr)
+    try:
+        done, results = runner.run_sweep(workloads, catalog, previous)
+    except KeyboardInterrupt:
+        args = [a for a in sys.argv[1:] if not a.startswith("resume=")]
+        sys.stderr.write(f"\nbench: interrupted; the finished points are kept. Resume with:\n"
+                         f"  bench run {' '.join(args)} resume={sweep_id}\n")
+        sys.exit(130)
+    ctx.results.extend(done)
+    ctx.sweep_stops.extend(
+        r.points[-1].record_id for r in results.values() if r.points and r.points[-1].status == "oom")
+    summary(done, ctx.store_url)
+    sweep_summary(sweep_id, results)
+
+
+def _run_hydra(ctx: RunContext, args: list[str]) -> None:
+    import hydra
+
+    register(ctx.args.config_folders)
+
+    def task(cfg: Any) -> None:
+        _task(ctx, cfg)
+
+    entry = hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(task)
+    saved = sys.argv
+    sys.argv = ["bench run", *args]
+    try:
+        entry()
+    finally:
+        sys.argv = saved
+
+
+def run_command(args: list[str]) -> int:
+    args = open_dict_overrides(args)
+    parsed = parse_hydra_args(args)
+    jobs: list[Job] = []
+    if not parsed.info_only:
+        try:
+            jobs = composed_jobs(parsed)
+        except ConfigError as exc:
+            _err(str(exc))
+            return 2
+    ctx = RunContext.composed(parsed, jobs)
+    try:
+        _run_hydra(ctx, args)
+    except KeyboardInterrupt:
+        sys.stderr.write("\nbench: interrupted; the records of finished work items are kept\n")
+        return 130
+    if parsed.info_only or not ctx.jobs_run:
+        return 0
+    if ctx.jobs_run > 1:
+        from bench.reporting.summary import summary
+
+        print(f"\nmultirun: {ctx.jobs_run} jobs")
+        summary(ctx.results, ctx.store_url)
+    # An out-of-memory that ended a batch sweep is the sweep's answer, not a failure.
+    bad = [r for r, _ in ctx.results if (r.status != "ok" or not r.valid) and r.id not in ctx.sweep_stops]
+    return 1 if bad else 0

@@ -1,0 +1,33 @@
+"""The results store a command names: ``results=PROFILE``, ``results.dir=...``, ``results.url=...``,
+composed exactly as `bench run` composes them (conf/results/, environment interpolation)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+from bench.config.compose import compose, to_config
+from bench.config.explain import explain
+from bench.errors import ConfigError
+from bench.results.store import ResultsStore
+
+__all__ = ["results_location", "open_store"]
+
+
+def results_location(overrides: Sequence[str]) -> tuple[str, Optional[str]]:
+    """results.dir and results.url of the results overrides."""
+    try:
+        cfg = to_config(compose(list(overrides)))
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Hydra's errors, explained in one line
+        raise explain(exc, list(overrides)) from None
+    return str(Path(cfg.results.dir).expanduser()), cfg.results.url
+
+
+def open_store(overrides: Sequence[str] = (), create: bool = False) -> ResultsStore:
+    """The store named by the results overrides, opened (a bad URL fails here, masked)."""
+    directory, url = results_location(overrides)
+    store = ResultsStore(directory, url, create=create)
+    store.engine  # noqa: B018 - open now: an unreachable database is a usage error before any work
+    return store

@@ -1,0 +1,251 @@
+"""The checks of a typed config that its schema's types cannot express: ranges, choices, combinations,
+the suite's own options, a results folder that takes files. Each failure is a ConfigError naming the
+key, the value and the fix. Suites are reached by import path (bench.plugins), never imported here.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench.config.schema import (PRECISIONS, SCENARIOS, TAIL_PERCENTILES, BackendConfig, Config,
+                                 LoadScenarioConfig, MultiStreamScenarioConfig, OpenVinoBackendConfig,
+                                 OrtBackendConfig, ResultsConfig, ScenarioConfig, ServerScenarioConfig, SweepConfig,
+                                 TorchBackendConfig, TrainingScenarioConfig, suite_options)
+from bench.errors import ConfigError
+from bench.plugins import load_suite, resolve, search_dirs, suite_option_error
+
+__all__ = ["validate"]
+
+
+def _positive(key: str, value: float | int | None, fix: str) -> None:
+    if value is None or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+        raise ConfigError(key, value, fix, "must be > 0")
+
+def validate(cfg: Config) -> Config:
+    """Check values a schema's types cannot express. Raises ConfigError naming key, value and fix."""
+    if cfg.batch_size is not None and cfg.batch_size < 1:
+        raise ConfigError("batch_size", cfg.batch_size, "give a whole number >= 1, e.g. batch_size=8", "must be >= 1")
+    sc: ScenarioConfig = cfg.scenario
+    if sc.name not in SCENARIOS:
+        raise ConfigError("scenario.name", sc.name, f"use one of {', '.join(SCENARIOS)}", "is not a scenario")
+    if sc.default_batch_size < 1:
+        raise ConfigError("scenario.default_batch_size", sc.default_batch_size, "give a whole number >= 1", "must be >= 1")
+    for key in ("warmup_s", "warmup_max_s", "min_duration_s", "max_duration_s"):
+        _positive(f"scenario.{key}", getattr(sc, key), "give a duration in seconds, e.g. 5")
+    for key in ("min_iterations", "max_iterations"):
+        _positive(f"scenario.{key}", getattr(sc, key), "give a whole number >= 1")
+    if sc.warmup_iterations < 0:
+        raise ConfigError("scenario.warmup_iterations", sc.warmup_iterations, "give 0 or more", "must be >= 0")
+    if sc.max_duration_s < sc.min_duration_s:
+        raise ConfigError("scenario.max_duration_s", sc.max_duration_s,
+                          f"make it >= scenario.min_duration_s ({sc.min_duration_s})", "is below the minimum duration")
+    if sc.max_iterations < sc.min_iterations:
+        raise ConfigError("scenario.max_iterations", sc.max_iterations,
+                          f"make it >= scenario.min_iterations ({sc.min_iterations})", "is below the minimum")
+    if sc.tail_percentile is not None and sc.tail_percentile not in TAIL_PERCENTILES:
+        raise ConfigError("scenario.tail_percentile", sc.tail_percentile,
+                          f"use one of {', '.join(map(str, TAIL_PERCENTILES))} (the reported percentiles), or null",
+                          "is not a reported tail percentile")
+    for key in ("target_rel_ci", "target_rel_ci_tail", "confidence"):
+        value = getattr(sc, key)
+        if not (0.0 < value < 1.0):
+            raise ConfigError(f"scenario.{key}", value, "give a fraction strictly between 0 and 1, e.g. 0.01",
+                              "must be in (0, 1)")
+    _validate_scenario_kind(cfg)
+    if isinstance(cfg.repeats, bool) or cfg.repeats < 1:
+        raise ConfigError("repeats", cfg.repeats, "give a whole number >= 1 (1: one process; 5 for figures to "
+                          "publish, as preset=rigorous)", "must be >= 1")
+    _positive("worker.timeout_s", cfg.worker.timeout_s, "give a timeout in seconds, e.g. 900")
+    for key in ("power_hz", "memory_hz"):
+        _positive(f"sensors.{key}", getattr(cfg.sensors, key), "give a rate in Hz, e.g. 20")
+    if cfg.sensors.idle_s < 0:
+        raise ConfigError("sensors.idle_s", cfg.sensors.idle_s, "give 0 (no baseline) or more seconds", "must be >= 0")
+    if cfg.sensors.estimate and not cfg.sensors.tdp_w:
+        raise ConfigError("sensors.tdp_w", cfg.sensors.tdp_w, "give the CPU's TDP, e.g. sensors.tdp_w=65",
+                          "is needed by sensors.estimate=true")
+    if cfg.worker.memory_limit_mib is not None:
+        _positive("worker.memory_limit_mib", cfg.worker.memory_limit_mib, "give MiB, e.g. 8192, or null")
+    be: BackendConfig = cfg.backend
+    if be.precision not in PRECISIONS:
+        raise ConfigError("backend.precision", be.precision, f"use one of {', '.join(PRECISIONS)}",
+                          "is not a precision")
+    if isinstance(be, TorchBackendConfig):
+        _optional_counts(be, ("threads", "interop_threads"))
+        if be.streams < 1:
+            raise ConfigError("backend.streams", be.streams, "give a whole number >= 1", "must be >= 1")
+        if be.streams > 1:
+            if be.name != "cuda":
+                raise ConfigError("backend.streams", be.streams, "use backend=cuda for several CUDA streams, or "
+                                  "backend.streams=1", f"is not supported by backend={be.name}")
+            if cfg.scenario.name not in ("server", "multistream") or cfg.scenario.engine != "native":
+                raise ConfigError("backend.streams", be.streams, "use scenario=server or multistream (native engine), "
+                                  "or backend.streams=1", "applies to the load scenarios only")
+    if isinstance(be, OpenVinoBackendConfig):
+        _choice(be, "source", ("onnx", "convert_model"))
+        _choice(be, "hint", ("auto", "latency", "throughput"))
+        _optional_counts(be, ("num_requests", "threads"))
+    if isinstance(be, OrtBackendConfig):
+        _choice(be, "graph_optimization", ("disable", "basic", "extended", "all"))
+        _optional_counts(be, ("intra_op_threads", "inter_op_threads"))
+        if be.provider == "tensorrt" and be.precision == "fp32":
+            # TensorRT builds with TF32 on by default and the provider passes no option to clear it, so
+            # an "fp32" record would hold TF32 results (7.6e-4 from the reference on an H200, where fp32's
+            # tolerance is 1e-4): refused rather than mislabelled.
+            raise ConfigError("backend.precision", "fp32",
+                              "use backend.precision=tf32 (what it runs), or backend=onnxruntime-cuda or "
+                              "backend=tensorrt for IEEE fp32",
+                              "is not supported by this backend (ONNX Runtime's TensorRT provider always runs "
+                              "TF32; it has no option to turn TF32 off)")
+    try:
+        suite = load_suite(cfg.suite.catalog)
+    except (ImportError, ValueError, TypeError) as exc:
+        raise ConfigError("suite.catalog", cfg.suite.catalog, f"fix conf/suite/{cfg.suite.name}.yaml ({exc})",
+                          "cannot be loaded") from None
+    unknown = [name for name in cfg.suite.only if name not in suite.names()]
+    if unknown:
+        raise ConfigError("suite.only", unknown[0] if len(unknown) == 1 else unknown,
+                          f"choose among {', '.join(suite.names())} (see `bench list`)",
+                          f"is not a workload of suite {suite.name!r}")
+    sw: SweepConfig = cfg.sweep
+    if sw.name not in ("none", "batch"):
+        raise ConfigError("sweep.name", sw.name, "use sweep=none or sweep=batch", "is not a sweep")
+    if sw.name == "batch":
+        if cfg.batch_size is not None:
+            raise ConfigError("batch_size", cfg.batch_size, "drop batch_size (the sweep chooses it) or use sweep=none",
+                              "conflicts with sweep=batch")
+        for key in ("start", "max_batch"):
+            if getattr(sw, key) < 1:
+                raise ConfigError(f"sweep.{key}", getattr(sw, key), "give a whole number >= 1", "must be >= 1")
+        if sw.factor < 2:
+            raise ConfigError("sweep.factor", sw.factor, "give a whole number >= 2, e.g. 2", "must be >= 2")
+        if sw.patience < 1:
+            raise ConfigError("sweep.patience", sw.patience, "give a whole number >= 1", "must be >= 1")
+    if cfg.resume is not None and sw.name != "batch":
+        raise ConfigError("resume", cfg.resume, "add sweep=batch (only sweeps resume)", "needs a sweep")
+    try:
+        suite.check(suite_options(cfg))
+    except suite_option_error() as exc:
+        raise ConfigError(exc.key, exc.value, exc.fix, exc.problem) from None
+    _check_results_writable(cfg.results)
+    return cfg
+
+def _validate_scenario_kind(cfg: Config) -> None:
+    """The options of the load, training and LoadGen scenarios."""
+    sc = cfg.scenario
+    if sc.engine not in ("native", "loadgen"):
+        raise ConfigError("scenario.engine", sc.engine, "use scenario.engine=native or loadgen", "is not an engine")
+    if isinstance(sc, LoadScenarioConfig):
+        if sc.slo_ms is not None:
+            _positive("scenario.slo_ms", sc.slo_ms, "give the latency requirement in ms, or null for the workload's")
+        if not (0.0 < sc.percentile < 1.0):
+            raise ConfigError("scenario.percentile", sc.percentile, "give a fraction in (0, 1), e.g. 0.99",
+                              "must be in (0, 1)")
+        if sc.max_wait_ms < 0:
+            raise ConfigError("scenario.max_wait_ms", sc.max_wait_ms, "give 0 or more milliseconds", "must be >= 0")
+        _positive("scenario.drain_s", sc.drain_s, "give seconds, e.g. 2")
+        _positive("scenario.max_probes", sc.max_probes, "give a whole number >= 1, e.g. 10")
+    if isinstance(sc, ServerScenarioConfig):
+        _positive("scenario.rate_qps", sc.rate_qps, "give the arrival rate in requests per second, e.g. "
+                  "scenario.rate_qps=50 (or scenario.find_peak=true to search it)")
+        if not (0.0 < sc.peak_tolerance < 1.0):
+            raise ConfigError("scenario.peak_tolerance", sc.peak_tolerance, "give a fraction in (0, 1), e.g. 0.05",
+                              "must be in (0, 1)")
+    if isinstance(sc, MultiStreamScenarioConfig):
+        _positive("scenario.fps", sc.fps, "give frames per second, e.g. scenario.fps=30")
+        if sc.streams is not None:
+            _positive("scenario.streams", sc.streams, "give a whole number >= 1, or null to search")
+        _positive("scenario.max_streams", sc.max_streams, "give a whole number >= 1")
+    if isinstance(sc, TrainingScenarioConfig):
+        if not _can_train(cfg.backend.impl):
+            raise ConfigError("backend", cfg.backend.name,
+                              f"train on one of {', '.join(training_backends())} (PyTorch)", "cannot train")
+        if cfg.backend.precision == "int8":
+            raise ConfigError("backend.precision", "int8", "train in fp32, tf32, fp16 or bf16 (AMP)",
+                              "is not a training precision")
+        if sc.engine != "native":
+            raise ConfigError("scenario.engine", sc.engine, "use scenario.engine=native for training",
+                              "does not drive training")
+        _positive("scenario.fit_images", sc.fit_images, "give a whole number >= 1, e.g. 32")
+        _positive("scenario.fit_repeats", sc.fit_repeats, "give a whole number >= 1, e.g. 3")
+    if sc.engine == "loadgen":
+        lg = sc.loadgen
+        if lg.preset not in ("none", "mlperf"):
+            raise ConfigError("scenario.loadgen.preset", lg.preset, "use none or mlperf", "is not a preset")
+        _positive("scenario.loadgen.min_duration_s", lg.min_duration_s, "give seconds, e.g. 10")
+        if lg.max_duration_s < 0:
+            raise ConfigError("scenario.loadgen.max_duration_s", lg.max_duration_s, "give 0 (no cap) or seconds",
+                              "must be >= 0")
+        _positive("scenario.loadgen.min_query_count", lg.min_query_count, "give a whole number >= 1")
+        _positive("scenario.loadgen.samples_per_query", lg.samples_per_query, "give a whole number >= 1")
+        if isinstance(sc, ServerScenarioConfig) and sc.find_peak:
+            raise ConfigError("scenario.find_peak", True, "use scenario.engine=native to search the peak, or give "
+                              "scenario.rate_qps to LoadGen", "is not done by LoadGen")
+        import importlib.util
+
+        if importlib.util.find_spec("mlperf_loadgen") is None:
+            raise ConfigError("scenario.engine", "loadgen",
+                              "pip install -c constraints.txt -e '.[loadgen]'  (mlcommons-loadgen)",
+                              "needs MLPerf LoadGen, which is not installed")
+
+def _optional_counts(backend: Any, keys: tuple[str, ...]) -> None:
+    """Settings that are a whole number >= 1, or null for the runtime's default."""
+    for key in keys:
+        value = getattr(backend, key)
+        if value is not None and value < 1:
+            raise ConfigError(f"backend.{key}", value, "give a whole number >= 1, or null for the default",
+                              "must be >= 1")
+
+
+def _choice(backend: Any, key: str, allowed: tuple[str, ...]) -> None:
+    if getattr(backend, key) not in allowed:
+        raise ConfigError(f"backend.{key}", getattr(backend, key), f"use one of {', '.join(allowed)}",
+                          "is not a choice")
+
+
+def _check_results_writable(results: ResultsConfig) -> None:
+    """The folder exists and takes a file, or can be created; checked without leaving a trace."""
+    if results.url:
+        return  # a database URL is checked when the store opens it
+    path = Path(results.dir).expanduser()
+    fix = "point results.dir at a folder you can write, e.g. results.dir=$HOME/bench-results"
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "is not a folder" if existing == path else f"cannot be created ({existing} is not a folder)"
+        raise ConfigError("results.dir", str(results.dir), fix, what)
+    # Root ignores permission bits, so try a real write (and remove it) rather than os.access.
+    try:
+        probe = tempfile.mkdtemp(prefix=".bench-write-probe-", dir=existing)
+        os.rmdir(probe)
+    except OSError as exc:
+        raise ConfigError("results.dir", str(results.dir), fix, f"is not writable ({exc.strerror})") from None
+
+
+def _can_train(impl: str) -> bool:
+    """Whether the Backend class at ``impl`` ('module:Class') says it can train (its ``can_train``);
+    False for an import path that does not resolve."""
+    try:
+        return bool(getattr(resolve(impl), "can_train", False))
+    except (ImportError, ValueError):
+        return False
+
+
+def training_backends() -> list[str]:
+    """The backend configs (bench's conf/backend/*.yaml and the plugins') whose class can train, eager
+    before compiled."""
+    from omegaconf import OmegaConf
+
+    names = []
+    for folder in search_dirs():
+        for path in sorted((folder / "backend").glob("*.yaml")):
+            conf = OmegaConf.load(path)
+            if _can_train(str(conf.get("impl", ""))):
+                names.append(str(conf.get("name", path.stem)))
+    return sorted(dict.fromkeys(names), key=lambda name: (name.endswith("-compiled"), name))
