@@ -18,6 +18,7 @@ from bench.precision import PARITY_TOLERANCE, PRECISION_ORDER, lowest_precision
 __all__ = ["Availability", "Backend", "Session", "PrepareContext", "TrainingContext", "TrainingSession",
            "CannotTrain", "PARITY_TOLERANCE", "PRECISION_ORDER", "lowest_precision"]
 
+
 @dataclass(frozen=True)
 class PrepareContext:
     """What a backend may need to know besides the model: the scenario it will be driven in (an

@@ -135,6 +135,7 @@ def _si(value: Optional[float], unit: str) -> str:
 
 def _table(header: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
     def line(cells: list[str]) -> str:
         return "  " + "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
     return [line(header).rstrip(), *(line(r).rstrip() for r in rows)]

@@ -15,7 +15,10 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from bench.config.explain import explain
-from bench.config.schema import CONF_DIR, Config, register_schemas
+from bench.config.help import help_text
+from bench.config.schema import (CONF_DIR, CompiledBackendConfig, Config, MultiStreamScenarioConfig, OpenVinoBackendConfig,
+                                 OrtBackendConfig, ResultsConfig, ScenarioConfig, ServerScenarioConfig, SuiteConfig,
+                                 SweepConfig, TensorRTBackendConfig, TorchBackendConfig, TrainingScenarioConfig)
 from bench.config.validate import validate
 from bench.errors import BackendUnavailable, ConfigError
 from bench.plugins import plugin_conf_dirs, resolve, searchpath_dirs
@@ -113,6 +116,29 @@ def _plugin_search_path() -> type:
 
     BenchPluginSearchPath.__module__ = __name__
     return BenchPluginSearchPath
+
+
+def register_schemas(config_dirs: Sequence[str] = ()) -> None:
+    """The schemas, and `bench run --help` listing the options of bench's conf/, of the plugins and of
+    ``config_dirs`` (``-cd``, ``hydra.searchpath``)."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="bench_schema", node=Config)
+    # Schemas live in their own group so that they never show up as a choice of suite/backend/...
+    cs.store(group="schema/suite", name="suite", node=SuiteConfig, package="suite")
+    cs.store(group="schema/backend", name="torch", node=TorchBackendConfig, package="backend")
+    cs.store(group="schema/backend", name="compiled", node=CompiledBackendConfig, package="backend")
+    cs.store(group="schema/backend", name="onnxruntime", node=OrtBackendConfig, package="backend")
+    cs.store(group="schema/backend", name="openvino", node=OpenVinoBackendConfig, package="backend")
+    cs.store(group="schema/backend", name="tensorrt", node=TensorRTBackendConfig, package="backend")
+    cs.store(group="schema/scenario", name="scenario", node=ScenarioConfig, package="scenario")
+    cs.store(group="schema/scenario", name="server", node=ServerScenarioConfig, package="scenario")
+    cs.store(group="schema/scenario", name="multistream", node=MultiStreamScenarioConfig, package="scenario")
+    cs.store(group="schema/scenario", name="training", node=TrainingScenarioConfig, package="scenario")
+    cs.store(group="schema/results", name="results", node=ResultsConfig, package="results")
+    cs.store(group="schema/sweep", name="sweep", node=SweepConfig, package="sweep")
+    cs.store(group="hydra/help", name="bench", node={"app_name": "bench", "template": help_text(config_dirs)})
 
 
 def register(config_dirs: Sequence[str] = ()) -> None:

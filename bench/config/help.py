@@ -1,6 +1,6 @@
 """`bench run --help`: the config groups with their options (bench's conf/, the plugins', the folders
 given with -cd or hydra.searchpath), every field with its help text, then the composed config.
-Registered in Hydra's ConfigStore as hydra/help/bench by bench.config.schema.register_schemas.
+Registered in Hydra's ConfigStore as hydra/help/bench by bench.config.compose.register_schemas.
 """
 
 from __future__ import annotations

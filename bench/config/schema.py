@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 from omegaconf import MISSING
 
@@ -31,7 +31,6 @@ __all__ = [
     "SweepConfig",
     "ModelConfig",
     "Config",
-    "register_schemas",
      # bench.config.validate.validate, re-exported
     "field_help",
     "SCENARIOS",
@@ -192,8 +191,6 @@ class TrainingScenarioConfig(ScenarioConfig):
     fit_repeats: int = _f(3, help="timed fits of the fit-based methods")
 
 
-
-
 @dataclass
 class ResultsConfig:
     name: str = _f("local", help="results profile, the file name in conf/results/")
@@ -276,29 +273,6 @@ class Config:
     repeats: int = _f(1, help="run each work item in this many fresh worker processes and store one record whose "
                               "intervals include the variation between processes (preset=rigorous sets 5)")
 
-def register_schemas(config_dirs: Sequence[str] = ()) -> None:
-    """The schemas, and `bench run --help` listing the options of bench's conf/, of the plugins and of
-    ``config_dirs`` (``-cd``, ``hydra.searchpath``)."""
-    from hydra.core.config_store import ConfigStore
-
-    from bench.config.help import help_text
-
-    cs = ConfigStore.instance()
-    cs.store(name="bench_schema", node=Config)
-    # Schemas live in their own group so that they never show up as a choice of suite/backend/...
-    cs.store(group="schema/suite", name="suite", node=SuiteConfig, package="suite")
-    cs.store(group="schema/backend", name="torch", node=TorchBackendConfig, package="backend")
-    cs.store(group="schema/backend", name="compiled", node=CompiledBackendConfig, package="backend")
-    cs.store(group="schema/backend", name="onnxruntime", node=OrtBackendConfig, package="backend")
-    cs.store(group="schema/backend", name="openvino", node=OpenVinoBackendConfig, package="backend")
-    cs.store(group="schema/backend", name="tensorrt", node=TensorRTBackendConfig, package="backend")
-    cs.store(group="schema/scenario", name="scenario", node=ScenarioConfig, package="scenario")
-    cs.store(group="schema/scenario", name="server", node=ServerScenarioConfig, package="scenario")
-    cs.store(group="schema/scenario", name="multistream", node=MultiStreamScenarioConfig, package="scenario")
-    cs.store(group="schema/scenario", name="training", node=TrainingScenarioConfig, package="scenario")
-    cs.store(group="schema/results", name="results", node=ResultsConfig, package="results")
-    cs.store(group="schema/sweep", name="sweep", node=SweepConfig, package="sweep")
-    cs.store(group="hydra/help", name="bench", node={"app_name": "bench", "template": help_text(config_dirs)})
 
 def field_help(cls: type) -> dict[str, str]:
     return {f.name: f.metadata.get("help", "") for f in fields(cls)}
@@ -308,6 +282,7 @@ def suite_options(cfg: Config) -> dict[str, Any]:
     """What the suite is told besides the workload: data set, boundary, tiles, the user's images."""
     return {"dataset": cfg.suite.dataset, "boundary": cfg.suite.boundary, "tile_size": cfg.suite.tile_size,
             "data_path": cfg.data.path, "model": as_plain(cfg.model)}
+
 
 def as_plain(obj: Any) -> Any:
     """A dataclass config as plain dicts and lists (for records and JSON)."""

@@ -25,6 +25,7 @@ def _positive(key: str, value: float | int | None, fix: str) -> None:
     if value is None or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
         raise ConfigError(key, value, fix, "must be > 0")
 
+
 def validate(cfg: Config) -> Config:
     """Check values a schema's types cannot express. Raises ConfigError naming key, value and fix."""
     if cfg.batch_size is not None and cfg.batch_size < 1:
@@ -133,6 +134,7 @@ def validate(cfg: Config) -> Config:
     _check_results_writable(cfg.results)
     return cfg
 
+
 def _validate_scenario_kind(cfg: Config) -> None:
     """The options of the load, training and LoadGen scenarios."""
     sc = cfg.scenario
@@ -190,6 +192,7 @@ def _validate_scenario_kind(cfg: Config) -> None:
             raise ConfigError("scenario.engine", "loadgen",
                               "pip install -c constraints.txt -e '.[loadgen]'  (mlcommons-loadgen)",
                               "needs MLPerf LoadGen, which is not installed")
+
 
 def _optional_counts(backend: Any, keys: tuple[str, ...]) -> None:
     """Settings that are a whole number >= 1, or null for the runtime's default."""

@@ -63,6 +63,8 @@ EXIT_FAIL = 1  # the candidate is significantly worse beyond a --fail-on thresho
 EXIT_USAGE = 2  # bad input: one line `bench: error: ...`
 EXIT_INCONCLUSIVE = 3  # with --fail-on: a record behind a comparison is unconverged or noisy
 MATCH_KEYS = ("suite", "workload", "scenario", "batch_size", "precision")
+
+
 @dataclass
 class Comparison:
     key: dict[str, object]

@@ -17,7 +17,6 @@ __all__ = ["fmt_figure", "cell", "columns", "shown", "HEADINGS", "LEGEND", "COLU
            "render_markdown", "render_csv", "CSV_FIELDS"]
 
 
-
 def fmt_figure(f: Figure, digits: int = 4) -> str:
     """``412.9 [401.2, 431.0]``; a missing end in words, ``412.9 [401.2, no upper bound (n=53 samples;
     368 bound it)]``; ``412.9 *`` for a figure its record holds without interval."""

@@ -28,7 +28,6 @@ METRICS = {"throughput_sps": (True, "throughput"), "latency_p50_ms": (False, "la
 _QUANTILE = {"latency_p50_ms": 0.50, "latency_p99_ms": 0.99}
 
 
-
 @dataclass(frozen=True)
 class Ratio:
     """candidate / baseline, with its interval and the method that gave it."""

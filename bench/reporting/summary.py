@@ -116,7 +116,6 @@ def summary(results: Sequence[tuple[RunRecord, Path]], store_url: str, stream: O
         console.print(f"{failed} work item(s) failed, {invalid} invalid", markup=False)
 
 
-
 def sweep_summary(sweep_id: str, results: dict, stream: Optional[TextIO] = None) -> None:
     """Per workload: the sizes measured, why the sweep stopped, and the last size that fit."""
     stream = stream or sys.stdout

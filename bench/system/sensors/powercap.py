@@ -107,4 +107,3 @@ class PowercapSensor(Sensor):
         for zone in self.zones or []:
             values[f"{zone.domain}_energy"] = int(self._read(zone.path / "energy_uj")) / 1e6
         return values
-

@@ -135,4 +135,3 @@ def test_loadgen_calibration_never_reports_a_zero_time():
 
     out = _calibrate(lambda n: None, 1, TickingClock())  # a clock that never moves
     assert out["times_ns"] == [1] * 5 and out["best_ns"] == 1
-
