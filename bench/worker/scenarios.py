@@ -163,7 +163,7 @@ def run_training_item(item: Any, emit: Callable[[Any], None]) -> dict[str, Any]:
     from bench.orchestration.protocol import Progress
     from bench.suites.base import load_suite, resolve
     from bench.suites.training import training_task
-    from bench.worker.process import loop_settings_of, measured_window
+    from bench.worker.window import loop_settings_of, measured_window
 
     def phase(name: str, **info: Any) -> None:
         emit(Progress(name, info))
