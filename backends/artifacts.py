@@ -2,8 +2,13 @@
 hash of what determines them, so that a sweep converts once.
 
 The key of an artifact is the hash of the model spec and input spec (``PrepareContext.model_key``,
-made by the worker), the kind of artifact, and whatever else determines it (precision, backend
-settings, library versions), given by the backend. An artifact is built into a temporary folder and
+made by the worker from one sample's shapes: the batch size is not in it), the kind of artifact, and
+whatever else determines it (precision, backend settings, library versions, and the batch sizes it
+serves), given by the backend. An artifact that covers a range of batch sizes keys on the range, not
+on the batch measured: the ONNX export (dynamic batch axis up to onnx_export.MAX_BATCH) is the same
+file for every batch, a TensorRT profile covers 1..max_batch_size, so every point of a batch sweep
+after the first is served from the cache. One built for one batch (a static-shape model) puts that
+batch in its key. An artifact is built into a temporary folder and
 renamed into place, so a killed build never leaves a half-written artifact that a later run would
 trust. Each artifact folder holds a ``meta.json`` with the key's parts and the build time.
 """
@@ -82,15 +87,23 @@ def cached_onnx(model: Any, example_inputs: Sequence[Any], context: PrepareConte
     the user's own ONNX file, as it is, when the context names one."""
     from bench.backends.onnx_export import export_onnx
 
+    from bench.backends.onnx_export import MAX_BATCH
+
     if context.onnx_path:
         path = Path(context.onnx_path).resolve()
         return path, Artifact(path.parent, context.model_key, True, 0.0, 0.0)
+    top = max(context.batch_size, context.max_batch_size)
+    if top > MAX_BATCH:
+        raise ValueError(f"batch {top} is above the {MAX_BATCH} the ONNX export's dynamic batch axis accepts "
+                         f"(bench.backends.onnx_export.MAX_BATCH): use a smaller batch_size or sweep.max_batch")
 
     def build(folder: Path) -> None:
         examples = [_at_least_two(t) for t in example_inputs]
         export_onnx(model, examples, folder / "model.onnx")
 
-    parts = {"versions": library_versions("torch", "onnx", "onnxscript")}
+    # No batch size in the key: the file serves every batch in 1..MAX_BATCH (the model key holds one
+    # sample's shapes), so each point of a batch sweep after the first is a cache hit.
+    parts = {"batch_axis": f"dynamic 1..{MAX_BATCH}", "versions": library_versions("torch", "onnx", "onnxscript")}
     artifact = cached_artifact("onnx", context, parts, build)
     return artifact.path / "model.onnx", artifact
 

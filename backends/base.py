@@ -24,8 +24,10 @@ class PrepareContext:
     """What a backend may need to know besides the model: the scenario it will be driven in (an
     async runtime sizes its request queue by it), the batch sizes to build for, and where to cache
     conversions. ``model_key`` identifies the model and its input spec (suite, workload, seed, suite
-    options, the model code's hash, input shapes and dtypes); a backend adds its precision, its
-    settings and its library versions to make a conversion's cache key."""
+    options, the model code's hash, one sample's input shapes and dtypes: not the batch size); a
+    backend adds its precision, its settings, its library versions and the batch sizes the artifact
+    serves to make a conversion's cache key. ``max_batch_size`` is the largest batch the item covers:
+    a batch sweep's largest size (so one artifact serves the whole sweep), else ``batch_size``."""
 
     scenario: str = "latency"
     batch_size: int = 1

@@ -153,8 +153,9 @@ def ran_precision(nodes_per_provider: dict[str, int], providers: Sequence[str],
 
 
 def _profile_shapes(onnx_path: Path, example_inputs: Sequence[Any], context: PrepareContext) -> dict[str, str]:
-    """TensorRT optimisation profile over batch 1 .. max_batch_size (opt: the batch measured), so the
-    engine is built once at session creation for every batch of the sweep instead of per shape."""
+    """TensorRT optimisation profile over batch 1 .. max_batch_size, tuned (opt) for max_batch_size:
+    outside a sweep that is the batch measured; in a batch sweep it is the sweep's largest size, the
+    same for every point, so one engine (one cache key) serves the whole sweep instead of one per shape."""
     import onnx
 
     names = [i.name for i in onnx.load(str(onnx_path), load_external_data=False).graph.input]
@@ -164,7 +165,7 @@ def _profile_shapes(onnx_path: Path, example_inputs: Sequence[Any], context: Pre
                         for n, t in zip(names, example_inputs))
 
     top = max(context.max_batch_size, context.batch_size)
-    return {"trt_profile_min_shapes": spec(1), "trt_profile_opt_shapes": spec(context.batch_size),
+    return {"trt_profile_min_shapes": spec(1), "trt_profile_opt_shapes": spec(top),
             "trt_profile_max_shapes": spec(top)}
 
 

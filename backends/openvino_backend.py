@@ -1,10 +1,13 @@
 """OpenVINO on CPU, GPU, NPU or AUTO (``backend=openvino``).
 
 The model comes from the cached ONNX export (``source=onnx``, read with ``Core.read_model``) or
-from ``openvino.convert_model`` on the module's ``torch.export`` program (``source=convert_model``);
-either way it is reshaped to the static input shapes of the measured batch (static shapes let the
-plugins pick their best kernels and memory plan) and cached as IR (``openvino.save_model``) under a key of source,
-precision, shapes and library versions, so a sweep converts once.
+from ``openvino.convert_model`` on the module's ``torch.export`` program (``source=convert_model``),
+and is cached as IR (``openvino.save_model``) under a key of source, precision, shapes and library
+versions. The IR of ``source=onnx`` keeps the export's dynamic batch axis and keys on one sample's
+shapes, so a batch sweep converts once; ``convert_model`` traces static shapes (and a user's ONNX
+file may fix its batch), so that IR is one batch's and keys on it. Either way the model read back is reshaped to the static input shapes of the
+measured batch before it is compiled (static shapes let the plugins pick their best kernels and
+memory plan).
 
 ``compile_model`` always gets an explicit INFERENCE_PRECISION_HINT: the CPU plugin runs bf16 by
 default on CPUs that have it, and silently turns an unsupported f16 into bf16, so the precision is
@@ -321,6 +324,8 @@ class OpenVinoBackend(Backend):
         core = ov.Core()
         ir, artifact, onnx_artifact = self._ir(core, model, example_inputs, context)
         ov_model = core.read_model(str(ir))
+        # The measured batch's static shapes (a batch-dynamic IR serves every batch of a sweep).
+        ov_model.reshape({port: ov.PartialShape(list(t.shape)) for port, t in zip(ov_model.inputs, example_inputs)})
 
         # auto: the throughput hint for back-to-back batches, the latency hint for one request at a time
         # and for the load scenarios (whose requests are judged by their latency).
@@ -367,11 +372,14 @@ class OpenVinoBackend(Backend):
 
     def _ir(self, core: Any, model: Any, example_inputs: Sequence[Any],
             context: PrepareContext) -> tuple[Any, Artifact, Optional[Artifact]]:
-        """The IR (model.xml + model.bin), static shapes, from the cache or converted now."""
+        """The IR (model.xml + model.bin), from the cache or converted now: batch-dynamic from the ONNX
+        export, static (the measured batch) from convert_model."""
         import openvino as ov
 
         s = self.settings
         shapes = [list(t.shape) for t in example_inputs]
+        # Our export has a dynamic batch axis; a user's ONNX file may fix it, so its IR stays static.
+        dynamic_batch = s.source == "onnx" and not context.onnx_path
         used_onnx: list[Artifact] = []
 
         def build(folder: Any) -> None:
@@ -385,12 +393,17 @@ class OpenVinoBackend(Backend):
                 import torch
 
                 ov_model = ov.convert_model(torch.export.export(model, tuple(example_inputs)))
-            ov_model.reshape({port: ov.PartialShape(shape) for port, shape in zip(ov_model.inputs, shapes)})
+            if dynamic_batch:  # the export's batch axis stays dynamic; the rest takes the sample's shape
+                ov_model.reshape({port: ov.PartialShape([-1, *shape[1:]])
+                                  for port, shape in zip(ov_model.inputs, shapes)})
+            else:
+                ov_model.reshape({port: ov.PartialShape(shape) for port, shape in zip(ov_model.inputs, shapes)})
             # save_model compresses weights to fp16 by default: only do so when fp16 is what runs.
             ov.save_model(ov_model, str(folder / "model.xml"), compress_to_fp16=s.precision == "fp16")
 
         libraries = ("openvino", "torch") + (("onnx", "onnxscript") if s.source == "onnx" else ())
-        parts = {"source": s.source, "precision": s.precision, "shapes": shapes,
+        parts = {"source": s.source, "precision": s.precision,
+                 "shapes": [["batch", *shape[1:]] for shape in shapes] if dynamic_batch else shapes,
                  "versions": library_versions(*libraries)}
         artifact = cached_artifact("openvino", context, parts, build)
         return artifact.path / "model.xml", artifact, (used_onnx[0] if used_onnx else None)

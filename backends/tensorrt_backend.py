@@ -47,10 +47,14 @@ _MIB = 1024 * 1024
 def profile_shapes(sample_shape: Sequence[int], batch: int, max_batch_size: int,
                    max_batch: Optional[int]) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
     """(min, opt, max) of one input: batch 1 up to the largest batch of the sweep or of the settings,
-    tuned for the batch measured."""
-    top = max(int(batch), int(max_batch_size), int(max_batch or 0))
+    tuned (opt) for the largest batch the item covers: outside a sweep the batch measured; in a batch
+    sweep its largest size, the same for every point, so that one engine (one cache key) serves the
+    whole sweep. A smaller point then runs kernels tuned for the largest (profile_min_opt_max in the
+    record says so)."""
+    opt = max(int(batch), int(max_batch_size))
+    top = max(opt, int(max_batch or 0))
     rest = tuple(int(d) for d in sample_shape)
-    return (1, *rest), (int(batch), *rest), (top, *rest)
+    return (1, *rest), (opt, *rest), (top, *rest)
 
 
 def engine_key_parts(settings: Any, shapes: Sequence[tuple[tuple[int, ...], ...]], onnx_key: str,

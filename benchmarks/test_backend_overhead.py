@@ -60,7 +60,8 @@ def prepared() -> tuple[OrtSession, dict]:
                                 intra_op_threads=1)
     # The worker's cache key and folder: a run of `bench run backend=onnxruntime` reuses this export.
     context = PrepareContext(scenario="throughput", batch_size=1, max_batch_size=1, cache_dir=default_cache_dir(),
-                             model_key=model_key(item, workload, instance.inputs))
+                             model_key=model_key(item["suite_catalog"], item["seed"], item["suite_options"],
+                                                       workload, instance.inputs))
     session = OrtBackend(settings).prepare(instance.model, instance.inputs, context)
     return session, session.load_inputs(instance.inputs)
 

@@ -9,7 +9,6 @@ failed record, and the run goes on with the next item.
 
 from __future__ import annotations
 
-import json
 import os
 import selectors
 import signal
@@ -21,24 +20,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from bench.config.schema import Config, as_plain, suite_options
+from bench.config.schema import Config, as_plain
 from bench.results.diagnostics import diagnose
 from bench.results.energy import energy_summary
 from bench.measurement.loop import LoopResult
 from bench.results.metrics import fit_metrics, load_metrics, loadgen_metrics, loop_metrics, training_metrics
 from bench.results.records import RunRecord, new_id, utc_now
 from bench.results.store import ResultsStore
+from bench.orchestration.protocol import Error, ItemRequest, Progress, ProtocolError, Result, decode, default_cache_dir
 from bench.orchestration.sweep import SweepPoint, batch_sweep, point_from_record
-from bench.worker.process import PROTOCOL_VERSION
 
-__all__ = ["WorkItem", "WorkerOutcome", "expand", "run_worker", "Runner"]
+__all__ = ["WorkItem", "WorkerOutcome", "expand", "run_worker", "Runner", "default_cache_dir"]
 
 LOG_TAIL_CHARS = 4000
-
-
-def default_cache_dir() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "bench", "artifacts")
 
 
 @dataclass(frozen=True)
@@ -60,7 +54,10 @@ class WorkerOutcome:
     error: Optional[dict[str, Any]] = None
     returncode: Optional[int] = None
     wall_s: float = 0.0
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: list[Progress] = field(default_factory=list)
+    # Lines the parent could not read as messages (another protocol version, a broken line): the
+    # failure's evidence when no result or error came.
+    unreadable: list[str] = field(default_factory=list)
 
 
 def expand(cfg: Config, workload_names: list[str]) -> list[WorkItem]:
@@ -107,7 +104,7 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 def run_worker(
-    item: dict[str, Any],
+    item: ItemRequest,
     timeout_s: float,
     on_event: Callable[[dict[str, Any]], None] = lambda event: None,
     refresh_s: Optional[float] = None,
@@ -141,7 +138,7 @@ def run_worker(
     try:
         assert proc.stdin is not None
         try:
-            proc.stdin.write(json.dumps({"v": PROTOCOL_VERSION, "item": item}).encode())
+            proc.stdin.write(item.to_wire().encode())
             proc.stdin.close()
         except BrokenPipeError:
             pass
@@ -189,6 +186,8 @@ def run_worker(
     outcome.wall_s = time.monotonic() - start
     if outcome.result is None and outcome.error is None:
         outcome.error = _death_reason(proc.returncode, oom_before)
+        if outcome.unreadable:
+            outcome.error["message"] += f"; the worker's messages could not be read: {outcome.unreadable[0]}"
     if outcome.error is not None:
         outcome.error["log_tail"] = _tail(log_path)
         outcome.error["returncode"] = proc.returncode
@@ -197,21 +196,22 @@ def run_worker(
 
 
 def _handle_line(line: bytes, outcome: WorkerOutcome, on_event: Callable[[dict[str, Any]], None]) -> None:
+    if not line.strip():
+        return
     try:
-        message = json.loads(line)
-    except ValueError:
+        message = decode(line)
+    except ProtocolError as exc:
+        outcome.unreadable.append(str(exc))
         return
-    if not isinstance(message, dict) or message.get("v") != PROTOCOL_VERSION:
-        return
-    kind = message.get("type")
-    if kind == "result":
-        outcome.result = message.get("data")
-    elif kind == "error":
-        outcome.error = {"kind": message.get("kind", "exception"), "message": message.get("message", ""),
-                         "traceback": message.get("traceback", "")}
-    elif kind == "progress":
+    if isinstance(message, Result):
+        outcome.result = message.data
+    elif isinstance(message, Error):
+        outcome.error = {"kind": message.kind, "message": message.message, "traceback": message.traceback}
+    elif isinstance(message, Progress):
         outcome.events.append(message)
-        on_event(message)
+        on_event(message.to_event())
+    else:
+        outcome.unreadable.append(f"a {message.type!r} message is not one a worker sends")
 
 
 def _death_reason(returncode: Optional[int], oom_before: Optional[int]) -> dict[str, Any]:
@@ -237,25 +237,8 @@ class Runner:
         self.run_id = run_id or new_id()
         self.sweep_id = sweep_id
 
-    def item_request(self, item: WorkItem) -> dict[str, Any]:
-        backend = self.cfg.backend
-        return {
-            "suite_catalog": self.cfg.suite.catalog,
-            "suite_options": suite_options(self.cfg),
-            "workload": item.workload,
-            "seed": self.cfg.suite.seed,
-            "batch_size": item.batch_size,
-            "backend": as_plain(backend),
-            "backend_settings_type": f"{type(backend).__module__}:{type(backend).__qualname__}",
-            "scenario": as_plain(self.cfg.scenario),
-            "memory_limit_mib": self.cfg.worker.memory_limit_mib,
-            "cache_dir": self.cfg.cache.dir or default_cache_dir(),
-            "cache_enabled": self.cfg.cache.enabled,
-            "sensors": as_plain(self.cfg.sensors),
-            # MLPerf LoadGen's own logs (scenario.engine=loadgen), kept beside the records.
-            "loadgen_log_dir": str(Path(self.cfg.results.dir).expanduser().resolve() / "loadgen" / self.run_id
-                                   / f"{item.workload}-b{item.batch_size}"),
-        }
+    def item_request(self, item: WorkItem) -> ItemRequest:
+        return ItemRequest.from_config(self.cfg, item.workload, item.batch_size, self.run_id)
 
     def run(self, items: list[WorkItem], catalog: dict[str, dict[str, Any]]) -> list[tuple[RunRecord, Path]]:
         return [self.run_one(index, len(items), item, catalog) for index, item in enumerate(items)]

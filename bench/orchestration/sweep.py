@@ -13,7 +13,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-__all__ = ["SweepPoint", "SweepResult", "batch_sweep", "point_from_record"]
+__all__ = ["SweepPoint", "SweepResult", "batch_sweep", "point_from_record", "sweep_batches", "conversion_of"]
+
+
+def sweep_batches(start: int, factor: int, cap: int) -> list[int]:
+    """Every batch size the sweep may measure: start, start*factor, ... up to the cap. Its last is
+    the largest batch a conversion must cover (the work item's ``max_batch_size``)."""
+    sizes, batch = [], max(1, int(start))
+    while batch <= cap:
+        sizes.append(batch)
+        batch *= max(2, int(factor))
+    return sizes or [max(1, int(start))]
 
 
 @dataclass(frozen=True)
@@ -26,6 +36,9 @@ class SweepPoint:
     reused: bool = False  # taken from the store on resume, not measured again
     converged: bool = True  # the record's stopping rule held (its figures are within their targets)
     remeasured: bool = False  # a second measurement with a longer window, after one that did not converge
+    # The conversion stages this point built (() when the cache served all of them); None when the
+    # record says nothing of conversions (a backend without any, or a failed point).
+    converted: Optional[tuple[str, ...]] = None
 
 
 @dataclass(frozen=True)
@@ -35,11 +48,22 @@ class SweepResult:
     last_fitting_batch: Optional[int]
 
 
+def conversion_of(record: Any) -> Optional[tuple[str, ...]]:
+    """The stages a record's setup built rather than took from the conversion cache (its
+    ``setup.conversion``, bench.backends.artifacts.describe_conversion's shape); None when unknown."""
+    conversion = (getattr(record, "setup", None) or {}).get("conversion") or {}
+    if "cache_hit" not in conversion:
+        return None
+    stages = conversion.get("stages") or {}
+    return tuple(name for name, stage in stages.items() if not stage.get("cache_hit", False))
+
+
 def point_from_record(record: Any, reused: bool = False, remeasured: bool = False) -> SweepPoint:
     m = record.metrics or {}
     status = record.status if record.status != "ok" or record.valid else "failed"
     return SweepPoint(int(record.workload.get("batch_size") or 0), status, m.get("throughput_sps"),
-                      m.get("latency_p99_ms"), record.id, reused, bool(m.get("converged", True)), remeasured)
+                      m.get("latency_p99_ms"), record.id, reused, bool(m.get("converged", True)), remeasured,
+                      conversion_of(record))
 
 
 def batch_sweep(measure: Callable[[int], SweepPoint], start: int, factor: int, cap: int, min_gain: float,

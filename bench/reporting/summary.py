@@ -16,7 +16,7 @@ from bench.reporting.progress import use_plain_output
 from bench.results.records import RunRecord
 from bench.measurement.stats import min_samples_to_bound
 
-__all__ = ["summary", "fmt_ci", "fmt_num"]
+__all__ = ["summary", "sweep_summary", "conversion_line", "fmt_ci", "fmt_num"]
 
 
 def _row(index: int, r: RunRecord) -> list[str]:
@@ -126,4 +126,21 @@ def sweep_summary(sweep_id: str, results: dict, stream: Optional[TextIO] = None)
                           f"{' (not converged)' if p.status == 'ok' and not p.converged else ''}"
                           for p in result.points)
         stream.write(f"  {workload}: batch {sizes}; stopped: {result.stop_reason}\n")
+        conversions = conversion_line(result.points)
+        if conversions:
+            stream.write(f"    conversions: {conversions}\n")
     stream.write("  (* = kept from before the resume; again = measured again with twice the window)  report: bench report scaling sweep_id=" + sweep_id + "\n")
+
+
+def conversion_line(points: Sequence) -> str:
+    """Which points of a sweep converted the model and which the conversion cache served, e.g.
+    "batch 1 converted (onnx); batch 2, 4, 8, 16 served from the cache"; "" when no point says."""
+    known = [p for p in points if getattr(p, "converted", None) is not None and not p.reused]
+    if not known:
+        return ""
+    built = [p for p in known if p.converted]
+    served = [f"{p.batch_size}{' again' if p.remeasured else ''}" for p in known if not p.converted]
+    parts = [f"batch {p.batch_size} converted ({', '.join(p.converted)})" for p in built]
+    if served:
+        parts.append(f"batch {', '.join(served)} served from the cache")
+    return "; ".join(parts)

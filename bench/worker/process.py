@@ -1,7 +1,8 @@
 """The worker: one work item in a freshly spawned process (``python -m bench.worker.process FD``).
 
-It reads the item as JSON on stdin and writes JSON lines to the file descriptor FD: progress
-events, then exactly one ``result`` or ``error`` message. Its own stdout and stderr go to a log file
+It reads the item (bench.orchestration.protocol.ItemRequest) as one JSON line on stdin and writes
+messages of that protocol, one JSON line each, to the file descriptor FD: ``Progress`` events, then
+exactly one ``Result`` or ``Error``. Its own stdout and stderr go to a log file
 the parent keeps, so a library that prints cannot corrupt the protocol, and a crash leaves its last
 words (faulthandler's traceback) for the failure record. The worker never decides what the user sees.
 
@@ -21,9 +22,11 @@ import time
 import traceback
 from typing import Any, Callable
 
-__all__ = ["PROTOCOL_VERSION", "run_item", "main", "classify_exception"]
+from bench.config.schema import as_plain
+from bench.orchestration.protocol import Error, ItemRequest, Message, Progress, ProtocolError, Result
+from bench.worker.window import loop_settings_of, measured_window
 
-PROTOCOL_VERSION = 1
+__all__ = ["run_item", "main", "classify_exception", "model_key"]
 
 
 def classify_exception(exc: BaseException) -> str:
@@ -63,18 +66,21 @@ def parity_check(outputs: list[Any], reference: list[Any], precision: str,
     return {**result, "ok": worst <= tolerance, "max_rel_error": worst, "per_output": errors}
 
 
-def model_key(item: dict[str, Any], workload: Any, inputs: Any) -> str:
+def model_key(catalog: str, seed: int, options: dict[str, Any], workload: Any, inputs: Any) -> str:
     """A hash of what defines the model and its inputs: suite, workload, seed, suite options, the
-    model code, and the input shapes and dtypes."""
+    model code, and one sample's input shapes and dtypes. The batch size is not part of it: a
+    conversion that depends on the batch (a static-shape IR, a TensorRT profile) puts its shapes in
+    its own part of the artifact key, and one that does not (the ONNX export, with its dynamic batch
+    axis) is shared by every batch size of a sweep."""
     import hashlib
 
     from bench.suites.base import code_hash
 
     spec = {
-        "suite": item["suite_catalog"], "workload": workload.name, "seed": item["seed"],
-        "options": item.get("suite_options") or {}, "code": code_hash(workload),
-        "inputs": [[list(t.shape), str(t.dtype)] for t in inputs],
-        "user_model": _user_model_hash((item.get("suite_options") or {}).get("model") or {}),
+        "suite": catalog, "workload": workload.name, "seed": int(seed),
+        "options": options, "code": code_hash(workload),
+        "inputs": [[list(t.shape[1:]), str(t.dtype)] for t in inputs],
+        "user_model": _user_model_hash(options.get("model") or {}),
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
@@ -97,27 +103,26 @@ def _user_model_hash(model: dict[str, Any]) -> str:
     return digest.hexdigest()[:16] if path else ""
 
 
-def run_item(item: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+def run_item(item: ItemRequest, emit: Callable[[Message], None]) -> dict[str, Any]:
     """Build, check, warm up and measure one work item; return its raw result."""
     from bench.backends.base import PrepareContext
     from bench.measurement.loop import measure, warm_up
     from bench.suites.base import load_suite, resolve
 
-    if item["scenario"]["name"] == "training":
+    if item.scenario.name == "training":
         from bench.worker.scenarios import run_training_item
 
         return run_training_item(item, emit)
 
     def phase(name: str, **info: Any) -> None:
-        emit({"type": "progress", "phase": name, "info": info})
+        emit(Progress(name, info))
 
-    batch_size = int(item["batch_size"])
-    seed = int(item["seed"])
+    batch_size, seed, options = item.batch_size, item.suite.seed, item.suite_options
     phase("build")
     t0 = time.perf_counter()
-    suite = load_suite(item["suite_catalog"])
-    workload = suite.get(item["workload"])
-    instance = suite.make(workload, batch_size, seed, item.get("suite_options") or {})
+    suite = load_suite(item.suite.catalog)
+    workload = suite.get(item.workload)
+    instance = suite.make(workload, batch_size, seed, options)
     model, inputs = instance.model, instance.inputs
     build_s = time.perf_counter() - t0
 
@@ -146,15 +151,13 @@ def run_item(item: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> di
             reference = [t.detach().float().numpy() for t in flatten_outputs(model(*inputs))]
 
     phase("prepare")
-    settings_cls = resolve(item["backend_settings_type"])
-    settings = settings_cls(**item["backend"])
-    backend = resolve(item["backend"]["impl"])(settings)
+    settings = item.backend
+    backend = resolve(settings.impl)(settings)
     t0 = time.perf_counter()
     context = PrepareContext(
-        scenario=item["scenario"]["name"], batch_size=batch_size,
-        max_batch_size=int(item.get("max_batch_size") or batch_size),
-        cache_dir=item.get("cache_dir"), cache_enabled=bool(item.get("cache_enabled", True)),
-        model_key=model_key(item, workload, inputs), onnx_path=instance.onnx_path,
+        scenario=item.scenario.name, batch_size=batch_size, max_batch_size=item.max_batch_size,
+        cache_dir=item.cache.dir, cache_enabled=item.cache.enabled,
+        model_key=model_key(item.suite.catalog, seed, options, workload, inputs), onnx_path=instance.onnx_path,
     )
     session = backend.prepare(model, inputs, context)
     loaded = session.load_inputs(inputs)
@@ -171,7 +174,7 @@ def run_item(item: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> di
     def run() -> Any:
         return session.run(loaded)
 
-    sc = item["scenario"]
+    sc = item.scenario
     loop_settings = loop_settings_of(sc, batch_size)
 
     def warm() -> Any:
@@ -179,18 +182,17 @@ def run_item(item: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> di
 
     def measure_it(warm_result: Any) -> dict[str, Any]:
         measured: dict[str, Any] = {"warmup_ns": warm_result[0]}
-        if sc.get("engine", "native") == "loadgen":
+        if sc.engine == "loadgen":
             from bench.worker.scenarios import run_loadgen_item
 
-            log_dir = item.get("loadgen_log_dir") or os.path.join(os.getcwd(), "loadgen-logs")
-            measured["loadgen"] = run_loadgen_item(sc, run, session.synchronize, batch_size,
-                                                   float(workload.latency_tier_ms), log_dir,
+            measured["loadgen"] = run_loadgen_item(as_plain(sc), run, session.synchronize, batch_size,
+                                                   float(workload.latency_tier_ms), item.loadgen_log_dir,
                                                    lambda name, info: phase(name, **info))
-        elif sc["name"] in ("server", "multistream"):
+        elif sc.name in ("server", "multistream"):
             from bench.worker.scenarios import run_load
 
             submit = getattr(session, "submit", None)
-            measured["load"] = run_load(sc, run, session.synchronize, batch_size, float(workload.latency_tier_ms),
+            measured["load"] = run_load(as_plain(sc), run, session.synchronize, batch_size, float(workload.latency_tier_ms),
                                         lambda name, info: phase(name, **info),
                                         submit=(lambda on_done: submit(loaded, on_done)) if submit else None,
                                         in_flight=int(session.in_flight))
@@ -227,77 +229,6 @@ def run_item(item: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> di
     }
 
 
-def loop_settings_of(sc: dict[str, Any], batch_size: int, scenario: str | None = None) -> Any:
-    from bench.measurement.loop import LoopSettings
-
-    return LoopSettings(
-        scenario=scenario or sc["name"], batch_size=batch_size, warmup_iterations=sc["warmup_iterations"],
-        warmup_s=sc["warmup_s"], warmup_max_s=sc["warmup_max_s"], min_iterations=sc["min_iterations"],
-        min_duration_s=sc["min_duration_s"], max_duration_s=sc["max_duration_s"],
-        target_rel_ci=sc["target_rel_ci"], confidence=sc["confidence"], max_iterations=sc["max_iterations"],
-        # The tail rule is the latency scenario's (training steps are timed as latency but rank by rate).
-        tail_quantile=sc.get("tail_percentile") if sc["name"] == "latency" else None,
-        target_rel_ci_tail=sc.get("target_rel_ci_tail", 0.05),
-        stop_when_noise_limited=sc.get("stop_when_noise_limited", True),
-    )
-
-
-def measured_window(item: dict[str, Any], phase: Callable[..., None], warm: Callable[[], Any],
-                    measure_it: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
-    """Around the measurement, the same for every scenario: the sensor sampler (and its idle
-    baseline), the peak-memory reset, the warm-up, and the noise evidence that brackets the measured
-    window only. Returns what ``measure_it`` measured plus noise, memory and sensors."""
-    from bench.system import noise
-    from bench.system.sensors.memory import peak_rss_mib, reset_peak_rss
-
-    setup_peak_rss = peak_rss_mib()
-    sensor_options = dict(item.get("sensors") or {})
-    sampler = None
-    idle_window = None
-    if sensor_options.get("enabled", True):
-        from bench.system.sensors.sampler import Sampler
-
-        phase("sensors")
-        sampler = Sampler({**sensor_options, "pid": os.getpid()})
-        sampler.start()
-        idle_s = float(sensor_options.get("idle_s") or 0.0)
-        if idle_s > 0:
-            # The idle baseline: the same machine and process, doing nothing, for idle_s seconds.
-            phase("idle")
-            idle_start = time.monotonic_ns()
-            time.sleep(idle_s)
-            idle_window = [idle_start, time.monotonic_ns()]
-    # The measured phase's own peak, not the build's.
-    rss_reset = reset_peak_rss()
-    phase("warmup")
-    try:
-        warm_result = warm()
-        speed_before = noise.compute_speed_check()
-        before = noise.snapshot()
-        own_before = noise.own_cpu_seconds()
-        measured = measure_it(warm_result)
-        own_after = noise.own_cpu_seconds()
-        after = noise.snapshot()
-        # Under the same conditions as the check before (the sampler still running).
-        speed_after = noise.compute_speed_check()
-    finally:
-        sensors_raw = sampler.stop() if sampler is not None else {"probes": [], "samples": [], "disabled": True}
-    usable = len(os.sched_getaffinity(0))
-    try:
-        window = noise.window_noise(before, after, own_after - own_before, usable).to_dict()
-    except ValueError as exc:
-        window = {"error": str(exc)}
-    noise_info = {**window, "speed_before": speed_before, "speed_after": speed_after,
-                  "snapshot_before": before.to_dict(), "snapshot_after": after.to_dict()}
-    return {
-        **measured,
-        "noise": noise_info,
-        "memory": {"peak_rss_mib": peak_rss_mib(), "setup_peak_rss_mib": setup_peak_rss,
-                   "peak_reset_between_phases": rss_reset},
-        "sensors": {**sensors_raw, "idle_window_ns": idle_window},
-    }
-
-
 def _limit_memory(mib: int | None) -> None:
     if mib:
         limit = int(mib) * 1024 * 1024
@@ -313,27 +244,26 @@ def main(argv: list[str] | None = None) -> int:
     # A parent killed with SIGKILL cannot kill us: the kernel does, so no measurement runs on unseen.
     die_with_parent(signal.SIGKILL)
 
-    def emit(message: dict[str, Any]) -> None:
-        channel.write(json.dumps({"v": PROTOCOL_VERSION, **message}, allow_nan=False, default=str) + "\n")
+    def emit(message: Message) -> None:
+        channel.write(message.to_wire() + "\n")
         channel.flush()
 
-    request = json.loads(sys.stdin.read())
-    if request.get("v") != PROTOCOL_VERSION:
-        emit({"type": "error", "kind": "exception", "message": f"protocol version {request.get('v')} unknown"})
-        return 3
-    item = request["item"]
     try:
-        _limit_memory(item.get("memory_limit_mib"))
+        item = ItemRequest.from_wire(sys.stdin.read())
+    except ProtocolError as exc:
+        emit(Error("exception", f"the work item cannot be read: {exc}"))
+        return 3
+    try:
+        _limit_memory(item.worker.memory_limit_mib)
         result = run_item(item, emit)
-        emit({"type": "result", "data": _json_safe(result)})
+        emit(Result(_json_safe(result)))
         return 0
     except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent as a record
         if isinstance(exc, KeyboardInterrupt):
             raise
         kind = classify_exception(exc)
         try:
-            emit({"type": "error", "kind": kind, "message": f"{type(exc).__name__}: {exc}".strip(),
-                  "traceback": traceback.format_exc(limit=20)})
+            emit(Error(kind, f"{type(exc).__name__}: {exc}".strip(), traceback.format_exc(limit=20)))
         except MemoryError:
             os.write(2, b"worker: out of memory while reporting an error\n")
             return 4

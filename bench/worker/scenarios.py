@@ -33,7 +33,7 @@ def run_load(sc: dict[str, Any], run: Callable[[], Any], synchronize: Callable[[
     A session with an asynchronous API (``submit(on_done)``, ``in_flight`` > 1: OpenVINO's request
     queue) is served with up to ``in_flight`` batches at once; any other runs one batch at a time."""
     from bench.measurement import load
-    slo_ms = float(sc.get("slo_ms") or workload_slo_ms)
+    slo_ms = float(sc["slo_ms"] or workload_slo_ms)
     settings = load.LoadSettings(
         batch_size=batch_size, max_wait_ns=int(float(sc["max_wait_ms"]) * 1e6), slo_ns=int(slo_ms * 1e6),
         drain_ns=int(float(sc["drain_s"]) * 1e9), percentile=float(sc["percentile"]))
@@ -61,7 +61,7 @@ def run_load(sc: dict[str, Any], run: Callable[[], Any], synchronize: Callable[[
                                     int(seconds * 1e9))
         return load.serve(arrivals, run_batch, probe_settings, int(seconds * 1e9))
 
-    info: dict[str, Any] = {"slo_ms": slo_ms, "slo_source": "scenario.slo_ms" if sc.get("slo_ms") else "workload",
+    info: dict[str, Any] = {"slo_ms": slo_ms, "slo_source": "scenario.slo_ms" if sc["slo_ms"] else "workload",
                             "percentile": settings.percentile, "probe_min_requests": min_requests,
                             "service_ms": service / 1e6, "capacity_estimate_qps": capacity_qps,
                             "padded_batches": batch_size > 1,
@@ -99,7 +99,7 @@ def run_load(sc: dict[str, Any], run: Callable[[], Any], synchronize: Callable[[
             return serve(arrivals, probe_settings, seconds)
 
         info["fps"] = fps
-        if sc.get("streams") is None:
+        if sc["streams"] is None:
             search = load.find_streams(lambda n: probe_streams(n), capacity_qps / fps, settings.percentile,
                                        int(sc["max_streams"]), int(sc["max_probes"]))
             info.update(search=search.to_dict(), max_streams_at_slo=search.best)
@@ -137,9 +137,10 @@ def run_loadgen_item(sc: dict[str, Any], run: Callable[[], Any], synchronize: Ca
         scenario=sc["name"], min_duration_s=float(lg["min_duration_s"]), max_duration_s=float(lg["max_duration_s"]),
         min_query_count=int(lg["min_query_count"]),
         target_qps=float(sc["rate_qps"]) if sc["name"] == "server" else None,
-        target_latency_ms=float(sc.get("slo_ms") or workload_slo_ms) if load else None,
-        target_latency_percentile=float(sc.get("percentile", 0.99)), samples_per_query=int(lg["samples_per_query"]),
-        preset=str(lg["preset"]), seed=int(sc.get("seed", 0)))
+        target_latency_ms=float(sc["slo_ms"] or workload_slo_ms) if load else None,
+        samples_per_query=int(lg["samples_per_query"]), preset=str(lg["preset"]),
+        # The load scenarios' percentile and arrival seed; the others keep LoadGenSettings' own.
+        **({"target_latency_percentile": float(sc["percentile"]), "seed": int(sc["seed"])} if load else {}))
 
     def run_batch(_n: int) -> None:
         run()
@@ -151,7 +152,7 @@ def run_loadgen_item(sc: dict[str, Any], run: Callable[[], Any], synchronize: Ca
     return out
 
 
-def run_training_item(item: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+def run_training_item(item: Any, emit: Callable[[Any], None]) -> dict[str, Any]:
     """scenario=training: timed training steps of a backprop method (the loop, one step per sample),
     or the timed fit of PatchCore and PaDiM (time per training image); sensors and noise as for
     inference. The backend prepares the task (Backend.prepare_training; PyTorch's: AMP for fp16 and
@@ -159,29 +160,31 @@ def run_training_item(item: dict[str, Any], emit: Callable[[dict[str, Any]], Non
     backends compile the forward and loss)."""
     from bench.backends.base import TrainingContext
     from bench.measurement.loop import measure, warm_up
+    from bench.orchestration.protocol import Progress
     from bench.suites.base import load_suite, resolve
     from bench.suites.training import training_task
-    from bench.worker.process import loop_settings_of, measured_window
+    from bench.worker.window import loop_settings_of, measured_window
 
     def phase(name: str, **info: Any) -> None:
-        emit({"type": "progress", "phase": name, "info": info})
+        emit(Progress(name, info))
 
-    sc, backend = item["scenario"], item["backend"]
-    batch_size, seed = int(item["batch_size"]), int(item["seed"])
-    device, precision = str(backend["device"]), str(backend["precision"])
+    # item: a bench.orchestration.protocol.ItemRequest (typed config sections).
+    sc, backend = item.scenario, item.backend
+    batch_size, seed = item.batch_size, item.suite.seed
+    device, precision = str(backend.device), str(backend.precision)
     phase("build")
     t0 = time.perf_counter()
-    suite = load_suite(item["suite_catalog"])
-    workload = suite.get(item["workload"])
-    task = training_task(item["workload"], batch_size, seed, item.get("suite_options") or {})
+    suite = load_suite(item.suite.catalog)
+    workload = suite.get(item.workload)
+    task = training_task(item.workload, batch_size, seed, item.suite_options)
     build_s = time.perf_counter() - t0
-    runtime = resolve(backend["impl"])(resolve(item["backend_settings_type"])(**backend))
+    runtime = resolve(backend.impl)(backend)
     phase("prepare")
     t0 = time.perf_counter()
     session = runtime.prepare_training(task, TrainingContext(precision=precision))
     info: dict[str, Any] = {"kind": task.kind, "method": task.info, "fp32_math": session.fp32_math}
     if task.kind == "fit":
-        images, repeats = int(sc["fit_images"]), int(sc["fit_repeats"])
+        images, repeats = int(sc.fit_images), int(sc.fit_repeats)
         info["note"] = "the fit runs in fp32 (PatchCore's coreset and PaDiM's covariance have no AMP path)"
 
         def warm() -> Any:  # CUDA context, cuDNN's algorithm choice, allocator: outside the timing
@@ -232,7 +235,7 @@ def run_training_item(item: dict[str, Any], emit: Callable[[dict[str, Any]], Non
                      "params": task.info.get("trainable_params") or sum(p.numel() for p in task.parameters),
                      "flops_per_sample": None},
         # A fit runs in fp32 whatever was asked: the record says what ran, and what was asked.
-        "backend": {"name": backend["name"], "device": device, "precision": "fp32" if task.kind == "fit" else precision,
+        "backend": {"name": backend.name, "device": device, "precision": "fp32" if task.kind == "fit" else precision,
                     "requested_precision": precision,
                     "effective": info.get("effective") or {"device": device, "fp32_math": session.fp32_math},
                     "device_memory": session.device_memory()},

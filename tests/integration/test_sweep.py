@@ -197,6 +197,28 @@ def test_fake_backends_in_a_real_sweep(in_tmp, backend, expected):
     assert store.count() == len(expected)
 
 
+@pytest.mark.slow
+def test_an_onnxruntime_sweep_converts_once_and_the_summary_says_so(in_tmp):
+    """A real sweep 1..16 in spawned workers: the first point exports the model, the other four are
+    served from the conversion cache, each record says which, and so does the sweep summary."""
+    pytest.importorskip("onnxruntime")
+    from bench.reporting.summary import sweep_summary
+
+    cfg = sweep_config(in_tmp, "onnxruntime", "sweep.max_batch=16", "sweep.respect_latency_requirement=false",
+                       "sweep.min_gain=-1", f"cache.dir={in_tmp / 'artifacts'}", "worker.timeout_s=120")
+    runner = Runner(cfg, ResultsStore(cfg.results.dir), {"hardware": "test"},
+                    ProgressDisplay(io.StringIO(), plain=True), sweep_id="s1")
+    done, results = runner.run_sweep(["tiny"], {}, {})
+    assert [(r.workload["batch_size"], r.status) for r, _ in done] == [(b, "ok") for b in (1, 2, 4, 8, 16)]
+    hits = [r.setup["conversion"]["cache_hit"] for r, _ in done]
+    assert hits == [False, True, True, True, True]
+    assert len({r.setup["conversion"]["stages"]["onnx"]["artifact_key"] for r, _ in done}) == 1
+    assert all(r.parity["ok"] for r, _ in done)
+    out = io.StringIO()
+    sweep_summary("s1", results, out)
+    assert "conversions: batch 1 converted (onnx); batch 2, 4, 8, 16 served from the cache" in out.getvalue()
+
+
 def _bench(args, cwd, **kw):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.Popen([sys.executable, "-m", "bench.cli.main", *args], cwd=cwd, env=env, text=True,

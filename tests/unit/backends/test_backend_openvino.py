@@ -232,3 +232,27 @@ def test_worker_end_to_end_on_the_autoencoder(in_tmp, scenario):
     assert eff["ran_precision"] == "fp32" and result["backend"]["precision"] == "fp32"
     record = runner.make_record(WorkItem("autoencoder", 1, scenario), outcome, {})
     assert "precision_mismatch" not in [w["code"] for w in record.warnings]
+
+
+def test_a_sweep_converts_the_onnx_ir_once_and_compiles_each_batch_static(tiny, tmp_path):
+    """source=onnx: the IR keeps the export's dynamic batch axis, so batches 1, 2 and 4 of a sweep share
+    one IR (served from the cache after the first) and each compiles static at its own batch;
+    convert_model traces static shapes, so its IR is one per batch."""
+    model, _, _ = tiny
+
+    def run(batch: int, source: str = "onnx"):
+        x = torch.randn(batch, 3, 24, 24, generator=torch.Generator().manual_seed(batch))
+        context = PrepareContext(scenario="latency", batch_size=batch, max_batch_size=4, cache_dir=str(tmp_path),
+                                 model_key="sweep")
+        session = OpenVinoBackend(settings(source=source)).prepare(model, [x], context)
+        with torch.no_grad():
+            reference = [t.numpy() for t in model(x)]
+        assert_parity(session.to_numpy(session.run(session.load_inputs([x]))), reference)
+        assert [list(p.get_partial_shape().to_shape()) for p in session.compiled.inputs] == [[batch, 3, 24, 24]]
+        return session.effective_settings()["conversion"]["stages"]["openvino_model"]
+
+    stages = [run(batch) for batch in (1, 2, 4)]
+    assert [s["cache_hit"] for s in stages] == [False, True, True]
+    assert len({s["artifact_key"] for s in stages}) == 1
+    traced = [run(batch, "convert_model") for batch in (1, 2)]
+    assert [s["cache_hit"] for s in traced] == [False, False] and traced[0]["artifact_key"] != traced[1]["artifact_key"]

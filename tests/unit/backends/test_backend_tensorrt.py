@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 import types
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -127,9 +128,35 @@ def test_bench_run_refuses_tensorrt_before_any_work(in_tmp, monkeypatch):
 
 def test_profile_covers_batch_one_to_the_largest_and_tunes_for_the_measured_batch():
     assert profile_shapes((3, 256, 256), 4, 4, None) == ((1, 3, 256, 256), (4, 3, 256, 256), (4, 3, 256, 256))
-    assert profile_shapes((3, 256, 256), 4, 4, 16)[2] == (16, 3, 256, 256)  # backend.max_batch
+    assert profile_shapes((3, 256, 256), 4, 4, 16) == ((1, 3, 256, 256), (4, 3, 256, 256), (16, 3, 256, 256))
     assert profile_shapes((3, 256, 256), 4, 32, 16)[2] == (32, 3, 256, 256)  # the sweep's largest batch
     assert profile_shapes((3, 256, 256), 8, 1, 2)[1:] == ((8, 3, 256, 256), (8, 3, 256, 256))  # never below opt
+
+
+def test_a_sweep_builds_one_engine_whose_profile_covers_every_point(tmp_path):
+    """Every point of a sweep 1..16 asks for the same profile (min 1, opt = max = 16), hence the same
+    engine key: the first point builds the engine, the others are served from the cache."""
+    from bench.orchestration.sweep import sweep_batches
+
+    batches = sweep_batches(1, 2, 16)
+    assert batches == [1, 2, 4, 8, 16]
+    profiles = {b: profile_shapes((3, 64, 64), b, batches[-1], None) for b in batches}
+    assert set(profiles.values()) == {((1, 3, 64, 64), (16, 3, 64, 64), (16, 3, 64, 64))}
+    context = PrepareContext(cache_dir=str(tmp_path), model_key="model", max_batch_size=16)
+    builds = []
+
+    def build(folder):
+        builds.append(folder)
+        (folder / "model.engine").write_bytes(b"engine")
+
+    hits = []
+    for batch in batches:
+        parts = engine_key_parts(settings(), [profiles[batch]], "onnxkey", "10.13.0.35", "NVIDIA H200", (9, 0))
+        artifact = cached_artifact("tensorrt", replace(context, batch_size=batch), parts, build)
+        low, _, high = profiles[batch]
+        assert low[0] <= batch <= high[0]  # the engine's profile takes the batch measured
+        hits.append(artifact.cache_hit)
+    assert len(builds) == 1 and hits == [False, True, True, True, True]
 
 
 def test_engine_key_names_everything_an_engine_depends_on(tmp_path):
