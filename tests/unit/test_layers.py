@@ -98,15 +98,19 @@ def allowed(source: str, target: str) -> bool:
     return any(target == r or target.startswith(r + ".") or dst == r for r in rules)
 
 
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def layer_violations(modules: dict[str, Path] = MODULES) -> list[str]:
     bad = []
     for name, path in sorted(modules.items()):
         for line, target in _imports(path):
             top = target.split(".")[0]
             if top in {"backends", "suites"}:
-                bad.append(f"{path.relative_to(ROOT)}:{line} imports {target}: write bench.{target}")
+                bad.append(f"{_shown(path)}:{line} imports {target}: write bench.{target}")
             elif top == "bench" and not allowed(name, target):
-                bad.append(f"{path.relative_to(ROOT)}:{line} {package_of(name)} imports {target}, "
+                bad.append(f"{_shown(path)}:{line} {package_of(name)} imports {target}, "
                            f"which {package_of(name)} may not import")
     return bad
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from bench.cli.main import compose, to_config
+from bench.config.compose import compose, to_config
 from bench.config.schema import OrtBackendConfig, ServerScenarioConfig
 from bench.orchestration.protocol import (
     PROTOCOL_VERSION, Error, ItemRequest, Progress, ProtocolError, Result, decode, default_cache_dir,

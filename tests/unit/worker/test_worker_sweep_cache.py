@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.cli.main import compose, to_config
+from bench.config.compose import compose, to_config
 from bench.orchestration.protocol import ItemRequest, Progress, decode
 from bench.orchestration.sweep import sweep_batches
 from tests.conftest import ROOT
