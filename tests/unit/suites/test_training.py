@@ -356,6 +356,22 @@ def test_padim_fit_gives_the_mean_and_inverse_covariance_per_position(name, size
     torch.testing.assert_close(identity, torch.eye(features, dtype=torch.float64), rtol=0, atol=2e-3)
 
 
+def test_padim_fit_holds_after_the_thread_count_is_set():
+    """backend.threads calls torch.set_num_threads; after it, MKL's batched LU (torch.linalg.inv) failed
+    on 550x550 covariances ("Pivots given to lu_solve must all be >= 1"). The fit inverts by Cholesky."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        task = training_task("padim_wrn50", 2, SEED, {"input_size": 32})
+        task.fit(task.make_images(5))
+    finally:
+        torch.set_num_threads(before)
+    model = task.modules["model"]
+    assert torch.isfinite(model.inv_covariance).all()
+    inverse = model.inv_covariance[7].double()
+    torch.testing.assert_close(inverse, inverse.T, rtol=0, atol=1e-3)  # the inverse of a symmetric matrix
+
+
 def test_fit_cost_times_the_fit_per_image():
     task = training_task("padim_resnet18", 2, SEED, {"input_size": 64})
     cost = fit_cost(task, images=4, device="cpu", repeats=2)
