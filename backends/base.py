@@ -130,7 +130,7 @@ class TrainingSession(ABC):
 
     def fit_cost(self, images: int, repeats: int) -> dict[str, Any]:
         """A fit task: the whole fit on ``images`` training images, timed ``repeats`` times (per-image
-        seconds and the fit's own info, as bench.measurement.training.fit_cost returns them)."""
+        seconds and the fit's own info, as bench.backends.torch_training.fit_cost returns them)."""
         raise ValueError(f"a {self.kind} task has no fit: time its step()")
 
     def effective_settings(self) -> dict[str, Any]:

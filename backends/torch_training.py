@@ -2,7 +2,7 @@
 ``prepare_training`` turns a ``bench.suites.training.TrainTask`` into a ``TorchTrainingSession``
 whose ``step()`` the measurement loop times and whose ``synchronize()`` is the loop's one
 synchronisation hook; a fit task (PatchCore, PaDiM) becomes a ``TorchFitSession``, whose fit
-bench.measurement.training.fit_cost times.
+fit_cost times.
 
 Precision is automatic mixed precision, never a cast model: fp32 master weights, the forward and
 the loss under ``torch.autocast`` with the precision's dtype (bf16 or fp16), the backward outside it
@@ -21,6 +21,7 @@ fp16. This module imports torch only inside its functions.
 
 from __future__ import annotations
 
+import statistics
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
@@ -28,7 +29,7 @@ from typing import Any, Callable, Optional
 from bench.backends.base import TrainingSession
 
 __all__ = ["TorchTrainingSession", "TorchFitSession", "prepare_training", "prepare_fit", "torch_device",
-           "PRECISIONS", "OPTIMIZERS", "cpu_fp16_autocast"]
+           "PRECISIONS", "OPTIMIZERS", "cpu_fp16_autocast", "fit_cost"]
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 OPTIMIZERS = ("Adam", "AdamW", "SGD")
@@ -167,7 +168,7 @@ class TorchTrainingSession(TrainingSession):
 @dataclass
 class TorchFitSession(TrainingSession):
     """A fit task (PatchCore, PaDiM: no backprop) on its device, always in fp32: ``fit_cost`` times
-    the whole fit per training image through bench.measurement.training.fit_cost."""
+    the whole fit per training image (fit_cost)."""
 
     task: Any
     device: Any  # torch.device
@@ -182,8 +183,6 @@ class TorchFitSession(TrainingSession):
         _synchronize(self.device)
 
     def fit_cost(self, images: int, repeats: int) -> dict[str, Any]:
-        from bench.measurement.training import fit_cost
-
         return fit_cost(self.task, images, str(self.device), repeats)
 
     def device_memory(self) -> dict[str, float]:
@@ -248,6 +247,54 @@ def torch_device(device: str) -> Any:
         if target.index is None:
             target = torch.device("cuda", torch.cuda.current_device())
     return target
+
+
+def fit_cost(task: Any, images: int, device: str, repeats: int) -> dict[str, Any]:
+    """Time the task's whole fit on ``images`` generated training images, ``repeats`` times, on
+    ``device`` (fp32). Each repeat starts from the same images and writes the same fitted state.
+    Returns per-image seconds (the median and every repeat's), each repeat's total, and the fit's
+    own info. The images are generated and moved to the device before the clock starts; the first
+    repeat on a GPU also pays lazy library initialisation (cuBLAS, cuSOLVER), so warm up first or
+    read the median."""
+    import torch
+
+    from bench.measurement.timing import timed_runs
+
+    if task.kind != "fit" or task.fit is None or task.make_images is None:
+        raise ValueError(f"{task.info.get('workload', 'this task')} is a {task.kind} task: use prepare_training")
+    if images < 1 or repeats < 1:
+        raise ValueError(f"images ({images}) and repeats ({repeats}) must be at least 1")
+    target = torch_device(device)
+    for module in task.modules.values():
+        module.to(target)
+    task.set_modes()
+    data = task.make_images(images).to(target)
+
+    def synchronize() -> None:
+        if target.type == "cuda":
+            torch.cuda.synchronize(target)
+
+    info: Optional[dict[str, Any]] = None
+
+    def fit() -> None:
+        nonlocal info
+        info = task.fit(data)
+
+    synchronize()  # the images are on the device before the clock starts
+    totals = [ns / 1e9 for ns in timed_runs(fit, synchronize, min_runs=repeats).durations_ns]
+    per_image = [t / images for t in totals]
+    return {
+        "per_image_s": statistics.median(per_image),
+        "per_image_s_all": per_image,
+        "total_s_all": totals,
+        "images": images,
+        "repeats": repeats,
+        "device": str(target),
+        "precision": "fp32",
+        "torch_version": torch.__version__,
+        "fit": info,
+        "method": task.info.get("method"),
+    }
 
 
 def _optimizer(task: Any) -> Any:

@@ -10,7 +10,7 @@ Each method's task (its loss, trained parts and optimizer, or its fit; facts fro
 the reference code read for them, no code copied) lives beside its model, in
 suites/models/<method>_train.py (``_METHODS`` below names them): EfficientAD-S/-M, FastFlow, STFPM,
 Reverse Distillation, DRAEM and the autoencoder train by backprop; PatchCore and PaDiM fit
-(``kind == "fit"``; their cost is time per training image, see bench.measurement.training.fit_cost).
+(``kind == "fit"``; their cost is time per training image, see bench.backends.torch_training.fit_cost).
 A backend that can train turns a task into a session (bench.backends.base.Backend.prepare_training).
 
 What is simplified for every method, beside each method's own simplifications (its module

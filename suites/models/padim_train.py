@@ -1,5 +1,5 @@
 """PaDiM's fit (``kind == "fit"``: its cost is time per training image, see
-bench.measurement.training.fit_cost), beside the model (padim.py): embed every training image (the
+bench.backends.torch_training.fit_cost), beside the model (padim.py): embed every training image (the
 inference model's ``embed``), then per position the mean and the covariance (plus 0.01 I) and its
 inverse (by Cholesky: the matrix is symmetric positive definite), written into the inference model's
 ``mean`` and ``inv_covariance``.

@@ -1,5 +1,5 @@
 """PatchCore's fit (``kind == "fit"``: its cost is time per training image, see
-bench.measurement.training.fit_cost), beside the model (patchcore.py): embed every training image
+bench.backends.torch_training.fit_cost), beside the model (patchcore.py): embed every training image
 (the inference model's ``embed``: WRN-50-2 layer2+3, 3x3 averaging, 1536 features per patch), then
 greedy k-center coreset selection down to the model's ``CORESET_SAMPLING_RATIO`` of the patches, on
 a random projection of the features to 128 dimensions (the authors' approximate greedy coreset;

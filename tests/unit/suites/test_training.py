@@ -1,6 +1,6 @@
 """The training side of the anomaly suite (bench.suites.training and each method's
 bench.suites.models.<method>_train), the PyTorch training step (bench.backends.torch_training) and
-the timed fit (bench.measurement.training).
+the timed fit (bench.backends.torch_training.fit_cost).
 
 Backprop models train at batch 1 or 2 on small inputs (32x32, as tests/test_models_flow_distill.py
 runs them; EfficientAD only at its 256x256, which its autoencoder needs), each a few steps on fixed
@@ -19,7 +19,7 @@ F = torch.nn.functional
 
 import bench.backends.torch_training as bench_training  # noqa: E402
 from bench.backends.torch_training import prepare_training  # noqa: E402
-from bench.measurement.training import fit_cost  # noqa: E402
+from bench.backends.torch_training import fit_cost  # noqa: E402
 from bench.suites.anomaly import SUITE  # noqa: E402
 from bench.suites.base import SuiteOptionError  # noqa: E402
 from bench.suites.models.fastflow import FlowStep  # noqa: E402
