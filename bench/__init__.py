@@ -1,4 +1,33 @@
-"""bench: the same workloads and the same metrics, with their uncertainty, on every hardware and runtime."""
+"""bench: the same workloads and the same metrics, with their uncertainty, on every hardware and runtime.
+
+``bench.suites`` is the repository's top-level ``suites/`` folder. Installed, it is a subpackage like
+any other (setup.py maps it); in a checkout used through PYTHONPATH alone, the finder below answers
+for it. It is not linked inside ``bench/`` as ``backends/`` and ``conf/`` are: its models define
+torch modules at module level, and ``bench/``, the harness core, never imports an ML runtime at
+module level.
+"""
+
+import importlib.util
+import sys
+from pathlib import Path
 
 __version__ = "0.1.0"
 __all__ = ["__version__"]
+
+_SUITES = Path(__file__).resolve().parent.parent / "suites"
+
+
+class _CheckoutSuites:
+    """Finds ``bench.suites`` in a checkout's ``suites/`` folder; asked last, after the installed
+    package (or an editable install's own finder) had the chance to answer."""
+
+    @staticmethod
+    def find_spec(fullname: str, path: object = None, target: object = None) -> object:
+        if fullname != "bench.suites" or not (_SUITES / "__init__.py").is_file():
+            return None
+        return importlib.util.spec_from_file_location(fullname, _SUITES / "__init__.py",
+                                                      submodule_search_locations=[str(_SUITES)])
+
+
+if not any(isinstance(f, type) and f.__name__ == "_CheckoutSuites" for f in sys.meta_path):
+    sys.meta_path.append(_CheckoutSuites)
