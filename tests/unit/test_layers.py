@@ -8,8 +8,8 @@
 - nothing imports the repository's top-level `backends`/`suites` folders by those names: installed,
   they exist only as bench.backends and bench.suites.
 
-The checks read the AST of every module (the plugins through bench/backends and bench/suites, which
-are the repository's backends/ and suites/ folders) and import every core module in a process where
+The checks read the AST of every module (bench.backends and bench.suites read from the repository's
+backends/ and suites/ folders) and import every core module in a process where
 the runtimes cannot be imported.
 """
 
