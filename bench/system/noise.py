@@ -19,6 +19,9 @@ from typing import Any, NamedTuple
 
 import psutil
 
+# The one reader of host files (a module attribute here too, so tests can replace it for this module).
+from bench.system.fingerprint import _read_text
+
 __all__ = [
     "HostSnapshot",
     "WindowNoise",
@@ -42,15 +45,6 @@ SPEED_KERNEL = "numpy-sort-20000-float64/v2"
 # interpreter's own (allocation state), not of the host, and raised false speed-drift warnings.
 _SPEED_CHUNK_ITERATIONS = 20_000
 _SPEED_DATA: list[Any] = []
-
-
-def _read_text(path: str) -> str | None:
-    """Contents of a text file, or None when it is missing or unreadable."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
 
 
 def _clock_ticks() -> int:
