@@ -7,15 +7,16 @@ per command and handed to the task function (no module state).
 
 from __future__ import annotations
 
-import re
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, TextIO
 
 from bench.config.compose import (HydraArgs, Job, check_runnable, composed_jobs, job_key, open_dict_overrides,
                                   parse_hydra_args, register, to_config)
-from bench.config.schema import CONF_DIR, Config, suite_options
+from bench.config.secrets import hide_url_passwords, mask_passwords, with_url
+from bench.config.schema import CONF_DIR, Config, as_plain, suite_options
 from bench.config.validate import validate
 from bench.errors import BenchError, ConfigError
 from bench.plugins import load_suite
@@ -33,14 +34,16 @@ class RunContext:
 
     args: HydraArgs
     jobs: dict[tuple[str, ...], Config] = field(default_factory=dict)
+    # results.url as Hydra saw it (password masked) -> the URL given (bench.cli.run.hide_url_passwords)
+    urls: dict[str, str] = field(default_factory=dict)
     results: list[Any] = field(default_factory=list)
     store_url: str = ""
     jobs_run: int = 0
     sweep_stops: list[str] = field(default_factory=list)  # out-of-memory points that ended a sweep
 
     @classmethod
-    def composed(cls, args: HydraArgs, jobs: list[Job]) -> "RunContext":
-        return cls(args, {job.key: job.config for job in jobs})
+    def composed(cls, args: HydraArgs, jobs: list[Job], urls: dict[str, str]) -> "RunContext":
+        return cls(args, {job.key: with_url(job.config, urls) for job in jobs}, urls=urls)
 
     def typed(self, cfg: Any) -> Config:
         """The validated config of the job Hydra runs now (composed before Hydra started)."""
@@ -50,15 +53,67 @@ class RunContext:
         if key in self.jobs:
             return self.jobs[key]
         # Hydra ran a job the command line did not show (should not happen): validate it here.
-        return check_runnable(validate(to_config(cfg)))
+        return with_url(check_runnable(validate(to_config(cfg))), self.urls)
 
 
-_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s'\"]+:)([^\s'\"]+)@")
+class _MaskingStream:
+    """sys.stdout or sys.stderr while `bench run` runs: every password of a URL masked before it reaches
+    the stream, whoever writes (Hydra's printouts and argparse errors, a password that came from a
+    config file, an error message). Written through line by line (a carriage return or flush ends a
+    piece too: progress lines), so that a URL split over several writes is still masked; everything
+    else (isatty, fileno, encoding, buffer) is the stream's own. Once `bench run` is over, whoever kept
+    it (a default argument, a logging handler) writes to the process's stream of the moment."""
+
+    def __init__(self, name: str, stream: TextIO) -> None:
+        self._name = name
+        self._stream: TextIO | None = stream
+        self._pending = ""
+
+    @property
+    def _target(self) -> TextIO:
+        return self._stream if self._stream is not None else getattr(sys, self._name)
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        cut = max(self._pending.rfind("\n"), self._pending.rfind("\r"))
+        if cut >= 0:
+            done, self._pending = self._pending[:cut + 1], self._pending[cut + 1:]
+            self._target.write(mask_passwords(done))
+        return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        if self._pending:
+            done, self._pending = self._pending, ""
+            self._target.write(mask_passwords(done))
+        self._target.flush()
+
+    def release(self) -> None:
+        try:
+            self.flush()
+        except (OSError, ValueError):
+            pass
+        self._stream = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target, name)
 
 
-def mask_passwords(text: str) -> str:
-    """Every password of a URL in ``text`` (user:password@host) replaced by ***."""
-    return _URL_PASSWORD.sub(r"\1***@", text)
+@contextmanager
+def masked_output() -> Iterator[None]:
+    """sys.stdout and sys.stderr masking passwords (_MaskingStream) inside the block."""
+    saved = sys.stdout, sys.stderr
+    masking = _MaskingStream("stdout", saved[0]), _MaskingStream("stderr", saved[1])
+    sys.stdout, sys.stderr = masking
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+        for stream in masking:
+            stream.release()
 
 
 def _mask_sweep_config() -> None:
@@ -174,16 +229,32 @@ def _run_hydra(ctx: RunContext, args: list[str]) -> None:
 
 
 def run_command(args: list[str]) -> int:
-    args = open_dict_overrides(args)
+    """`bench run ARGS`: everything it prints goes through masked_output (no password of a URL shown)."""
+    with masked_output():
+        try:
+            return _run_command(args)
+        except BenchError as exc:
+            _err(mask_passwords(str(exc)))
+            return exc.exit_code
+
+
+def _run_command(args: list[str]) -> int:
+    args, urls = hide_url_passwords(open_dict_overrides(args))
     parsed = parse_hydra_args(args)
     jobs: list[Job] = []
     if not parsed.info_only:
         try:
             jobs = composed_jobs(parsed)
         except ConfigError as exc:
-            _err(str(exc))
+            _err(mask_passwords(str(exc)))
             return 2
-    ctx = RunContext.composed(parsed, jobs)
+    ctx = RunContext.composed(parsed, jobs, urls)
+    refused = _check_resume(list(ctx.jobs.values()))
+    if parsed.multirun and not refused and not {"--cfg", "-c"} & set(args):
+        refused = _check_databases(list(ctx.jobs.values()))
+    if refused:
+        _err(refused)
+        return 2
     try:
         _run_hydra(ctx, args)
     except KeyboardInterrupt:
@@ -199,3 +270,54 @@ def run_command(args: list[str]) -> int:
     # An out-of-memory that ended a batch sweep is the sweep's answer, not a failure.
     bad = [r for r, _ in ctx.results if (r.status != "ok" or not r.valid) and r.id not in ctx.sweep_stops]
     return 1 if bad else 0
+
+
+def _check_databases(configs: list[Config]) -> str:
+    """Why a database server of these jobs cannot be opened ('' when all can): a multirun checks
+    before Hydra writes its multirun.yaml, so that a wrong results.url leaves nothing behind."""
+    from bench.results.store import ResultsStore
+
+    for url in dict.fromkeys(cfg.results.url for cfg in configs if cfg.results.url):
+        if url.startswith("sqlite"):
+            continue  # a file: results.dir's check holds (validate), and opening would create it
+        store = ResultsStore(".", url)
+        try:
+            store.engine
+        except BenchError as exc:
+            return mask_passwords(str(exc))
+        finally:
+            store.close()
+    return ""
+
+
+def _check_resume(configs: list[Config]) -> str:
+    """Why a ``resume=`` of these jobs is refused ('' when none is): the sweep is unknown, or its records
+    were measured with other settings (bench.orchestration.sweep.resume_conflicts). Looked up before
+    Hydra starts, without creating anything: no database file, no multirun folder."""
+    from bench.orchestration.sweep import resume_conflicts, sweep_records
+    from bench.results.store import ResultsStore, mask_url
+
+    found: dict[tuple[str, str, str], tuple[list[Any], str]] = {}
+    for cfg in configs:
+        if not cfg.resume:
+            continue
+        where = (cfg.resume, str(cfg.results.dir), cfg.results.url or "")
+        if where not in found:
+            store = ResultsStore(cfg.results.dir, cfg.results.url, create=False)
+            try:
+                found[where] = sweep_records(store, cfg.resume), mask_url(store.url)
+            finally:
+                store.close()
+        records, shown = found[where]
+        if not records:
+            return (f"resume={cfg.resume!r} matches no sweep in {shown}: give the id the interrupted "
+                    "sweep printed (records carry it as sweep_id)")
+        # The earliest record was measured with the sweep's own settings (a point measured again after it
+        # did not converge has a longer window).
+        differ = resume_conflicts(records[0].config, as_plain(cfg))
+        if differ:
+            was = ", ".join(f"{key}={old!r}" for key, old, _ in differ)
+            now = ", ".join(f"{key}={new!r}" for key, _, new in differ)
+            return (f"resume={cfg.resume!r} was measured with {was}; this command has {now}: resume with the "
+                    "sweep's own settings, or start a new sweep without resume=")
+    return ""

@@ -8,6 +8,7 @@ from typing import Optional, Sequence
 
 from bench.config.compose import compose, to_config
 from bench.config.explain import explain
+from bench.config.secrets import hide_url_passwords, with_url
 from bench.errors import ConfigError
 from bench.results.store import ResultsStore
 
@@ -15,13 +16,15 @@ __all__ = ["results_location", "open_store"]
 
 
 def results_location(overrides: Sequence[str]) -> tuple[str, Optional[str]]:
-    """results.dir and results.url of the results overrides."""
+    """results.dir and results.url of the results overrides (a URL's password never passes through
+    Hydra, nor its errors: bench.config.secrets)."""
+    overrides, urls = hide_url_passwords(list(overrides))
     try:
-        cfg = to_config(compose(list(overrides)))
+        cfg = with_url(to_config(compose(overrides)), urls)
     except ConfigError:
         raise
     except Exception as exc:  # noqa: BLE001 - Hydra's errors, explained in one line
-        raise explain(exc, list(overrides)) from None
+        raise explain(exc, overrides) from None
     return str(Path(cfg.results.dir).expanduser()), cfg.results.url
 
 

@@ -11,6 +11,7 @@ are tested without running anything.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 __all__ = ["SweepPoint", "SweepResult", "batch_sweep", "point_from_record", "sweep_batches", "conversion_of"]
@@ -115,9 +116,15 @@ def sweep_records(store: Any, sweep_id: str) -> list[Any]:
     (the JSON file is written first), without duplicates."""
     import json
 
+    from bench.errors import StoreError
     from bench.results.records import RunRecord, SchemaError
 
-    found = {r.id: r for r in store.select({"sweep_id": [sweep_id]})}
+    try:
+        found = {r.id: r for r in store.select({"sweep_id": [sweep_id]})}
+    except StoreError:
+        if not _no_database(store):
+            raise
+        found = {}  # a store opened for reading that has no database yet: the JSON files alone
     folder = store.directory / "records"
     if folder.is_dir():
         for path in folder.rglob("*.json"):
@@ -133,4 +140,51 @@ def sweep_records(store: Any, sweep_id: str) -> list[Any]:
     return sorted(found.values(), key=lambda r: (r.created_at, r.id))
 
 
-__all__ += ["sweep_records"]
+def _no_database(store: Any) -> bool:
+    """``store`` is opened for reading only (nothing created) and its SQLite file does not exist."""
+    import sqlalchemy as sa
+
+    if store.create or not store.is_sqlite:
+        return False
+    database = sa.engine.make_url(store.url).database
+    return bool(database) and database != ":memory:" and not Path(database).is_file()
+
+
+# What a resumed sweep may change: the keys that decide where records go, how they are labelled, and
+# which points are measured, but not how a point is measured. batch_size and suite.only are set per
+# point in a record's config. results.*: where records are stored (results.url is masked in records);
+# resume and tag: the sweep's id and a label; worker.timeout_s: when a hung worker is killed;
+# sweep.*: which batch sizes are measured and where the sweep stops (start, factor, max_batch, min_gain,
+# patience, respect_latency_requirement, require_converged; max_batch also sets the largest batch a
+# conversion covers, which changes no figure of a point bench measures today); cache.*: whether a
+# conversion is rebuilt or taken from the cache (the setup time differs, not the measured figures).
+# Everything else (suite, backend, scenario, sensors, model, data, repeats, worker.memory_limit_mib)
+# changes what a point measures: a resume with another value would mix two experiments in one sweep.
+RESUME_MAY_CHANGE = ("batch_size", "suite.only", "results.", "resume", "tag", "worker.timeout_s", "sweep.",
+                     "cache.")
+
+
+def _flat(config: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(config, dict):
+        return {prefix[:-1]: config}
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        out.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) and value else {f"{prefix}{key}": value})
+    return out
+
+
+def resume_conflicts(recorded: dict[str, Any], current: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(key, the sweep's value, this command's value) for every key of a sweep's record config
+    (``recorded``) that ``current`` (bench.config.schema.as_plain of the resuming config) sets otherwise,
+    beyond RESUME_MAY_CHANGE. A key the record lacks (written by an older bench) is not compared."""
+    old, new = _flat(recorded or {}), _flat(current)
+    differ = []
+    for key in sorted(old):
+        if any(key == k or k.endswith(".") and key.startswith(k) for k in RESUME_MAY_CHANGE):
+            continue
+        if old.get(key) != new.get(key):
+            differ.append((key, old.get(key), new.get(key)))
+    return differ
+
+
+__all__ += ["sweep_records", "resume_conflicts", "RESUME_MAY_CHANGE"]

@@ -11,6 +11,7 @@ from typing import Any, Optional, TextIO
 
 from bench.reporting.leaderboard import (COST, ENERGY, METRICS, PROCESS_MARK, SHOWN, UNBOUNDED_MARK, Figure,
                                          Group, Leaderboard, Row, unbounded_note)
+from bench.fmt import csv_cell
 from bench.results import support
 
 __all__ = ["fmt_figure", "cell", "columns", "shown", "HEADINGS", "LEGEND", "COLUMNS", "render_terminal",
@@ -172,5 +173,5 @@ def render_csv(board: Leaderboard) -> str:
                 data[f"{name}_ci_low"] = "" if f.value is None or f.low is None or not f.has_ci else repr(f.low)
                 data[f"{name}_ci_high"] = "" if f.value is None or f.high is None or not f.has_ci else repr(f.high)
                 data[f"{name}_note"] = f.note or _missing_ends(f)
-            writer.writerow(data)
+            writer.writerow({k: csv_cell(v) for k, v in data.items()})
     return out.getvalue()

@@ -168,12 +168,28 @@ def _atomic_output(path: Path, write: Any) -> None:
         raise
 
 
+def _csv_safe(df: Any) -> Any:
+    """The frame with every text cell (and column name) as bench.fmt.csv_cell writes it: no cell a
+    spreadsheet would run as a formula."""
+    import pandas as pd
+
+    from bench.fmt import csv_cell
+
+    df = df.rename(columns=lambda c: csv_cell(c) if isinstance(c, str) else c)
+    for column in df.columns:
+        series = df[column]
+        if not pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_datetime64_any_dtype(series):
+            df[column] = series.map(csv_cell)
+    return df
+
+
 def export(records: Sequence[RunRecord], fmt: str, output: Optional[Path]) -> Optional[str]:
     """CSV or Parquet of frame(records) to ``output`` (atomically); CSV text when output is None."""
     if fmt not in EXPORT_FORMATS:
         raise ConfigError("--format", fmt, f"use one of {', '.join(EXPORT_FORMATS)}", "is not an export format")
     df = frame(records)
     if fmt == "csv":
+        df = _csv_safe(df)
         if output is None:
             return df.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%S%z")
         _atomic_output(output, lambda tmp: df.to_csv(tmp, index=False, date_format="%Y-%m-%dT%H:%M:%S%z"))

@@ -29,16 +29,20 @@ def normalize_url(url: str) -> str:
 def mask_url(url: str) -> str:
     """The URL with its password replaced, for messages and records."""
     try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
+        parsed = sa.engine.make_url(url)
+        if "password" in parsed.query:  # libpq takes ?password= too
+            parsed = parsed.update_query_dict({"password": "***"})
+        return parsed.render_as_string(hide_password=True)
     except Exception:
         return "<unparseable database URL>"
 
 
 def url_password(url: str) -> Optional[str]:
     try:
-        password = sa.engine.make_url(url).password
+        parsed = sa.engine.make_url(url)
     except Exception:
         return None
+    password = parsed.password or parsed.query.get("password")
     return str(password) if password else None
 
 
