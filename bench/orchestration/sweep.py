@@ -154,14 +154,18 @@ def _no_database(store: Any) -> bool:
 # which points are measured, but not how a point is measured. batch_size and suite.only are set per
 # point in a record's config. results.*: where records are stored (results.url is masked in records);
 # resume and tag: the sweep's id and a label; worker.timeout_s: when a hung worker is killed;
-# sweep.*: which batch sizes are measured and where the sweep stops (start, factor, max_batch, min_gain,
-# patience, respect_latency_requirement, require_converged; max_batch also sets the largest batch a
-# conversion covers, which changes no figure of a point bench measures today); cache.*: whether a
-# conversion is rebuilt or taken from the cache (the setup time differs, not the measured figures).
-# Everything else (suite, backend, scenario, sensors, model, data, repeats, worker.memory_limit_mib)
-# changes what a point measures: a resume with another value would mix two experiments in one sweep.
-RESUME_MAY_CHANGE = ("batch_size", "suite.only", "results.", "resume", "tag", "worker.timeout_s", "sweep.",
-                     "cache.")
+# cache.*: whether a conversion is rebuilt or taken from the cache (the setup time differs, not the
+# measured figures); sweep.min_gain, patience, respect_latency_requirement, require_converged: where
+# the sweep stops. sweep.start, factor and max_batch choose the sizes too, but their largest size
+# (sweep_batches(...)[-1]) is the largest batch every point's conversion covers, and TensorRT tunes
+# its profile for it (bench.orchestration.protocol's max_batch_size): they may change only while that
+# size stays the same. Everything else (suite, backend, scenario, sensors, model, data, repeats,
+# worker.memory_limit_mib) changes what a point measures: a resume with another value would mix two
+# experiments in one sweep.
+RESUME_MAY_CHANGE = ("batch_size", "suite.only", "results.", "resume", "tag", "worker.timeout_s", "cache.",
+                     "sweep.min_gain", "sweep.patience", "sweep.respect_latency_requirement",
+                     "sweep.require_converged")
+_SWEEP_SIZES = ("sweep.start", "sweep.factor", "sweep.max_batch")
 
 
 def _flat(config: Any, prefix: str = "") -> dict[str, Any]:
@@ -173,14 +177,25 @@ def _flat(config: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _largest(flat: dict[str, Any]) -> Optional[int]:
+    try:
+        return sweep_batches(*(int(flat[k]) for k in _SWEEP_SIZES))[-1]
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def resume_conflicts(recorded: dict[str, Any], current: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     """(key, the sweep's value, this command's value) for every key of a sweep's record config
     (``recorded``) that ``current`` (bench.config.schema.as_plain of the resuming config) sets otherwise,
-    beyond RESUME_MAY_CHANGE. A key the record lacks (written by an older bench) is not compared."""
+    beyond RESUME_MAY_CHANGE (and sweep.start, factor, max_batch while the largest size is the same).
+    A key the record lacks (written by an older bench) is not compared."""
     old, new = _flat(recorded or {}), _flat(current)
+    same_largest = _largest(old) == _largest(new)
     differ = []
     for key in sorted(old):
         if any(key == k or k.endswith(".") and key.startswith(k) for k in RESUME_MAY_CHANGE):
+            continue
+        if key in _SWEEP_SIZES and same_largest:
             continue
         if old.get(key) != new.get(key):
             differ.append((key, old.get(key), new.get(key)))

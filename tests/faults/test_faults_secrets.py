@@ -216,6 +216,7 @@ def _sweep_in_store(folder: Path, overrides: list[str], sweep_id: str = "feedc0f
     (["scenario=latency"], "scenario.name='throughput'"),
     (["backend.threads=2"], "backend.threads=None; this command has backend.threads=2"),
     (["repeats=2"], "repeats=1; this command has repeats=2"),
+    (["sweep.max_batch=4"], "sweep.max_batch=2; this command has sweep.max_batch=4"),  # conversions cover 1..4
 ])
 def test_resume_with_other_settings_is_refused_before_anything_runs(change, says, in_tmp, capsys):
     (in_tmp / "tmp").mkdir()
@@ -237,10 +238,11 @@ def _files(folder: Path) -> list[Path]:
 
 
 def test_resume_may_change_where_and_how_points_are_chosen(in_tmp, capsys):
-    """tag, results, worker.timeout_s and the sweep's bounds change no point: the stored points are
-    reused and nothing is measured again."""
+    """tag, results, worker.timeout_s and the sweep's bounds (its largest size still 2) change no
+    point: the stored points are reused and nothing is measured again."""
     ids = _sweep_in_store(in_tmp, SWEEP[3:])
-    proc = _main([*SWEEP, "tag=again", "worker.timeout_s=60", "sweep.patience=3", "resume=feedc0ffee00"], capsys)
+    proc = _main([*SWEEP, "tag=again", "worker.timeout_s=60", "sweep.patience=3", "sweep.max_batch=3",
+                  "resume=feedc0ffee00"], capsys)
     assert proc.returncode == 0, proc.stderr
     assert "resuming, 2 point(s) already measured" in proc.stderr
     assert assert_consistent(in_tmp / "results").ids == set(ids)
@@ -270,13 +272,18 @@ def test_resume_finds_a_crashed_sweep_in_its_json_files_alone(in_tmp, capsys):
 def test_resume_conflicts_name_only_what_changes_a_measurement():
     base = {"suite": {"name": "fake", "only": ["tiny"]}, "backend": {"name": "cpu", "threads": None},
             "results": {"dir": "results", "url": "postgresql://u:***@h/db"}, "tag": "", "batch_size": 1,
-            "sweep": {"max_batch": 8, "min_gain": 0.02}, "worker": {"timeout_s": 900.0, "memory_limit_mib": None},
+            "sweep": {"start": 1, "factor": 2, "max_batch": 8, "min_gain": 0.02, "patience": 2},
+            "worker": {"timeout_s": 900.0, "memory_limit_mib": None},
             "cache": {"enabled": True}, "resume": None}
     same = {**base, "suite": {"name": "fake", "only": ["a", "b"]}, "results": {"dir": "x", "url": None}, "tag": "t",
-            "batch_size": None, "sweep": {"max_batch": 64, "min_gain": 0.1}, "resume": "abc",
+            "batch_size": None, "sweep": {"start": 2, "factor": 2, "max_batch": 15, "min_gain": 0.1, "patience": 3},
+            "resume": "abc",
             "worker": {"timeout_s": 10.0, "memory_limit_mib": None}, "cache": {"enabled": False}, "new_key": 1}
     assert resume_conflicts(base, same) == []
     other = {**same, "backend": {"name": "onnxruntime", "threads": 2}, "worker": {"timeout_s": 10.0,
                                                                                    "memory_limit_mib": 512}}
     assert resume_conflicts(base, other) == [("backend.name", "cpu", "onnxruntime"), ("backend.threads", None, 2),
                                              ("worker.memory_limit_mib", None, 512)]
+    # Another largest size (16, not 8): every conversion's batch range, TensorRT's tuned profile.
+    larger = {**same, "sweep": {**same["sweep"], "max_batch": 16}}
+    assert resume_conflicts(base, larger) == [("sweep.max_batch", 8, 16), ("sweep.start", 1, 2)]
