@@ -250,7 +250,7 @@ def _run_command(args: list[str]) -> int:
             return 2
     ctx = RunContext.composed(parsed, jobs, urls)
     refused = _check_resume(list(ctx.jobs.values()))
-    if parsed.multirun and not refused and not {"--cfg", "-c"} & set(args):
+    if parsed.multirun and not refused and not any(a.partition("=")[0] in ("--cfg", "-c") for a in args):
         refused = _check_databases(list(ctx.jobs.values()))
     if refused:
         _err(refused)
