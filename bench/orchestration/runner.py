@@ -184,6 +184,9 @@ def _run_worker(item: ItemRequest, scratch: Path, watch: OomWatch, timeout_s: fl
             except subprocess.TimeoutExpired:
                 _kill_group(proc)
                 proc.wait()
+                if outcome.result is None and outcome.error is None:  # our SIGKILL, not the kernel's
+                    outcome.error = {"kind": "crash", "message": "the worker closed its pipe without a result "
+                                                                 "and did not exit: killed"}
         # Anything the worker left behind (a sampler, a compiler) goes with it.
         _kill_group(proc)
     except BaseException:

@@ -5,8 +5,10 @@ the worker is gone, whatever ended it (a result, a crash, a timeout, Ctrl-C, SIG
 
 A parent killed with SIGKILL (or a power cut) cannot remove it: the next run removes the folders
 whose parent is dead (``remove_stale``), and the loose files that versions before the scratch folder
-left (``bench-worker-*.log``, ``bench-samples-*.jsonl``) when no process holds them open. Only this
-user's, never a live run's.
+left (``bench-worker-*.log``, ``bench-samples-*.jsonl``) when no process holds them open and none
+wrote them for a minute (an old version's parent reads its worker's log just after the worker
+exits). Only this user's, never a live run's. A run's liveness is its pid's: a run in another PID
+namespace sharing this temporary folder would look dead (containers have a /tmp of their own).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ __all__ = ["PREFIX", "make_scratch", "remove_scratch", "remove_stale"]
 PREFIX = "bench-worker-"
 _FOLDER = re.compile(r"^bench-worker-(\d+)-[^/]+$")
 _OLD_FILES = (re.compile(r"^bench-worker-.+\.log$"), re.compile(r"^bench-samples-.+\.jsonl$"))
+OLD_FILE_QUIET_S = 60.0
 
 
 def make_scratch() -> Path:
@@ -105,7 +108,8 @@ def remove_stale(tmp: Optional[str] = None, alive: Callable[[int], bool] = pid_a
                 shutil.rmtree(path, ignore_errors=True)
                 if not os.path.lexists(path):
                     removed.append(name)
-        elif stat.S_ISREG(info.st_mode) and any(p.match(name) for p in _OLD_FILES):
+        elif stat.S_ISREG(info.st_mode) and any(p.match(name) for p in _OLD_FILES) \
+                and time.time() - info.st_mtime > OLD_FILE_QUIET_S:
             old_files.append(name)
     if old_files:
         held = held_open()

@@ -86,8 +86,10 @@ def _dead_runs_files(folder: Path) -> list[str]:
     scratch.mkdir()
     (scratch / "worker.log").write_text("Fatal Python error: killed\n")
     (scratch / "bench-samples-a1.jsonl").write_text('{"probes": []}\n')
-    (tmp / "bench-worker-k3j4.log").write_text("old log\n")
-    (tmp / "bench-samples-m5n6.jsonl").write_text("{}\n")
+    then = time.time() - 3600  # an hour ago
+    for name, text in (("bench-worker-k3j4.log", "old log\n"), ("bench-samples-m5n6.jsonl", "{}\n")):
+        (tmp / name).write_text(text)
+        os.utime(tmp / name, (then, then))
     return leftovers(folder)
 
 

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -66,6 +67,11 @@ def test_a_killed_point_is_a_crash_that_does_not_stop_the_sweep(tmp_path):
     assert oom.status == "oom" and point_from_record(oom).status == "oom"
 
 
+def _age(path, seconds: float = 120.0) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
 def _dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
@@ -79,17 +85,21 @@ def test_the_scratch_folders_of_dead_runs_go_and_a_live_runs_stay(tmp_path):
         (tmp_path / name / "worker.log").write_text("last words")
         (tmp_path / name / "bench-samples-x.jsonl").write_text("{}")
     # Loose files of versions before the scratch folder: removed unless a process holds them open.
-    for name in ("bench-worker-old1.log", "bench-samples-old2.jsonl", "bench-worker-held.log"):
+    for name in ("bench-worker-old1.log", "bench-samples-old2.jsonl", "bench-worker-held.log", "bench-worker-new.log"):
         (tmp_path / name).write_text("x")
+        if name != "bench-worker-new.log":  # written a minute ago: its run may still read it
+            _age(tmp_path / name)
     (tmp_path / "bench-pg-keep").mkdir()  # another bench folder: not the worker's
     (tmp_path / "unrelated.log").write_text("x")
     held = {str(tmp_path / "bench-worker-held.log")}
     removed = remove_stale(str(tmp_path), held_open=lambda: held)
     assert sorted(removed) == sorted([f"bench-worker-{dead}-abc", "bench-worker-old1.log", "bench-samples-old2.jsonl"])
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [f"bench-worker-{os.getpid()}-def", "bench-worker-held.log", "bench-pg-keep", "unrelated.log"])
+        [f"bench-worker-{os.getpid()}-def", "bench-worker-held.log", "bench-worker-new.log", "bench-pg-keep",
+         "unrelated.log"])
     # When it cannot be known who holds the loose files open, they stay.
     (tmp_path / "bench-worker-old3.log").write_text("x")
+    _age(tmp_path / "bench-worker-old3.log")
     assert remove_stale(str(tmp_path), held_open=lambda: None) == []
 
 
@@ -104,6 +114,7 @@ def test_another_users_scratch_folder_stays(tmp_path):
 def test_the_real_open_files_of_this_process_count_as_held(tmp_path):
     path = tmp_path / "bench-worker-mine.log"
     with open(path, "w"):
+        _age(path)
         assert remove_stale(str(tmp_path)) == [] and path.exists()
     assert remove_stale(str(tmp_path)) == ["bench-worker-mine.log"]
 
