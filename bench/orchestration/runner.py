@@ -110,12 +110,14 @@ def run_worker(
     except OSError as exc:
         return WorkerOutcome(error={"kind": "crash", "message": f"worker could not start: no temporary folder "
                                                                 f"for it ({exc}); free space or set TMPDIR"})
-    watch = oom_watch()
+    watch: Optional[OomWatch] = None
     try:
+        watch = oom_watch()
         return _run_worker(replace(item, scratch_dir=str(scratch)), scratch, watch, timeout_s, on_event,
                            refresh_s, on_tick)
     finally:
-        watch.close()
+        if watch is not None:
+            watch.close()
         remove_scratch(scratch)
 
 
