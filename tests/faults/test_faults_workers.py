@@ -26,6 +26,11 @@ pytestmark = pytest.mark.slow
 # first record is written and the second worker's scratch folder exists lands mid-item.
 TINY_THEN_HANG = [*[a for a in TINY if not a.startswith("suite.only=")], "suite.only=[tiny,hang]",
                   "worker.timeout_s=300"]
+# One item measured for a minute with the sensor sampler on: a signal sent once the sampler writes
+# its samples lands mid-measurement.
+SAMPLED = [*[a for a in TINY if not a.startswith(("suite.only=", "sensors.", "scenario.m"))], "suite.only=[sleepy]",
+           "sensors.enabled=true", "scenario.min_iterations=3", "scenario.min_duration_s=60",
+           "scenario.max_duration_s=120", "worker.timeout_s=300"]
 # A sweep of three short points (the FAST overrides of tests/integration/test_sweep.py).
 SWEEP = ["run", "--config-dir", TEST_CONF, "suite=fake", "suite.only=[tiny]", "sweep=batch", "scenario=throughput",
          "sweep.max_batch=4", "sweep.min_gain=-1", "sweep.respect_latency_requirement=false",
@@ -40,13 +45,14 @@ def _records(folder: Path) -> list[Path]:
 
 
 def _wait_for(proc: subprocess.Popen[str], folder: Path, records: int, worker_running: bool, pid: int,
-              timeout: float = 120) -> None:
+              sampling: bool = False, timeout: float = 120) -> None:
     """Until ``records`` records are written (and, with ``worker_running``, a worker of the run
-    ``pid`` has its scratch folder)."""
+    ``pid`` has its scratch folder; with ``sampling``, the sensor sampler writes its samples there)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
         scratch = [name for name in leftovers(folder) if name.startswith(f"bench-worker-{pid}-")]
-        if len(_records(folder)) >= records and (scratch or not worker_running):
+        samples = [p for name in scratch for p in (folder / "tmp" / name).glob("bench-samples-*.jsonl")]
+        if len(_records(folder)) >= records and (scratch or not worker_running) and (samples or not sampling):
             return
         time.sleep(0.05)
     out, err = proc.communicate(timeout=30) if proc.poll() is not None else ("", "")
@@ -93,17 +99,19 @@ def _dead_runs_files(folder: Path) -> list[str]:
     return leftovers(folder)
 
 
-@pytest.mark.parametrize("sig, code, said", [
-    (signal.SIGINT, 130, "bench: interrupted; the records of finished work items are kept"),
-    (signal.SIGTERM, 143, "bench: interrupted by SIGTERM; the records of finished work items are kept"),
+@pytest.mark.parametrize("sig, code, said, args, kept", [
+    (signal.SIGINT, 130, "bench: interrupted; the records of finished work items are kept", TINY_THEN_HANG,
+     ["tiny"]),
+    (signal.SIGTERM, 143, "bench: interrupted by SIGTERM; the records of finished work items are kept", SAMPLED,
+     []),
 ])
-def test_a_signal_mid_item_exits_cleanly_and_leaves_nothing(tmp_path, sig, code, said):
-    """Ctrl-C or SIGTERM while a worker runs: the worker's group is killed, its scratch folder
-    removed, the finished record kept, and the files a dead run left before are gone too (cleaned
-    when this run started)."""
+def test_a_signal_mid_item_exits_cleanly_and_leaves_nothing(tmp_path, sig, code, said, args, kept):
+    """Ctrl-C while a worker builds, SIGTERM while it measures with the sensor sampler writing its
+    samples: the worker's group is killed, its scratch folder (log, samples) removed, the finished
+    record kept, and the files a dead run left before are gone too (cleaned when this run started)."""
     assert len(_dead_runs_files(tmp_path)) == 3
-    proc = start(TINY_THEN_HANG, tmp_path)
-    _wait_for(proc, tmp_path, records=1, worker_running=True, pid=proc.pid)
+    proc = start(args, tmp_path)
+    _wait_for(proc, tmp_path, records=len(kept), worker_running=True, pid=proc.pid, sampling=args is SAMPLED)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
@@ -111,7 +119,7 @@ def test_a_signal_mid_item_exits_cleanly_and_leaves_nothing(tmp_path, sig, code,
     assert leftovers(tmp_path) == []
     _no_process_left(tmp_path)
     state = assert_consistent(tmp_path / "results")
-    assert [r["workload"]["name"] for r in state.files.values()] == ["tiny"]
+    assert [r["workload"]["name"] for r in state.files.values()] == kept
     assert all(r["status"] == "ok" for r in state.files.values())  # the interrupted item is not a failure
 
 
