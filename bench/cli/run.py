@@ -7,6 +7,7 @@ per command and handed to the task function (no module state).
 
 from __future__ import annotations
 
+import signal
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,6 +27,21 @@ __all__ = ["run_command", "RunContext", "mask_passwords"]
 
 def _err(message: str) -> None:
     sys.stderr.write(f"bench: error: {message}\n")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C's KeyboardInterrupt, so that it unwinds the same
+    way: the worker's process group killed, its scratch folder removed, the finished records kept."""
+
+
+def _interrupted(exc: BaseException) -> tuple[str, int]:
+    """What the message says of the interruption, and the exit code (128 + the signal's number)."""
+    return (" by SIGTERM", 128 + signal.SIGTERM) if isinstance(exc, Terminated) else ("", 128 + signal.SIGINT)
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second one must not cut the cleanup short
+    raise Terminated()
 
 
 @dataclass
@@ -199,11 +215,12 @@ def _sweep(ctx: RunContext, typed: Config, store: Any, catalog: dict[str, Any], 
           file=sys.stderr)
     try:
         done, results = runner.run_sweep(workloads, catalog, previous)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        by, code = _interrupted(exc)
         args = [a for a in sys.argv[1:] if not a.startswith("resume=")]
-        sys.stderr.write(f"\nbench: interrupted; the finished points are kept. Resume with:\n"
+        sys.stderr.write(f"\nbench: interrupted{by}; the finished points are kept. Resume with:\n"
                          f"  bench run {' '.join(args)} resume={sweep_id}\n")
-        sys.exit(130)
+        sys.exit(code)
     ctx.results.extend(done)
     ctx.sweep_stops.extend(
         r.points[-1].record_id for r in results.values() if r.points and r.points[-1].status == "oom")
@@ -256,10 +273,18 @@ def _run_command(args: list[str]) -> int:
         _err(refused)
         return 2
     try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread (an embedding application): SIGTERM stays its business
+        previous = None
+    try:
         _run_hydra(ctx, args)
-    except KeyboardInterrupt:
-        sys.stderr.write("\nbench: interrupted; the records of finished work items are kept\n")
-        return 130
+    except KeyboardInterrupt as exc:
+        by, code = _interrupted(exc)
+        sys.stderr.write(f"\nbench: interrupted{by}; the records of finished work items are kept\n")
+        return code
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     if parsed.info_only or not ctx.jobs_run:
         return 0
     if ctx.jobs_run > 1:

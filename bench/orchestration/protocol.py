@@ -33,8 +33,9 @@ from bench.errors import BenchError
 __all__ = ["PROTOCOL_VERSION", "ProtocolError", "ItemRequest", "Progress", "Result", "Error", "Message",
            "decode", "default_cache_dir"]
 
-# 2: typed messages (ItemRequest with the config's sections and max_batch_size); 1 was untyped dicts.
-PROTOCOL_VERSION = 2
+# 3: ItemRequest.scratch_dir; 2: typed messages (ItemRequest with the config's sections and
+# max_batch_size); 1 was untyped dicts.
+PROTOCOL_VERSION = 3
 
 
 class ProtocolError(BenchError):
@@ -93,6 +94,9 @@ class ItemRequest(_Message):
     worker: WorkerConfig
     cache: CacheConfig  # dir resolved: never null
     loadgen_log_dir: str  # MLPerf LoadGen's own logs (scenario.engine=loadgen), beside the records
+    # The worker's temporary files go here (the sampler's samples): a folder the parent made for this
+    # worker alone and removes when it is gone (bench.orchestration.scratch). "": the temporary folder.
+    scratch_dir: str = ""
 
     @classmethod
     def from_config(cls, cfg: Config, workload: str, batch_size: int, run_id: str) -> "ItemRequest":

@@ -14,9 +14,8 @@ import selectors
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -27,7 +26,9 @@ from bench.measurement.loop import LoopResult
 from bench.results.metrics import fit_metrics, load_metrics, loadgen_metrics, loop_metrics, training_metrics
 from bench.results.records import RunRecord, new_id, utc_now
 from bench.results.store import ResultsStore
+from bench.system.oom import OomEvidence, OomWatch
 from bench.orchestration.protocol import Error, ItemRequest, Progress, ProtocolError, Result, decode, default_cache_dir
+from bench.orchestration.scratch import make_scratch, remove_scratch, remove_stale
 from bench.orchestration.sweep import SweepPoint, batch_sweep, point_from_record
 
 __all__ = ["WorkItem", "WorkerOutcome", "expand", "run_worker", "Runner", "default_cache_dir"]
@@ -67,17 +68,6 @@ def expand(cfg: Config, workload_names: list[str]) -> list[WorkItem]:
     return [WorkItem(name, batch, cfg.scenario.name) for name in names]
 
 
-def _oom_kills() -> Optional[int]:
-    try:
-        with open("/proc/vmstat", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("oom_kill "):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return None
-
-
 def _signal_name(number: int) -> str:
     try:
         return signal.Signals(number).name
@@ -109,13 +99,35 @@ def run_worker(
     on_event: Callable[[dict[str, Any]], None] = lambda event: None,
     refresh_s: Optional[float] = None,
     on_tick: Callable[[], None] = lambda: None,
+    oom_watch: Callable[[], OomWatch] = OomWatch.open,
 ) -> WorkerOutcome:
-    """Run one item in a new worker process (own session, so its whole group can be killed)."""
+    """Run one item in a new worker process (own session, so its whole group can be killed), with a
+    scratch folder of its own (its log, the sampler's samples) that is gone when this returns or
+    raises. ``oom_watch`` opens the sources that may name the worker as the out-of-memory killer's
+    victim (bench.system.oom), before the worker starts."""
+    try:
+        scratch = make_scratch()
+    except OSError as exc:
+        return WorkerOutcome(error={"kind": "crash", "message": f"worker could not start: no temporary folder "
+                                                                f"for it ({exc}); free space or set TMPDIR"})
+    watch: Optional[OomWatch] = None
+    try:
+        watch = oom_watch()
+        return _run_worker(replace(item, scratch_dir=str(scratch)), scratch, watch, timeout_s, on_event,
+                           refresh_s, on_tick)
+    finally:
+        if watch is not None:
+            watch.close()
+        remove_scratch(scratch)
+
+
+def _run_worker(item: ItemRequest, scratch: Path, watch: OomWatch, timeout_s: float,
+                on_event: Callable[[dict[str, Any]], None], refresh_s: Optional[float],
+                on_tick: Callable[[], None]) -> WorkerOutcome:
     outcome = WorkerOutcome()
+    log_path = scratch / "worker.log"
+    log = open(log_path, "wb")
     read_fd, write_fd = os.pipe()
-    log = tempfile.NamedTemporaryFile(prefix="bench-worker-", suffix=".log", delete=False)
-    log_path = Path(log.name)
-    oom_before = _oom_kills()
     start = time.monotonic()
     deadline = start + timeout_s
     env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1")
@@ -129,11 +141,11 @@ def run_worker(
         os.close(read_fd)
         os.close(write_fd)
         log.close()
-        log_path.unlink(missing_ok=True)
         outcome.error = {"kind": "crash", "message": f"worker could not start: {exc}"}
         return outcome
     os.close(write_fd)
     log.close()
+    watch.started(proc.pid)
     timed_out = False
     try:
         assert proc.stdin is not None
@@ -174,6 +186,9 @@ def run_worker(
             except subprocess.TimeoutExpired:
                 _kill_group(proc)
                 proc.wait()
+                if outcome.result is None and outcome.error is None:  # our SIGKILL, not the kernel's
+                    outcome.error = {"kind": "crash", "message": "the worker closed its pipe without a result "
+                                                                 "and did not exit: killed"}
         # Anything the worker left behind (a sampler, a compiler) goes with it.
         _kill_group(proc)
     except BaseException:
@@ -185,13 +200,13 @@ def run_worker(
     outcome.returncode = proc.returncode
     outcome.wall_s = time.monotonic() - start
     if outcome.result is None and outcome.error is None:
-        outcome.error = _death_reason(proc.returncode, oom_before)
+        evidence = watch.evidence(proc.pid) if proc.returncode == -signal.SIGKILL else None
+        outcome.error = _death_reason(proc.returncode, evidence, proc.pid)
         if outcome.unreadable:
             outcome.error["message"] += f"; the worker's messages could not be read: {outcome.unreadable[0]}"
     if outcome.error is not None:
         outcome.error["log_tail"] = _tail(log_path)
         outcome.error["returncode"] = proc.returncode
-    log_path.unlink(missing_ok=True)
     return outcome
 
 
@@ -214,14 +229,22 @@ def _handle_line(line: bytes, outcome: WorkerOutcome, on_event: Callable[[dict[s
         outcome.unreadable.append(f"a {message.type!r} message is not one a worker sends")
 
 
-def _death_reason(returncode: Optional[int], oom_before: Optional[int]) -> dict[str, Any]:
+def _death_reason(returncode: Optional[int], evidence: Optional[OomEvidence], pid: int = 0) -> dict[str, Any]:
+    """Why a worker died without a word. SIGKILL is an out-of-memory only on evidence that names
+    this worker (the kernel's log, its own cgroup): the host's OOM count rising during the item is
+    another process's OOM as often as this one's, and is only mentioned."""
     if returncode is not None and returncode < 0:
-        name = _signal_name(-returncode)
-        oom_after = _oom_kills()
-        if -returncode == signal.SIGKILL and oom_before is not None and oom_after is not None \
-                and oom_after > oom_before:
-            return {"kind": "oom", "message": "worker killed by the kernel's out-of-memory killer"}
-        return {"kind": "crash", "message": f"worker crashed with {name}"}
+        if -returncode != signal.SIGKILL:
+            return {"kind": "crash", "message": f"worker crashed with {_signal_name(-returncode)}"}
+        evidence = evidence or OomEvidence()
+        if evidence.named:
+            return {"kind": "oom", "message": f"worker killed by the kernel's out-of-memory killer ({evidence.named})"}
+        message = "worker killed by SIGKILL"
+        if evidence.elsewhere:
+            why = (f"the kernel's log could not be read to tell whose ({evidence.unreadable})" if evidence.unreadable
+                   else f"no kernel record names this worker (pid {pid})")
+            message += f"; an out-of-memory kill happened on this host during the item, but {why}"
+        return {"kind": "crash", "message": message}
     return {"kind": "crash", "message": f"worker exited with code {returncode} without a result"}
 
 
@@ -241,6 +264,7 @@ class Runner:
         return ItemRequest.from_config(self.cfg, item.workload, item.batch_size, self.run_id)
 
     def run(self, items: list[WorkItem], catalog: dict[str, dict[str, Any]]) -> list[tuple[RunRecord, Path]]:
+        remove_stale()  # what runs killed with SIGKILL left in the temporary folder
         return [self.run_one(index, len(items), item, catalog) for index, item in enumerate(items)]
 
     def run_one(self, index: int, total: int, item: WorkItem,
@@ -280,6 +304,7 @@ class Runner:
                   previous: dict[tuple[str, int], RunRecord]) -> tuple[list[tuple[RunRecord, Path]], dict[str, Any]]:
         """A batch sweep per workload; points found in ``previous`` (a resumed sweep) are reused."""
         sw = self.cfg.sweep
+        remove_stale()
         done: list[tuple[RunRecord, Path]] = []
         results: dict[str, Any] = {}
         counter = [0]

@@ -3,20 +3,55 @@ interval, then the warnings with what to do, then where the records are."""
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
-from typing import Optional, Sequence, TextIO
+from typing import Any, Optional, Sequence, TextIO
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from bench.fmt import fmt_ci, fmt_num
 from bench.reporting.progress import use_plain_output
 from bench.results.records import RunRecord
 from bench.measurement.stats import min_samples_to_bound
 
-__all__ = ["summary", "sweep_summary", "conversion_line", "fmt_ci", "fmt_num"]
+__all__ = ["summary", "sweep_summary", "conversion_line", "short_error", "fmt_ci", "fmt_num"]
+
+ERROR_CELL_CHARS = 60
+# PyTorch's check macros put where they failed and the failed condition before the message:
+# "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: ...".
+_ENFORCE = re.compile(r"\[enforce fail at [^\]]*\]\s*(?:[^.\s][^.]*?\.\s+)?")
+# The size an allocator was refused: "you tried to allocate 123 bytes", "Tried to allocate 20.00 MiB".
+_TRIED = re.compile(r"tried to allocate ([\d.]+)\s*(bytes|[KMGTPE]i?B)\b", re.IGNORECASE)
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} bytes"
+    value, unit = float(n), "bytes"
+    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        value /= 1024
+        if value < 1024:
+            break
+    return f"{value:.3g} {unit}"
+
+
+def short_error(error: dict[str, Any], width: int = ERROR_CELL_CHARS) -> str:
+    """A failure's message cut to what a table cell can hold, keeping its meaning: an allocator's
+    refusal as "out of memory: can't allocate SIZE", a PyTorch check without where it failed."""
+    message = str(error.get("message") or "")
+    tried = _TRIED.search(message) if error.get("kind") == "oom" else None
+    if tried:
+        amount, unit = tried.groups()
+        size = _size(int(amount)) if unit.lower() == "bytes" and amount.isdigit() else f"{amount} {unit}"
+        device = " on the GPU" if "cuda" in message.lower() else ""
+        text = f"out of memory: can't allocate {size}{device}"
+    else:
+        text = " ".join(_ENFORCE.sub("", message).split())
+    return text if len(text) <= width else text[:width - 1].rstrip() + "…"
 
 
 def _row(index: int, r: RunRecord) -> list[str]:
@@ -26,7 +61,7 @@ def _row(index: int, r: RunRecord) -> list[str]:
     base = [str(index), str(w.get("name")), backend, str(w.get("batch_size")), str(r.scenario.get("name"))]
     if r.status != "ok":
         error = r.error or {}
-        return base + [f"FAILED: {error.get('kind')}", str(error.get("message", ""))[:60], "", "", "", ""]
+        return base + [f"FAILED: {error.get('kind')}", short_error(error), "", "", "", ""]
     status = "ok" if r.valid else "INVALID"
     if not m.get("converged", True):
         status += " (not converged)"
@@ -88,7 +123,7 @@ def summary(results: Sequence[tuple[RunRecord, Path]], store_url: str, stream: O
                  "mean ± σ ms", "samples/s [CI]", "iterations"):
         table.add_column(name, justify="right" if name in ("#", "batch", "iterations") else "left")
     for i, (record, _) in enumerate(results, 1):
-        table.add_row(*_row(i, record))
+        table.add_row(*(Text(cell) for cell in _row(i, record)))  # text, not markup: "[...]" is shown
     console.print(table)
     for i, (record, _) in enumerate(results, 1):
         for warning in record.warnings:

@@ -29,13 +29,29 @@ from bench.worker.window import loop_settings_of, measured_window
 __all__ = ["run_item", "main", "classify_exception", "model_key"]
 
 
+# What allocators say when memory runs out: PyTorch's CPU allocator ("[enforce fail at
+# alloc_cpu.cpp:NN] err == 0. DefaultCPUAllocator: can't allocate memory: you tried to allocate N
+# bytes. Error code 12 (Cannot allocate memory)"), CUDA's ("CUDA out of memory. Tried to allocate ..."),
+# ONNX Runtime's ("Failed to allocate memory"), C++'s std::bad_alloc.
+OOM_PHRASES = ("out of memory", "can't allocate memory", "cannot allocate memory", "failed to allocate memory",
+               "bad_alloc")
+
+
 def classify_exception(exc: BaseException) -> str:
-    """'oom' for running out of host or device memory, else 'exception'."""
-    if isinstance(exc, MemoryError):
-        return "oom"
-    text = str(exc).lower()
-    if isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text):
-        return "oom"
+    """'oom' for running out of host or device memory, else 'exception'. The evidence is the
+    worker's own exception: a MemoryError, or an error whose text is an allocator's, also when a
+    backend re-raised it as its own error (``raise ... from``). Not an error raised while handling
+    one (its implicit context): a fallback that failed for another reason is that reason."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, MemoryError):
+            return "oom"
+        text = str(current).lower()
+        if any(phrase in text for phrase in OOM_PHRASES):
+            return "oom"
+        current = current.__cause__
     return "exception"
 
 

@@ -45,7 +45,7 @@ def measured_window(item: ItemRequest, phase: Callable[..., None], warm: Callabl
         from bench.system.sensors.sampler import Sampler
 
         phase("sensors")
-        sampler = Sampler({**as_plain(sensors), "pid": os.getpid()})
+        sampler = Sampler({**as_plain(sensors), "pid": os.getpid()}, directory=item.scratch_dir or None)
         sampler.start()
         idle_s = float(sensors.idle_s)
         if idle_s > 0:

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
@@ -78,12 +81,11 @@ def store_state(results: Path) -> StoreState:
     rows: dict[str, dict] = {}
     db = results / "bench.db"
     if db.exists():
-        with sqlite3.connect(db) as conn:
-            for rid, text in conn.execute("SELECT id, record FROM runs"):
-                try:
-                    rows[rid] = json.loads(text)
-                except ValueError as exc:
-                    problems.append(f"row {rid}: not JSON ({exc})")
+        for rid, text in _rows(db):
+            try:
+                rows[rid] = json.loads(text)
+            except ValueError as exc:
+                problems.append(f"row {rid}: not JSON ({exc})")
     for rid in sorted(set(files) - set(rows)):
         problems.append(f"record {rid}: file without a row")
     for rid in sorted(set(rows) - set(files)):
@@ -92,6 +94,21 @@ def store_state(results: Path) -> StoreState:
         if files[rid] != rows[rid]:
             problems.append(f"record {rid}: the file and the row differ")
     return StoreState(files, rows, problems)
+
+
+def _rows(db: Path) -> list[tuple[str, str]]:
+    """The (id, record) rows of a bench.db; on a read-only file system (where SQLite cannot open a WAL
+    database in place) from a copy of the database and its WAL."""
+    try:
+        with closing(sqlite3.connect(db)) as conn:  # closed, not only committed
+            return list(conn.execute("SELECT id, record FROM runs"))
+    except sqlite3.OperationalError:
+        with tempfile.TemporaryDirectory() as tmp:
+            for suffix in ("", "-wal"):
+                if Path(f"{db}{suffix}").exists():
+                    shutil.copy(f"{db}{suffix}", Path(tmp) / f"bench.db{suffix}")
+            with closing(sqlite3.connect(Path(tmp) / "bench.db")) as conn:
+                return list(conn.execute("SELECT id, record FROM runs"))
 
 
 def assert_consistent(results: Path) -> StoreState:

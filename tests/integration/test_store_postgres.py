@@ -321,18 +321,6 @@ def test_an_unreachable_database_is_one_line_exit_2_password_masked(command, tmp
     assert list(tmp_path.iterdir()) == []
 
 
-def test_bench_run_with_an_unreachable_database_exits_2_masked(in_tmp):
-    pytest.importorskip("psycopg")
-    url = f"postgresql://bench:{PASSWORD}@127.0.0.1:{_free_closed_port()}/bench"
-    proc = subprocess.run([sys.executable, "-m", "bench.cli.main", "run", "suite=fake", "suite.only=[tiny]",
-                           f"results.url={url}", "--config-dir", str(ROOT / "tests" / "conf")],
-                          capture_output=True, text=True, timeout=120, env=dict(os.environ))
-    assert proc.returncode == 2, proc.stderr
-    assert PASSWORD not in proc.stdout + proc.stderr
-    assert "bench:***@127.0.0.1" in proc.stderr
-    assert not (in_tmp / "results" / "records").exists()
-
-
 def test_a_postgresql_url_with_a_wrong_password_is_refused_masked(pg_server, capsys, tmp_path):
     url = pg_server.url().replace(PASSWORD, "wrong-Pw-123")
     assert main(["leaderboard", f"results.url={url}", f"results.dir={tmp_path}"]) == 2

@@ -104,12 +104,16 @@ def read_samples(path: Path) -> dict[str, Any]:
 
 
 class Sampler:
-    """The worker's handle on its sampler process."""
+    """The worker's handle on its sampler process. Its samples file goes to ``directory`` (the
+    worker's scratch folder, which the parent removes even when the worker is killed), else to the
+    temporary folder; ``stop`` removes it."""
 
-    def __init__(self, options: dict[str, Any]) -> None:
+    def __init__(self, options: dict[str, Any], directory: Optional[str] = None) -> None:
         self.options = options
         self.proc: Optional[subprocess.Popen[str]] = None
-        self.path = Path(tempfile.mkstemp(prefix="bench-samples-", suffix=".jsonl")[1])
+        fd, name = tempfile.mkstemp(prefix="bench-samples-", suffix=".jsonl", dir=directory or None)
+        os.close(fd)
+        self.path = Path(name)
 
     def start(self, timeout_s: float = 30.0) -> None:
         self.proc = subprocess.Popen(
@@ -126,6 +130,8 @@ class Sampler:
             selector.register(self.proc.stdout, selectors.EVENT_READ)
             if not selector.select(timeout_s):
                 self.proc.kill()
+                self.proc.wait()
+                self.path.unlink(missing_ok=True)
                 raise RuntimeError("the sensor sampler did not start")
         self.proc.stdout.readline()
 

@@ -97,8 +97,8 @@ def test_a_wrong_version_or_field_is_refused_naming_it(tmp_path, change, expecte
 
 
 @pytest.mark.parametrize("line, expected", [
-    ('{"v": 2, "type": "progress", "phase": "build"}', "progress: missing field(s) info"),
-    ('{"v": 2, "type": "error", "kind": "oom", "message": "x", "traceback": "", "code": 1}',
+    ('{"v": %d, "type": "progress", "phase": "build"}' % PROTOCOL_VERSION, "progress: missing field(s) info"),
+    ('{"v": %d, "type": "error", "kind": "oom", "message": "x", "traceback": "", "code": 1}' % PROTOCOL_VERSION,
      "error: unknown field(s) code"),
     ('{"v": 1, "type": "result", "data": {}}', "protocol version 1"),
     ("not json", "not a JSON line"),
