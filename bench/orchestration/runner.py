@@ -14,10 +14,12 @@ import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from bench.config.schema import Config, as_plain
 from bench.results.diagnostics import diagnose
@@ -66,6 +68,36 @@ def expand(cfg: Config, workload_names: list[str]) -> list[WorkItem]:
     names = [n for n in workload_names if not cfg.suite.only or n in cfg.suite.only]
     batch = cfg.batch_size if cfg.batch_size is not None else cfg.scenario.default_batch_size
     return [WorkItem(name, batch, cfg.scenario.name) for name in names]
+
+
+@contextmanager
+def signals_held(signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[list[int]]:
+    """Ctrl-C and SIGTERM held back while a record is stored, then delivered: the JSON file is written
+    first and its row then, and an interruption between the two would leave a file without its row
+    (kept, and found again by a resume or `bench store check --repair`, but not what a clean exit
+    should leave). The hold lasts as long as the store's write (bounded by its busy timeout).
+
+    Python runs signal handlers in the main thread only, and only a handler set from Python can be
+    put back: elsewhere, or for a handler set outside Python, nothing is held."""
+    held: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield held
+        return
+    previous = {number: signal.getsignal(number) for number in signals}
+    previous = {number: handler for number, handler in previous.items() if handler is not None}
+    for number in previous:
+        signal.signal(number, lambda signum, frame: held.append(signum))
+    try:
+        yield held
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        for number in dict.fromkeys(held):  # each signal once, in the order it came
+            handler = previous[number]
+            if callable(handler):
+                handler(number, None)  # Ctrl-C's KeyboardInterrupt, SIGTERM's Terminated
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), number)
 
 
 def _signal_name(number: int) -> str:
@@ -284,7 +316,8 @@ class Runner:
             if records[-1].status != "ok":
                 break  # one process's failure is the item's: no pooled figure from the others
         record = records[0] if repeats == 1 else self._pooled(records, repeats)
-        path = self.store.write(record)
+        with signals_held():  # the file and its row both, not a file whose row a Ctrl-C cut off
+            path = self.store.write(record)
         self.display.finish_item(record)
         return record, path
 
