@@ -354,7 +354,7 @@ class ResultsStore:
             file_error = exc
         try:
             self._insert(record, data)
-        except (sa.exc.SQLAlchemyError, sqlite3.Error) as exc:
+        except (sa.exc.SQLAlchemyError, sqlite3.Error, StoreError) as exc:  # StoreError: it could not be opened
             row_error = exc
         if file_error is None and row_error is None:
             return path

@@ -262,6 +262,19 @@ def _fill(disk: Path) -> Path:
     return filler
 
 
+def test_a_full_disk_before_anything_is_measured_is_one_line_exit_1(tmp_path, small_disk, capsys):
+    _fill(small_disk)
+    results = small_disk / "results"
+    with pytest.raises(StoreWriteError) as caught:
+        ResultsStore(results).engine
+    assert caught.value.exit_code == 1 and "0 B free" in str(caught.value)
+    source = tmp_path / "other.json"
+    source.write_text(json.dumps(make_record().to_dict()))
+    assert main(["import", str(source), f"results.dir={results}"]) == 1
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith("bench: error: ") and "cannot be opened" in line and "free space there" in line
+
+
 @pytest.mark.slow
 def test_a_disk_that_fills_during_a_sweep_loses_no_point(tmp_path, small_disk):
     results = small_disk / "results"
@@ -296,3 +309,13 @@ def test_a_disk_that_fills_during_a_sweep_loses_no_point(tmp_path, small_disk):
     state = assert_consistent(results)
     assert sorted(r["workload"]["batch_size"] for r in state.rows.values()) == [1, 2]
     assert {r["sweep_id"] for r in state.rows.values()} == {sweep_id}
+
+
+def test_store_check_help_and_bad_arguments(tmp_path, capsys):
+    assert main(["store", "check", "--help"]) == 0
+    assert "bench store check [--repair]" in capsys.readouterr().out
+    assert main(["store", "check", "--fix", f"results.dir={tmp_path}"]) == 2
+    assert _one_line(capsys.readouterr().err).startswith("bench: error: --fix is not an argument of `bench store check`")
+    assert main(["store", "verify"]) == 2
+    assert "is not a store command" in _one_line(capsys.readouterr().err)
+    assert list(tmp_path.iterdir()) == []
