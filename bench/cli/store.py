@@ -21,8 +21,9 @@ USAGE = """\
 
 
 def store_command(args: list[str]) -> int:
-    from bench.config.location import open_store, results_location
+    from bench.config.location import results_location
     from bench.results.check import check_store
+    from bench.results.store import ResultsStore
 
     if not args:
         raise ConfigError("", "", "use `bench store check [--repair]`", "`bench store` needs a command")
@@ -47,8 +48,17 @@ def store_command(args: list[str]) -> int:
                               "results=PROFILE)", "is not an argument of `bench store check`")
     # A store whose database is gone but whose files are there is rebuilt by --repair; anywhere else
     # nothing is created (a mistyped results.dir stays an error).
-    directory, _ = results_location(results)
-    store = open_store(results, create=repair and (Path(directory) / "records").is_dir())
+    directory, url = results_location(results)
+    folder = Path(directory) / "records"
+    files = [p for p in folder.rglob("*.json") if not p.name.startswith(".")] if folder.is_dir() else []
+    store = ResultsStore(directory, url, create=repair and bool(files))
+    if not repair and files and url is None and not (Path(directory) / "bench.db").exists():
+        print(f"problem: no database at {Path(directory) / 'bench.db'} for the {len(files)} record file(s) under "
+              f"{Path(directory) / 'records'}: --repair rebuilds it from them")
+        print(f"checked {len(files)} file(s) and no database in {store.location_args()}: 1 problem(s), 0 repaired, "
+              "1 remain")
+        return 1
+    store.engine  # noqa: B018 - open now: a wrong location is one line, exit 2
     try:
         report = check_store(store, repair, lambda finding: print(finding.line()))
     finally:

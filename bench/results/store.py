@@ -45,7 +45,7 @@ from bench.results.records import RunRecord, SchemaError, parse_record
 from bench.results.urls import mask_url, normalize_url, redact_record, url_password
 
 __all__ = ["ResultsStore", "atomic_write_json", "mask_url", "normalize_url", "redact_record", "FILTER_COLUMNS",
-           "DB_SCHEMA_VERSION", "recovery_folders", "write_recovery"]
+           "DB_SCHEMA_VERSION", "recovery_folders", "write_recovery", "free_space"]
 
 DB_SCHEMA_VERSION = 1
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -313,7 +313,7 @@ class ResultsStore:
             raise
         except (sa.exc.SQLAlchemyError, sqlite3.Error) as exc:
             engine.dispose()
-            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            reason = _db_reason(exc)
             if sqlite and _sqlite_environment_fault(exc):
                 raise self._refused(reason) from None
             raise self._fail(reason, "check the URL, the server and the credentials") from None
@@ -368,17 +368,18 @@ class ResultsStore:
         if row_error is None:
             assert file_error is not None
             text = (f"{folder} cannot be written ({_os_reason(file_error)}; {free_space(self.directory)}): record "
-                    f"{record.id} is kept in its database row only; once there is room, {check} writes its JSON file")
+                    f"{record.id} is kept in its database row only; once it can be written again, {check} writes "
+                    "its JSON file")
         elif file_error is None:
             text = (f"results.url={self.display_url!r} refused the row of record {record.id} ({row_reason}; {folder} "
-                    f"has {free_space(self.directory)}): the record is kept in its JSON file {path} only; once there "
-                    f"is room, {check} indexes it")
+                    f"has {free_space(self.directory)}): the record is kept in its JSON file {path} only; once it can "
+                    f"be written again, {check} indexes it")
         else:
             head = (f"{folder} cannot be written ({_os_reason(file_error)}; {free_space(self.directory)}), nor "
                     f"results.url={self.display_url!r} ({row_reason})")
             recovery, refused = write_recovery(record.id, data)
             if recovery is not None:
-                text = (f"{head}: record {record.id} is kept in {recovery}; once there is room, "
+                text = (f"{head}: record {record.id} is kept in {recovery}; once it can be written again, "
                         f"`bench import {shlex.quote(str(recovery))} {self.location_args()}` stores it")
             else:
                 text = (f"{head}: record {record.id} could not be kept in a recovery file either "

@@ -226,6 +226,9 @@ def test_store_check_rebuilds_a_lost_database_from_the_files(tmp_path, capsys):
     store.close()
     for path in results.glob("bench.db*"):
         path.unlink()
+    assert main(["store", "check", f"results.dir={results}"]) == 1
+    assert "--repair rebuilds it from them" in capsys.readouterr().out
+    assert not (results / "bench.db").exists()
     assert main(["store", "check", "--repair", f"results.dir={results}"]) == 0
     assert sorted(assert_consistent(results).rows) == sorted(ids)
     assert main(["store", "check", f"results.dir={tmp_path / 'nowhere'}"]) == 2  # a wrong folder: created nothing
@@ -279,7 +282,8 @@ def test_a_full_disk_before_anything_is_measured_is_one_line_exit_1(tmp_path, sm
 def test_a_disk_that_fills_during_a_sweep_loses_no_point(tmp_path, small_disk):
     results = small_disk / "results"
     env = env_for(tmp_path, XDG_STATE_HOME=str(tmp_path / "state"))
-    sweep = [*(a for a in TINY if a != "batch_size=2"), "sweep=batch", "sweep.max_batch=2", "sweep.require_converged=false", f"results.dir={results}"]
+    sweep = [*(a for a in TINY if a != "batch_size=2"), "sweep=batch", "sweep.max_batch=2",
+             "sweep.require_converged=false", f"results.dir={results}"]
     proc = start(sweep, tmp_path, env=env)
     assert proc.stderr is not None
     seen = []
@@ -315,7 +319,8 @@ def test_store_check_help_and_bad_arguments(tmp_path, capsys):
     assert main(["store", "check", "--help"]) == 0
     assert "bench store check [--repair]" in capsys.readouterr().out
     assert main(["store", "check", "--fix", f"results.dir={tmp_path}"]) == 2
-    assert _one_line(capsys.readouterr().err).startswith("bench: error: --fix is not an argument of `bench store check`")
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith("bench: error: --fix is not an argument of `bench store check`")
     assert main(["store", "verify"]) == 2
     assert "is not a store command" in _one_line(capsys.readouterr().err)
     assert list(tmp_path.iterdir()) == []
