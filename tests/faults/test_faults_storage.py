@@ -235,6 +235,20 @@ def test_store_check_rebuilds_a_lost_database_from_the_files(tmp_path, capsys):
     assert not (tmp_path / "nowhere").exists()
 
 
+@pytest.mark.slow
+def test_a_run_whose_row_is_refused_stops_with_exit_1_and_keeps_the_file(in_tmp, monkeypatch, capsys):
+    with monkeypatch.context() as patch, pytest.raises(SystemExit) as stopped:
+        _refuse_row(patch)
+        main([*TINY, "results.dir=results"])  # the Hydra task exits: this is the process's exit code
+    assert stopped.value.code == 1
+    captured = capsys.readouterr()
+    errors = [line for line in captured.err.splitlines() if line.startswith("bench: error: ")]
+    assert len(errors) == 1 and "database or disk is full" in errors[0] and "Traceback" not in captured.err
+    assert "kept in its JSON file" in errors[0] and "bench store check --repair results.dir=results" in errors[0]
+    assert main(["store", "check", "--repair", "results.dir=results"]) == 0
+    assert len(assert_consistent(in_tmp / "results").rows) == 1
+
+
 # ---------------------------------------------------------------- a real disk that fills during a sweep
 
 
