@@ -31,9 +31,10 @@ def use_plain_output(stream: TextIO) -> bool:
 
 
 class ProgressDisplay:
-    def __init__(self, stream: TextIO = sys.stderr, plain: Optional[bool] = None) -> None:
-        self.stream = stream
-        self.plain = use_plain_output(stream) if plain is None else plain
+    def __init__(self, stream: Optional[TextIO] = None, plain: Optional[bool] = None) -> None:
+        # sys.stderr of now, not of when this module was imported (a test's capture, since closed).
+        self.stream = sys.stderr if stream is None else stream
+        self.plain = use_plain_output(self.stream) if plain is None else plain
         # A terminal line is refreshed twice a second while the worker runs; plain output never wakes.
         self.refresh_s: Optional[float] = None if self.plain else 0.5
         self._label = ""

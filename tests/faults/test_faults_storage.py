@@ -243,7 +243,8 @@ def test_a_run_whose_row_is_refused_stops_with_exit_1_and_keeps_the_file(in_tmp,
     assert stopped.value.code == 1
     captured = capsys.readouterr()
     errors = [line for line in captured.err.splitlines() if line.startswith("bench: error: ")]
-    assert len(errors) == 1 and "database or disk is full" in errors[0] and "Traceback" not in captured.err
+    assert len(errors) == 1, captured
+    assert "database or disk is full" in errors[0] and "Traceback" not in captured.err
     assert "kept in its JSON file" in errors[0] and "bench store check --repair results.dir=results" in errors[0]
     assert main(["store", "check", "--repair", "results.dir=results"]) == 0
     assert len(assert_consistent(in_tmp / "results").rows) == 1
