@@ -23,7 +23,7 @@ from bench.errors import StoreWriteError
 from bench.results import store as store_module
 from bench.results.check import check_store
 from bench.results.store import ResultsStore
-from tests.faults.harness import TINY, assert_consistent, bench, env_for, start, store_state
+from tests.faults.harness import TINY, assert_consistent, bench, env_for, leftovers, start, store_state
 from tests.recordfactory import make_record
 
 
@@ -318,6 +318,7 @@ def test_a_disk_that_fills_during_a_sweep_loses_no_point(tmp_path, small_disk):
     assert len(recovered) == 1 and f"kept in {recovered[0]}" in error[0]
     sweep_id = json.loads(recovered[0].read_text())["sweep_id"]
     assert f"resume={sweep_id}" in err
+    assert not list(results.rglob(".*.tmp")) and not leftovers(tmp_path)  # no half-written file left behind
 
     filler.unlink()
     imported = bench(["import", str(recovered[0]), f"results.dir={results}"], tmp_path, env=env)
