@@ -5,7 +5,7 @@ Messages name the key, the value and the fix, in one line: they are shown to the
 
 from __future__ import annotations
 
-__all__ = ["BenchError", "ConfigError", "BackendUnavailable", "WorkerFailed", "StoreError"]
+__all__ = ["BenchError", "ConfigError", "BackendUnavailable", "WorkerFailed", "StoreError", "StoreWriteError"]
 
 
 class BenchError(Exception):
@@ -43,3 +43,15 @@ class StoreError(BenchError):
     """The results store cannot be opened or written."""
 
     exit_code = 2
+
+
+class StoreWriteError(StoreError):
+    """A record could not be written where it belongs: a full disk, a read-only file system, no
+    permission, a quota, a database that refused the row. The environment's fault, not the user's
+    input (exit code 1); the message says where the record was kept instead and how to bring it back."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, record_id: str = "") -> None:
+        self.record_id = record_id
+        super().__init__(message)

@@ -1,6 +1,6 @@
 """The command line's entry point: `bench COMMAND ...` dispatched to bench.cli.run (`bench run`, a Hydra
-app), bench.cli.list, bench.cli.sysinfo and bench.cli.results (leaderboard, compare, export, import,
-report), each imported only when used.
+app), bench.cli.list, bench.cli.sysinfo, bench.cli.results (leaderboard, compare, export, import,
+report) and bench.cli.store (store check), each imported only when used.
 
 The CLI is the only place that exits. Every override of a run, and of every job of a multirun, is
 composed and validated before any work starts (bench.config.compose): a user's mistake gets one line
@@ -15,6 +15,7 @@ from typing import Optional
 from bench import __version__
 from bench.cli.list import USAGE as LIST_USAGE
 from bench.cli.results import USAGE as RESULTS_USAGE
+from bench.cli.store import USAGE as STORE_USAGE
 from bench.errors import BenchError
 
 
@@ -28,6 +29,8 @@ usage:
                                     suites with their workloads, backends with their availability
   bench sysinfo [--json]            the system fingerprint stored with every result
 {RESULTS_USAGE}
+
+{STORE_USAGE}
 
 examples:
   bench run
@@ -75,7 +78,7 @@ def _main(argv: Optional[list[str]] = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     commands = {"run": _command("run", "run"), "list": _command("list", "list"),
-                "sysinfo": _command("sysinfo", "sysinfo"),
+                "sysinfo": _command("sysinfo", "sysinfo"), "store": _command("store", "store"),
                 **{name: _command("results", name) for name in ("leaderboard", "compare", "export", "import", "report")}}
     if command not in commands:
         _err(f"command {command!r} is unknown: use one of {', '.join(commands)} (bench --help)")

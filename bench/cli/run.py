@@ -19,7 +19,7 @@ from bench.config.compose import (HydraArgs, Job, check_runnable, composed_jobs,
 from bench.config.secrets import hide_url_passwords, mask_passwords, with_url
 from bench.config.schema import CONF_DIR, Config, as_plain, suite_options
 from bench.config.validate import validate
-from bench.errors import BenchError, ConfigError
+from bench.errors import BenchError, ConfigError, StoreWriteError
 from bench.plugins import load_suite
 
 __all__ = ["run_command", "RunContext", "mask_passwords"]
@@ -172,7 +172,7 @@ def _task(ctx: RunContext, cfg: Any) -> None:
         store.engine  # open (and migrate) before any work: a bad URL is a usage error
     except BenchError as exc:
         _err(str(exc))
-        sys.exit(2)
+        sys.exit(exc.exit_code)  # 1 where the file system refuses the database (StoreWriteError)
     ctx.store_url = mask_url(store.url)
     options = suite_options(typed)
     catalog = {w.name: {**suite.workload_info(w, options), "suite": suite.name} for w in suite.workloads}
@@ -186,6 +186,8 @@ def _task(ctx: RunContext, cfg: Any) -> None:
     runner = Runner(typed, store, fingerprint(), ProgressDisplay())
     try:
         done = runner.run(items, catalog)
+    except StoreWriteError as exc:
+        _store_stopped(exc)
     finally:
         store.close()
     ctx.results.extend(done)
@@ -221,11 +223,26 @@ def _sweep(ctx: RunContext, typed: Config, store: Any, catalog: dict[str, Any], 
         sys.stderr.write(f"\nbench: interrupted{by}; the finished points are kept. Resume with:\n"
                          f"  bench run {' '.join(args)} resume={sweep_id}\n")
         sys.exit(code)
+    except StoreWriteError as exc:
+        args = [mask_passwords(a) for a in sys.argv[1:] if not a.startswith("resume=")]
+        _store_stopped(exc, f"bench: the finished points are kept. Once the record is back (the command above), "
+                            f"resume with:\n  bench run {' '.join(args)} resume={sweep_id}\n")
     ctx.results.extend(done)
     ctx.sweep_stops.extend(
         r.points[-1].record_id for r in results.values() if r.points and r.points[-1].status == "oom")
     summary(done, ctx.store_url)
     sweep_summary(sweep_id, results)
+
+
+def _store_stopped(exc: StoreWriteError, then: str = "") -> None:
+    """A record the results store could not take (full disk, read-only, no permission): the store kept
+    it elsewhere and says where; the run stops, as every next record would meet the same fault, with
+    exit code 1 (the environment's fault, not bad usage)."""
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")  # below the progress line of the item just measured
+    _err(str(exc))
+    sys.stderr.write(then)
+    sys.exit(exc.exit_code)
 
 
 def _run_hydra(ctx: RunContext, args: list[str]) -> None:

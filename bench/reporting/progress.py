@@ -32,10 +32,9 @@ def use_plain_output(stream: TextIO) -> bool:
 
 class ProgressDisplay:
     def __init__(self, stream: Optional[TextIO] = None, plain: Optional[bool] = None) -> None:
-        # sys.stderr of the moment, not of the import (`bench run` masks what it prints through a wrapper).
-        stream = sys.stderr if stream is None else stream
-        self.stream = stream
-        self.plain = use_plain_output(stream) if plain is None else plain
+        # sys.stderr of now, not of when this module was imported (a test's capture, since closed).
+        self.stream = sys.stderr if stream is None else stream
+        self.plain = use_plain_output(self.stream) if plain is None else plain
         # A terminal line is refreshed twice a second while the worker runs; plain output never wakes.
         self.refresh_s: Optional[float] = None if self.plain else 0.5
         self._label = ""

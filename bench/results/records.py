@@ -8,11 +8,12 @@ stay readable (tests keep a golden JSON of each).
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import uuid
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
-__all__ = ["SCHEMA_VERSION", "STATUSES", "RunRecord", "new_id", "utc_now", "SchemaError"]
+__all__ = ["SCHEMA_VERSION", "STATUSES", "RunRecord", "new_id", "utc_now", "SchemaError", "parse_record"]
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "failed", "oom", "skipped")
@@ -81,3 +82,19 @@ class RunRecord:
         if missing:
             raise SchemaError(f"missing field(s) {', '.join(missing)}: not a bench RunRecord")
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def parse_record(text: str, expected_id: Optional[str] = None) -> RunRecord:
+    """The RunRecord stored as JSON ``text`` (a file, a database row); ``expected_id`` is the id its
+    file name or row carries. Whatever makes it unreadable raises SchemaError with a one-line reason."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise SchemaError(f"not JSON: {str(exc).splitlines()[0]}") from None
+    try:
+        record = RunRecord.from_dict(data)
+    except (SchemaError, TypeError) as exc:
+        raise SchemaError(f"not a record: {str(exc).splitlines()[0]}") from None
+    if expected_id is not None and record.id != expected_id:
+        raise SchemaError(f"holds record {record.id!r}")
+    return record

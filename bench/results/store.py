@@ -14,13 +14,24 @@ an advisory lock, so that machines opening a fresh database at once do not race 
 
 Credentials stay in the URL: the write path masks the password of every database URL in a record's
 config before anything is written, and error messages show URLs masked.
+
+Nothing measured is lost to the environment. When a write is refused (a full disk, a read-only file
+system, no permission, a quota, a database that refuses the row), ``write`` keeps the record in
+whichever of the file and the row could be written, or else in a recovery file outside the results
+folder that `bench import` reads, and raises StoreWriteError saying where and what brings it back.
+A row that cannot be read back (not JSON, not a record) is skipped by the readers with a warning;
+`bench store check --repair` (bench.results.check) rewrites it from its file.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shlex
+import shutil
 import sqlite3
+import sys
 import tempfile
 import threading
 import time
@@ -29,12 +40,12 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import sqlalchemy as sa
 
-from bench.errors import StoreError
-from bench.results.records import RunRecord
+from bench.errors import StoreError, StoreWriteError
+from bench.results.records import RunRecord, SchemaError, parse_record
 from bench.results.urls import mask_url, normalize_url, redact_record, url_password
 
 __all__ = ["ResultsStore", "atomic_write_json", "mask_url", "normalize_url", "redact_record", "FILTER_COLUMNS",
-           "DB_SCHEMA_VERSION"]
+           "DB_SCHEMA_VERSION", "recovery_folders", "write_recovery", "free_space"]
 
 DB_SCHEMA_VERSION = 1
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -100,6 +111,77 @@ def atomic_write_json(path: Path, data: Any) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def recovery_folders() -> list[Path]:
+    """Where a record goes that neither its results folder nor its database could take, in order:
+    the user's state folder ($XDG_STATE_HOME, else ~/.local/state), then the temporary folder."""
+    folders = []
+    state = os.environ.get("XDG_STATE_HOME", "")
+    if os.path.isabs(state):
+        folders.append(Path(state) / "bench" / "recovery")
+    try:
+        folders.append(Path.home() / ".local" / "state" / "bench" / "recovery")
+    except RuntimeError:  # no home folder to be found
+        pass
+    folders.append(Path(tempfile.gettempdir()) / "bench-recovery")
+    return list(dict.fromkeys(folders))
+
+
+def write_recovery(record_id: str, data: Any) -> tuple[Optional[Path], list[str]]:
+    """``data`` written as ID.json (a record file, as `bench import` reads) into the first recovery
+    folder that takes it: (its path or None, the folders that refused it, each with its reason)."""
+    refused = []
+    for folder in recovery_folders():
+        path = folder / f"{record_id}.json"
+        try:
+            atomic_write_json(path, data)
+            return path, refused
+        except OSError as exc:
+            refused.append(f"{folder} ({_os_reason(exc)})")
+    return None, refused
+
+
+def _os_reason(exc: OSError) -> str:
+    name = errno.errorcode.get(exc.errno or 0)
+    text = exc.strerror or str(exc)
+    return f"{text} [{name}]" if name else text
+
+
+def _db_reason(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip()
+    return text.splitlines()[0] if text else type(orig).__name__
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024:
+            return f"{n:.4g} {unit}"
+        n /= 1024
+    return f"{n:.4g} TiB"
+
+
+def free_space(directory: Path) -> str:
+    """The free space of the file system that holds ``directory`` (or its nearest existing parent)."""
+    path = Path(os.path.abspath(directory))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        usage = shutil.disk_usage(path)
+    except OSError:
+        return "free space unknown"
+    return f"{_size(usage.free)} free of {_size(usage.total)}"
+
+
+# SQLite's primary result codes of a file system that refuses: SQLITE_PERM, SQLITE_READONLY,
+# SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN.
+_SQLITE_REFUSED = {3, 8, 10, 13, 14}
+
+
+def _sqlite_environment_fault(exc: BaseException) -> bool:
+    code = getattr(getattr(exc, "orig", None) or exc, "sqlite_errorcode", None)
+    return isinstance(code, int) and (code & 0xFF) in _SQLITE_REFUSED
 
 
 def _set_wal(cursor: Any, timeout_s: float = SQLITE_BUSY_TIMEOUT_MS / 1000, sleep=time.sleep) -> None:
@@ -190,7 +272,10 @@ class ResultsStore:
                 raise StoreError(f"no results at {db_file} (results.dir={str(self.directory)!r}): "
                                  "point results.dir or results.url at the results of a `bench run`")
             if self.create:
-                db_file.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    db_file.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise self._refused(_os_reason(exc)) from None
         kwargs: dict[str, Any] = {}
         if parsed.get_backend_name() == "postgresql":
             kwargs["pool_pre_ping"] = True  # a long run outlives idle connections
@@ -226,23 +311,84 @@ class ResultsStore:
         except StoreError:
             engine.dispose()
             raise
-        except sa.exc.SQLAlchemyError as exc:
+        except (sa.exc.SQLAlchemyError, sqlite3.Error) as exc:
             engine.dispose()
-            reason = str(exc.orig if getattr(exc, "orig", None) else exc).strip().splitlines()[0]
+            reason = _db_reason(exc)
+            if sqlite and _sqlite_environment_fault(exc):
+                raise self._refused(reason) from None
             raise self._fail(reason, "check the URL, the server and the credentials") from None
         return engine
+
+    def _refused(self, reason: str) -> StoreWriteError:
+        """The file system refuses the SQLite database (full, read-only, no permission): the
+        environment's fault, named with the folder's free space."""
+        return StoreWriteError(f"results.url={self.display_url!r} cannot be opened ({reason}; results.dir="
+                               f"{str(os.path.abspath(self.directory))!r} has {free_space(self.directory)}): free "
+                               "space there, or make it writable, and run again")
 
     def json_path(self, record: RunRecord) -> Path:
         day = record.created_at[:10]
         return self.directory / "records" / day / f"{record.id}.json"
 
+    def location_args(self) -> str:
+        """This store as the results arguments of a bench command (the password masked)."""
+        args = [f"results.dir={shlex.quote(str(self.directory))}"]
+        if self.url != f"sqlite:///{(self.directory / 'bench.db').as_posix()}":
+            args.append(f"results.url={shlex.quote(self.display_url)}")
+        return " ".join(args)
+
     def write(self, record: RunRecord) -> Path:
+        """The JSON file, then the row. Should the environment refuse either (a full disk, a
+        read-only file system, no permission, a quota, a database that refuses the row), the other is
+        still tried, a record neither took goes to a recovery file, and StoreWriteError says where
+        the record is and which command brings it back: the caller stops (the next record would
+        meet the same fault)."""
         record = redact_record(record)
         data = record.to_dict()
         path = self.json_path(record)
-        atomic_write_json(path, data)
-        self._insert(record, data)
-        return path
+        file_error: Optional[OSError] = None
+        row_error: Optional[BaseException] = None
+        try:
+            atomic_write_json(path, data)
+        except OSError as exc:
+            file_error = exc
+        try:
+            self._insert(record, data)
+        except (sa.exc.SQLAlchemyError, sqlite3.Error, StoreError) as exc:  # StoreError: it could not be opened
+            row_error = exc
+        if file_error is None and row_error is None:
+            return path
+        raise self._write_failed(record, data, path, file_error, row_error)
+
+    def _write_failed(self, record: RunRecord, data: dict[str, Any], path: Path, file_error: Optional[OSError],
+                      row_error: Optional[BaseException]) -> StoreWriteError:
+        folder = f"results.dir={str(os.path.abspath(self.directory))!r}"
+        row_reason = self.masked(_db_reason(row_error)) if row_error is not None else ""
+        check = f"`bench store check --repair {self.location_args()}`"
+        if row_error is None:
+            assert file_error is not None
+            text = (f"{folder} cannot be written ({_os_reason(file_error)}; {free_space(self.directory)}): record "
+                    f"{record.id} is kept in its database row only; once it can be written again, {check} writes "
+                    "its JSON file")
+        elif file_error is None:
+            text = (f"results.url={self.display_url!r} refused the row of record {record.id} ({row_reason}; {folder} "
+                    f"has {free_space(self.directory)}): the record is kept in its JSON file {path} only; once it can "
+                    f"be written again, {check} indexes it")
+        else:
+            head = (f"{folder} cannot be written ({_os_reason(file_error)}; {free_space(self.directory)}), nor "
+                    f"results.url={self.display_url!r} ({row_reason})")
+            recovery, refused = write_recovery(record.id, data)
+            if recovery is not None:
+                text = (f"{head}: record {record.id} is kept in {recovery}; once it can be written again, "
+                        f"`bench import {shlex.quote(str(recovery))} {self.location_args()}` stores it")
+            else:
+                text = (f"{head}: record {record.id} could not be kept in a recovery file either "
+                        f"({'; '.join(refused)}) and is lost; free space and run it again")
+        return StoreWriteError(text, record.id)
+
+    def masked(self, text: str) -> str:
+        password = url_password(self.url)
+        return text.replace(password, "***") if password else text
 
     @staticmethod
     def _row(record: RunRecord, data: dict[str, Any]) -> dict[str, Any]:
@@ -292,6 +438,20 @@ class ResultsStore:
         created: list[Path] = []
         added: list[RunRecord] = []
         try:
+            self._merge(fresh, created, added)
+        except OSError as exc:
+            raise StoreWriteError(f"results.dir={str(os.path.abspath(self.directory))!r} cannot be written "
+                                  f"({_os_reason(exc)}; {free_space(self.directory)}): nothing was imported; "
+                                  "free space (or fix the permissions) and import again") from None
+        except (sa.exc.SQLAlchemyError, sqlite3.Error) as exc:
+            raise StoreWriteError(f"results.url={self.display_url!r} refused the rows ({self.masked(_db_reason(exc))}; "
+                                  f"results.dir has {free_space(self.directory)}): nothing was imported; free space "
+                                  "(or fix the database) and import again") from None
+        added_ids = {r.id for r in added}
+        return added, [r for r in records if r.id not in added_ids]
+
+    def _merge(self, fresh: list[RunRecord], created: list[Path], added: list[RunRecord]) -> None:
+        try:
             for r in fresh:
                 path = self.json_path(r)
                 if not path.exists():
@@ -317,8 +477,6 @@ class ResultsStore:
             for path in created:
                 path.unlink(missing_ok=True)
             raise
-        added_ids = {r.id for r in added}
-        return added, [r for r in records if r.id not in added_ids]
 
     def _reader(self) -> sa.Connection:
         return self.engine.connect().execution_options(bench_readonly=True)
@@ -332,19 +490,32 @@ class ResultsStore:
                 found.update(row[0] for row in conn.execute(sa.select(runs.c.id).where(runs.c.id.in_(chunk))))
         return found
 
+    def _readable(self, rows: Iterable[Any]) -> list[RunRecord]:
+        """The records of (id, record) rows; a row that is not a readable record is skipped with a
+        warning, so that one damaged row does not hide all the others."""
+        out = []
+        for rid, text in rows:
+            try:
+                out.append(parse_record(text, rid))
+            except SchemaError as exc:
+                sys.stderr.write(f"bench: warning: record {rid} in {self.display_url} is skipped, its database row "
+                                 f"is unreadable ({exc}): `bench store check --repair {self.location_args()}` "
+                                 "rewrites it from its JSON file\n")
+        return out
+
     def records(self, ids: Optional[Iterable[str]] = None) -> list[RunRecord]:
-        query = sa.select(runs.c.record).order_by(runs.c.created_at, runs.c.id)
+        query = sa.select(runs.c.id, runs.c.record).order_by(runs.c.created_at, runs.c.id)
         if ids is not None:
             query = query.where(runs.c.id.in_(list(ids)))
         with self._reader() as conn:
-            return [RunRecord.from_dict(json.loads(row[0])) for row in conn.execute(query)]
+            return self._readable(conn.execute(query))
 
     def select(self, filters: Mapping[str, Sequence[str]]) -> list[RunRecord]:
         """Records matching every key (any of its values), oldest first.
 
         Keys are FILTER_COLUMNS; an id or run_id shorter than 32 characters matches as a prefix.
         """
-        query = sa.select(runs.c.record).order_by(runs.c.created_at, runs.c.id)
+        query = sa.select(runs.c.id, runs.c.record).order_by(runs.c.created_at, runs.c.id)
         for key, values in filters.items():
             if key not in FILTER_COLUMNS:
                 raise KeyError(key)
@@ -361,7 +532,28 @@ class ResultsStore:
                     terms.append(column == value)
             query = query.where(sa.or_(*terms))
         with self._reader() as conn:
-            return [RunRecord.from_dict(json.loads(row[0])) for row in conn.execute(query)]
+            return self._readable(conn.execute(query))
+
+    def row_ids(self) -> list[str]:
+        with self._reader() as conn:
+            return sorted(row[0] for row in conn.execute(sa.select(runs.c.id)))
+
+    def row_texts(self, ids: Sequence[str]) -> dict[str, str]:
+        """The stored ``record`` column of each id that has a row, as it is (maybe unreadable)."""
+        found: dict[str, str] = {}
+        with self._reader() as conn:
+            for start in range(0, len(ids), 500):
+                chunk = list(ids[start:start + 500])
+                found.update((rid, text) for rid, text in conn.execute(
+                    sa.select(runs.c.id, runs.c.record).where(runs.c.id.in_(chunk))))
+        return found
+
+    def put_row(self, record: RunRecord, data: dict[str, Any]) -> None:
+        """The row of ``record`` made ``data`` (inserted, or replacing one that is broken or differs):
+        `bench store check --repair` indexing a file, which is the record."""
+        with self.engine.begin() as conn:
+            conn.execute(runs.delete().where(runs.c.id == record.id))
+            conn.execute(runs.insert().values(**self._row(record, data)))
 
     def count(self) -> int:
         with self._reader() as conn:

@@ -276,6 +276,29 @@ def test_leaderboard_compare_export_import_on_postgresql(pg_url, tmp_path, capsy
     assert capsys.readouterr().out.count("Box A") == 2
 
 
+def test_store_check_finds_and_repairs_damage_on_postgresql(pg_url, tmp_path, capsys):
+    store = ResultsStore(tmp_path, pg_url)
+    records = [make_record(tag=f"c{i}") for i in range(3)]
+    paths = [store.write(r) for r in records]
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM runs WHERE id = :id"), {"id": records[0].id})  # file without row
+        conn.execute(sa.text("UPDATE runs SET record = 'x' WHERE id = :id"), {"id": records[1].id})  # broken row
+    store.close()
+    paths[2].unlink()  # row without file
+    location = [f"results.dir={tmp_path}", f"results.url={pg_url}"]
+    assert main(["store", "check", *location]) == 1
+    out = capsys.readouterr().out
+    assert out.count("problem: ") == 3 and PASSWORD not in out
+    assert main(["store", "check", "--repair", *location]) == 0
+    assert capsys.readouterr().out.count("repaired: ") == 3
+    assert main(["store", "check", *location]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("consistent")
+    store = ResultsStore(tmp_path, pg_url, create=False)
+    assert sorted(r.id for r in store.records()) == sorted(r.id for r in records)
+    store.close()
+    assert json.loads(paths[2].read_text())["id"] == records[2].id
+
+
 def test_a_fresh_postgresql_database_is_created_once_by_racing_openers(pg_url):
     errors = []
 

@@ -107,3 +107,16 @@ def test_nan_is_never_written(tmp_path):
 def test_mask_url_hides_the_password():
     assert "s3cret" not in mask_url("postgresql://bench:s3cret@db.example:5432/bench")
     assert "bench" in mask_url("postgresql://bench:s3cret@db.example:5432/bench")
+
+
+def test_parse_record_names_why_a_stored_text_is_unreadable():
+    from bench.results.records import SchemaError, parse_record
+    from tests.recordfactory import make_record
+
+    record = make_record()
+    text = json.dumps(record.to_dict())
+    assert parse_record(text, record.id) == record
+    for bad, reason in [("{not json", "not JSON"), ("[]", "not a record"), ('{"schema_version": 1}', "not a record"),
+                        (text, "holds record")]:
+        with pytest.raises(SchemaError, match=reason):
+            parse_record(bad, None if reason != "holds record" else "0" * 32)
