@@ -416,9 +416,22 @@ class ResultsStore:
             "record": json.dumps(data, allow_nan=False),
         }
 
+    def _insert_statement(self, row: dict[str, Any]) -> Any:
+        """INSERT of ``row`` that does nothing when its id is stored already (ON CONFLICT DO NOTHING,
+        where the dialect has it): a record another writer stored at the same moment (an import,
+        `bench store check --repair` indexing the file just written) is stored, not an error."""
+        dialect = self.engine.dialect.name
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        elif dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        else:  # pragma: no cover - other databases: a plain insert
+            return runs.insert().values(**row)
+        return dialect_insert(runs).values(**row).on_conflict_do_nothing()
+
     def _insert(self, record: RunRecord, data: dict[str, Any]) -> None:
         with self.engine.begin() as conn:
-            conn.execute(runs.insert().values(**self._row(record, data)))
+            conn.execute(self._insert_statement(self._row(record, data)))
 
     def merge(self, records: Sequence[RunRecord]) -> tuple[list[RunRecord], list[RunRecord]]:
         """Store the records whose id is not stored yet: (added, already stored).
@@ -457,20 +470,9 @@ class ResultsStore:
                 if not path.exists():
                     atomic_write_json(path, r.to_dict())
                     created.append(path)
-            dialect = self.engine.dialect.name
-            if dialect == "postgresql":
-                from sqlalchemy.dialects.postgresql import insert as dialect_insert
-            elif dialect == "sqlite":
-                from sqlalchemy.dialects.sqlite import insert as dialect_insert
-            else:  # pragma: no cover - other databases: plain inserts after the check above
-                dialect_insert = None
             with self.engine.begin() as conn:
                 for r in fresh:
-                    row = self._row(r, r.to_dict())
-                    if dialect_insert is not None:
-                        result = conn.execute(dialect_insert(runs).values(**row).on_conflict_do_nothing())
-                    else:
-                        result = conn.execute(runs.insert().values(**row))
+                    result = conn.execute(self._insert_statement(self._row(r, r.to_dict())))
                     if result.rowcount:
                         added.append(r)
         except BaseException:

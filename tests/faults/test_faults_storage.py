@@ -340,3 +340,18 @@ def test_store_check_help_and_bad_arguments(tmp_path, capsys):
     assert main(["store", "verify"]) == 2
     assert "is not a store command" in _one_line(capsys.readouterr().err)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_row_another_writer_stored_at_the_same_moment_is_not_a_refused_write(tmp_path):
+    """`bench store check --repair` may index a record's file between the run's file and its row: the
+    run's own insert then finds its row stored, which is no fault."""
+    from bench.results.store import ResultsStore
+    from tests.recordfactory import make_record
+
+    store = ResultsStore(tmp_path)
+    record = make_record(raw_samples=[1_000_000, 1_000_100])
+    store.write(record)
+    store._insert(record, record.to_dict())  # the same row again: nothing happens
+    assert store.count() == 1
+    store.close()
+    assert_consistent(tmp_path)
