@@ -16,32 +16,47 @@ from typing import Any, Optional
 from bench.errors import ConfigError
 
 __all__ = ["leaderboard_command", "compare_command", "export_command", "import_command", "report_command",
-           "USAGE"]
+           "USAGE", "COMMAND_USAGE", "command_usage"]
 
-USAGE = """\
+# Each command's lines of `bench --help`; `bench COMMAND --help` prints its own, with the selections.
+COMMAND_USAGE = {
+    "leaderboard": """\
   bench leaderboard [KEY=VALUE...] [metric=NAME] [prices=FOLDER] [--format terminal|markdown|csv|html]
                     [--output FILE] [--newest]
                                     rank hardware x backend x precision per workload (valid records, the
                                     best-supported per combination: converged, repeats, fewest warnings,
                                     newest; --newest: the newest). Ties where both 95% intervals have both
-                                    ends and overlap; a rank marked N? rests on a point estimate alone
+                                    ends and overlap; a rank marked N? rests on a point estimate alone""",
+    "compare": """\
   bench compare BASELINE CANDIDATE [KEY=VALUE...] [--fail-on throughput:5%,latency_p99:10%]
                                     ratios with 95% intervals: between processes (Welch t) where both
                                     records hold repeats, else a bootstrap within one process.
                                     Exit 0: no --fail-on rule tripped; 1: the candidate is significantly
                                     worse beyond a threshold; 2: bad input; 3 (with --fail-on): a record
-                                    behind a comparison is unconverged or noisy, so it is inconclusive
+                                    behind a comparison is unconverged or noisy, so it is inconclusive""",
+    "export": """\
   bench export [KEY=VALUE...] --format csv|parquet [--output FILE]
-                                    one row per record, metrics as columns
-  bench import FILE_OR_FOLDER...    merge records from other machines (skips ids already stored)
+                                    one row per record, metrics as columns""",
+    "import": """\
+  bench import FILE_OR_FOLDER...    merge records from other machines (skips ids already stored)""",
+    "report": """\
   bench report scaling [KEY=VALUE...] [--format terminal|markdown] [--output FILE] [--plot FILE.png|.svg]
                                     throughput, latency and memory against batch size; saturation
-                                    point and best batch within the latency requirement
+                                    point and best batch within the latency requirement""",
+}
 
+SELECTIONS = """\
   Selections: KEY=VALUE on id, run_id, sweep_id, tag, status, valid, suite, workload, backend, device, precision,
   scenario, batch_size, hardware (same key twice: either value). In compare, BASELINE and CANDIDATE are
   one argument each, terms joined by commas (tag=nightly,backend=cpu). Results location as for
   bench run: results.dir=DIR, results.url=postgresql://USER@HOST/DB, results=PROFILE."""
+
+USAGE = "\n".join(COMMAND_USAGE.values()) + "\n\n" + SELECTIONS
+
+
+def command_usage(command: str) -> str:
+    """`bench COMMAND --help`: the command's usage lines and how selections and the store are named."""
+    return f"usage:\n{COMMAND_USAGE[command]}\n\n{SELECTIONS}"
 
 
 @dataclass
@@ -70,7 +85,7 @@ def _parse(args: list[str], command: str, flags: tuple[str, ...], options: tuple
             if name == "-o":
                 name = "--output"
             if name not in flags:
-                raise ConfigError(arg, None, f"see `bench --help` for the options of `bench {command}`",
+                raise ConfigError(arg, None, f"see `bench {command} --help` for its options",
                                   f"is not an option of `bench {command}`")
             if not eq:
                 i += 1
