@@ -9,7 +9,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from bench.config.schema import (PRECISIONS, SCENARIOS, TAIL_PERCENTILES, BackendConfig, Config,
                                  LoadScenarioConfig, MultiStreamScenarioConfig, OpenVinoBackendConfig,
@@ -17,6 +17,7 @@ from bench.config.schema import (PRECISIONS, SCENARIOS, TAIL_PERCENTILES, Backen
                                  TorchBackendConfig, TrainingScenarioConfig, suite_options)
 from bench.errors import ConfigError
 from bench.plugins import load_suite, resolve, search_dirs, suite_option_error
+from bench.results.urls import check_url, mask_url, sqlite_file
 
 __all__ = ["validate"]
 
@@ -210,25 +211,40 @@ def _choice(backend: Any, key: str, allowed: tuple[str, ...]) -> None:
 
 
 def _check_results_writable(results: ResultsConfig) -> None:
-    """The folder exists and takes a file, or can be created; checked without leaving a trace."""
-    if results.url:
-        return  # a database URL is checked when the store opens it
-    path = Path(results.dir).expanduser()
+    """The JSON records' folder (results.dir, also beside a database URL) and an SQLite file's folder
+    exist and take a file, or can be created; a database URL is of a supported kind. Checked without
+    leaving a trace; a server's URL is reached when the store opens it."""
     fix = "point results.dir at a folder you can write, e.g. results.dir=$HOME/bench-results"
+    _check_writable_folder("results.dir", str(results.dir), fix)
+    if results.url:
+        check_url(results.url)
+        db_file = sqlite_file(results.url)
+        if db_file is not None:
+            _check_writable_folder("results.url", mask_url(results.url), "give a file in a folder you can write: "
+                                   "sqlite:///PATH", db_file.parent)
+
+
+def _check_writable_folder(key: str, value: str, fix: str, path: Optional[Path] = None) -> None:
+    """``path`` (default: the folder ``value`` names) exists and takes a file, or can be created."""
+    named = path is None
+    path = Path(value).expanduser() if path is None else path
     existing = path
     while not existing.exists():
         if existing.parent == existing:
             break
         existing = existing.parent
     if not existing.is_dir():
-        what = "is not a folder" if existing == path else f"cannot be created ({existing} is not a folder)"
-        raise ConfigError("results.dir", str(results.dir), fix, what)
+        if not named:
+            what = f"needs the folder {path}, which cannot be created ({existing} is not a folder)"
+        else:
+            what = "is not a folder" if existing == path else f"cannot be created ({existing} is not a folder)"
+        raise ConfigError(key, value, fix, what)
     # Root ignores permission bits, so try a real write (and remove it) rather than os.access.
     try:
         probe = tempfile.mkdtemp(prefix=".bench-write-probe-", dir=existing)
         os.rmdir(probe)
     except OSError as exc:
-        raise ConfigError("results.dir", str(results.dir), fix, f"is not writable ({exc.strerror})") from None
+        raise ConfigError(key, value, fix, f"is not writable ({exc.strerror})") from None
 
 
 def _can_train(impl: str) -> bool:
