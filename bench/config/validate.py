@@ -8,11 +8,12 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Optional
 
-from bench.config.schema import (PRECISIONS, SCENARIOS, TAIL_PERCENTILES, BackendConfig, Config,
-                                 LoadScenarioConfig, MultiStreamScenarioConfig, OpenVinoBackendConfig,
+from bench.config.schema import (INPUT_DTYPES, PRECISIONS, SCENARIOS, TAIL_PERCENTILES, BackendConfig, Config,
+                                 LoadScenarioConfig, ModelConfig, MultiStreamScenarioConfig, OpenVinoBackendConfig,
                                  OrtBackendConfig, ResultsConfig, ScenarioConfig, ServerScenarioConfig, SweepConfig,
                                  TorchBackendConfig, TrainingScenarioConfig, suite_options)
 from bench.errors import ConfigError
@@ -128,6 +129,7 @@ def validate(cfg: Config) -> Config:
             raise ConfigError("sweep.patience", sw.patience, "give a whole number >= 1", "must be >= 1")
     if cfg.resume is not None and sw.name != "batch":
         raise ConfigError("resume", cfg.resume, "add sweep=batch (only sweeps resume)", "needs a sweep")
+    _validate_model(cfg, suite)
     try:
         suite.check(suite_options(cfg))
     except suite_option_error() as exc:
@@ -193,6 +195,36 @@ def _validate_scenario_kind(cfg: Config) -> None:
             raise ConfigError("scenario.engine", "loadgen",
                               "pip install -c constraints.txt -e '.[loadgen]'  (mlcommons-loadgen)",
                               "needs MLPerf LoadGen, which is not installed")
+
+
+def _validate_model(cfg: Config, suite: Any) -> None:
+    """model.*: read only by a suite that takes a user's model (suite=custom); its sizes and dtype are
+    checked here, before the suite reads the model and long before a worker builds inputs of them."""
+    model = cfg.model
+    defaults = ModelConfig()
+    given = [f.name for f in fields(ModelConfig) if getattr(model, f.name) != getattr(defaults, f.name)]
+    if given and not getattr(suite, "model_options", False):
+        key, value = f"model.{given[0]}", getattr(model, given[0])
+        if isinstance(value, dict):  # model.dims, model.shapes: the first name given
+            name, value = next(iter(value.items()))
+            key = f"{key}.{name}"
+        raise ConfigError(key, value, "add suite=custom to benchmark your own model (a "
+                          "suite's own workloads are chosen with suite.only=[...])",
+                          f"is not read by suite={cfg.suite.name}")
+    if any(isinstance(size, bool) or size < 1 for size in model.input_shape):
+        raise ConfigError("model.input_shape", list(model.input_shape), "give one sample's sizes without the batch, "
+                          "each >= 1, e.g. model.input_shape=[3,224,224]", "has a size below 1")
+    if model.input_dtype not in INPUT_DTYPES:
+        raise ConfigError("model.input_dtype", model.input_dtype, f"use one of {', '.join(INPUT_DTYPES)}",
+                          "is not a dtype bench can draw inputs of")
+    for name, size in model.dims.items():
+        if isinstance(size, bool) or size < 1:
+            raise ConfigError(f"model.dims.{name}", size, f"give the size of dimension {name}, a whole number >= 1, "
+                              f"e.g. model.dims.{name}=224", "must be >= 1")
+    for name, shape in model.shapes.items():
+        if any(isinstance(size, bool) or size < 1 for size in shape):
+            raise ConfigError(f"model.shapes.{name}", list(shape), "give one sample's sizes without the batch, each "
+                              ">= 1, e.g. [3,224,224]", "has a size below 1")
 
 
 def _optional_counts(backend: Any, keys: tuple[str, ...]) -> None:
