@@ -46,6 +46,9 @@ def validate(cfg: Config) -> Config:
     if sc.max_duration_s < sc.min_duration_s:
         raise ConfigError("scenario.max_duration_s", sc.max_duration_s,
                           f"make it >= scenario.min_duration_s ({sc.min_duration_s})", "is below the minimum duration")
+    if sc.warmup_max_s < sc.warmup_s:
+        raise ConfigError("scenario.warmup_max_s", sc.warmup_max_s,
+                          f"make it >= scenario.warmup_s ({sc.warmup_s})", "is below the minimum warm-up")
     if sc.max_iterations < sc.min_iterations:
         raise ConfigError("scenario.max_iterations", sc.max_iterations,
                           f"make it >= scenario.min_iterations ({sc.min_iterations})", "is below the minimum")
@@ -59,6 +62,13 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"scenario.{key}", value, "give a fraction strictly between 0 and 1, e.g. 0.01",
                               "must be in (0, 1)")
     _validate_scenario_kind(cfg)
+    bad = next((ch for ch in cfg.tag if ord(ch) < 32 or ord(ch) == 127), None)
+    if bad is not None:
+        # A tag is one cell of the leaderboard, of CSV exports and of the summary: one line of text.
+        raise ConfigError("tag", cfg.tag, "give one line of printable text, e.g. tag=driver-550",
+                          f"holds a control character ({bad!r})")
+    if cfg.suite.seed < 0:
+        raise ConfigError("suite.seed", cfg.suite.seed, "give a whole number >= 0, e.g. suite.seed=0", "must be >= 0")
     if isinstance(cfg.repeats, bool) or cfg.repeats < 1:
         raise ConfigError("repeats", cfg.repeats, "give a whole number >= 1 (1: one process; 5 for figures to "
                           "publish, as preset=rigorous)", "must be >= 1")
@@ -67,6 +77,8 @@ def validate(cfg: Config) -> Config:
         _positive(f"sensors.{key}", getattr(cfg.sensors, key), "give a rate in Hz, e.g. 20")
     if cfg.sensors.idle_s < 0:
         raise ConfigError("sensors.idle_s", cfg.sensors.idle_s, "give 0 (no baseline) or more seconds", "must be >= 0")
+    if cfg.sensors.tdp_w is not None:
+        _positive("sensors.tdp_w", cfg.sensors.tdp_w, "give the CPU's TDP in watts, e.g. sensors.tdp_w=65, or null")
     if cfg.sensors.estimate and not cfg.sensors.tdp_w:
         raise ConfigError("sensors.tdp_w", cfg.sensors.tdp_w, "give the CPU's TDP, e.g. sensors.tdp_w=65",
                           "is needed by sensors.estimate=true")
@@ -127,6 +139,12 @@ def validate(cfg: Config) -> Config:
             raise ConfigError("sweep.factor", sw.factor, "give a whole number >= 2, e.g. 2", "must be >= 2")
         if sw.patience < 1:
             raise ConfigError("sweep.patience", sw.patience, "give a whole number >= 1", "must be >= 1")
+        if sw.start > sw.max_batch:
+            raise ConfigError("sweep.start", sw.start, f"make it <= sweep.max_batch ({sw.max_batch})",
+                              "is above the sweep's cap")
+        if not (0.0 <= sw.min_gain < 1.0):
+            raise ConfigError("sweep.min_gain", sw.min_gain, "give a fraction in [0, 1), e.g. 0.02 (2% more "
+                              "throughput counts as a gain)", "must be in [0, 1)")
     if cfg.resume is not None and sw.name != "batch":
         raise ConfigError("resume", cfg.resume, "add sweep=batch (only sweeps resume)", "needs a sweep")
     _validate_model(cfg, suite)
@@ -135,6 +153,9 @@ def validate(cfg: Config) -> Config:
     except suite_option_error() as exc:
         raise ConfigError(exc.key, exc.value, exc.fix, exc.problem) from None
     _check_results_writable(cfg.results)
+    if cfg.cache.enabled and cfg.cache.dir:
+        _check_writable_folder("cache.dir", str(cfg.cache.dir), "point cache.dir at a folder you can write, or "
+                               "null for ~/.cache/bench/artifacts")
     return cfg
 
 
