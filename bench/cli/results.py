@@ -166,6 +166,9 @@ def leaderboard_command(args: list[str]) -> int:
     metric = parsed.options.get("metric")
     if metric is not None:
         lb.check_metric(metric)
+    if parsed.options.get("prices") == "":
+        raise ConfigError("prices", "", "give a folder of price files or one YAML file, e.g. prices=conf/hardware",
+                          "is empty")
     prices = lb.load_prices(Path(parsed.options["prices"]).expanduser() if "prices" in parsed.options else None)
     selection = Selection.parse(parsed.terms)
     store = open_store(parsed.results)
