@@ -120,6 +120,20 @@ def _one(parsed: _Args, flag: str, default: Optional[str] = None) -> Optional[st
     return values[0]
 
 
+def _check_output(flag: str, output: Optional[str]) -> None:
+    """A file the command can write: not a folder, in a folder that exists or can be created. Checked
+    before the store is read, so that a long query does not end in a traceback."""
+    if output is None:
+        return
+    from bench.config.validate import check_writable_folder
+
+    path = Path(output).expanduser()
+    if path.is_dir():
+        raise ConfigError(flag, output, f"name a file, e.g. {flag} {path / 'out'}", "is a folder")
+    check_writable_folder(flag, output, f"name a file in a folder you can write, e.g. {flag} ./{path.name}",
+                          path.parent)
+
+
 def _write_output(text: str, output: Optional[str]) -> None:
     if output is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
@@ -163,6 +177,7 @@ def leaderboard_command(args: list[str]) -> int:
     if fmt not in formats:
         raise ConfigError("--format", fmt, f"use one of {', '.join(formats)}", "is not a leaderboard format")
     output = _one(parsed, "--output")
+    _check_output("--output", output)
     metric = parsed.options.get("metric")
     if metric is not None:
         lb.check_metric(metric)
@@ -220,6 +235,8 @@ def report_command(args: list[str]) -> int:
         raise ConfigError("--plot", plot_path, "name a .png or .svg file", "is not a PNG or SVG file name")
     if plot_path is not None:
         scaling.require_matplotlib()
+    _check_output("--plot", plot_path)
+    _check_output("--output", _one(parsed, "--output"))
     selection = Selection.parse(parsed.terms)
     store = open_store(parsed.results)
     try:
@@ -310,6 +327,7 @@ def export_command(args: list[str]) -> int:
     if fmt == "parquet" and output is None:
         raise ConfigError("--output", None, "give a file, e.g. --output results.parquet",
                           "is required for --format parquet")
+    _check_output("--output", output)
     selection = Selection.parse(parsed.terms)
     store = open_store(parsed.results)
     try:

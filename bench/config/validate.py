@@ -20,7 +20,7 @@ from bench.errors import ConfigError
 from bench.plugins import load_suite, resolve, search_dirs, suite_option_error
 from bench.results.urls import check_url, mask_url, sqlite_file
 
-__all__ = ["validate"]
+__all__ = ["validate", "check_writable_folder"]
 
 
 def _positive(key: str, value: float | int | None, fix: str) -> None:
@@ -154,7 +154,7 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(exc.key, exc.value, exc.fix, exc.problem) from None
     _check_results_writable(cfg.results)
     if cfg.cache.enabled and cfg.cache.dir:
-        _check_writable_folder("cache.dir", str(cfg.cache.dir), "point cache.dir at a folder you can write, or "
+        check_writable_folder("cache.dir", str(cfg.cache.dir), "point cache.dir at a folder you can write, or "
                                "null for ~/.cache/bench/artifacts")
     return cfg
 
@@ -268,16 +268,16 @@ def _check_results_writable(results: ResultsConfig) -> None:
     exist and take a file, or can be created; a database URL is of a supported kind. Checked without
     leaving a trace; a server's URL is reached when the store opens it."""
     fix = "point results.dir at a folder you can write, e.g. results.dir=$HOME/bench-results"
-    _check_writable_folder("results.dir", str(results.dir), fix)
+    check_writable_folder("results.dir", str(results.dir), fix)
     if results.url:
         check_url(results.url)
         db_file = sqlite_file(results.url)
         if db_file is not None:
-            _check_writable_folder("results.url", mask_url(results.url), "give a file in a folder you can write: "
+            check_writable_folder("results.url", mask_url(results.url), "give a file in a folder you can write: "
                                    "sqlite:///PATH", db_file.parent)
 
 
-def _check_writable_folder(key: str, value: str, fix: str, path: Optional[Path] = None) -> None:
+def check_writable_folder(key: str, value: str, fix: str, path: Optional[Path] = None) -> None:
     """``path`` (default: the folder ``value`` names) exists and takes a file, or can be created."""
     named = path is None
     path = Path(value).expanduser() if path is None else path
