@@ -199,7 +199,8 @@ class TrainingScenarioConfig(ScenarioConfig):
 class ResultsConfig:
     name: str = _f("local", help="results profile, the file name in conf/results/")
     dir: str = _f("results", help="folder for the JSON records and the embedded database")
-    url: Optional[str] = _f(None, help="SQLAlchemy database URL; null means sqlite in results.dir/bench.db")
+    url: Optional[str] = _f(None, help="database URL, sqlite:///PATH or postgresql://USER@HOST:PORT/DB; "
+                                             "null means sqlite in results.dir/bench.db")
 
 
 @dataclass

@@ -99,6 +99,7 @@ BAD_COMMANDS = [
     (["import", "{notjson}"], "{notjson} is not a RunRecord"),
     (["compare", "tag=x", "tag=nosuch", "{store}"], "the selection tag=nosuch matches no record"),
     (["compare", "tag=x"], "`bench compare` takes a BASELINE and a CANDIDATE selection, got 1"),
+    (["compare", "tag=x", "", "{store}"], "empty selection: give a selection such as tag=before"),
     (["compare", "tag=x", "tag=y", "{store}", "--resamples", "0"], "--resamples='0' is not valid"),
 ]
 
