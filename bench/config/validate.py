@@ -20,7 +20,7 @@ from bench.errors import ConfigError
 from bench.plugins import load_suite, resolve, search_dirs, suite_option_error
 from bench.results.urls import check_url, mask_url, sqlite_file
 
-__all__ = ["validate", "check_writable_folder"]
+__all__ = ["validate", "check_writable_folder", "check_results_location"]
 
 
 def _positive(key: str, value: float | int | None, fix: str) -> None:
@@ -155,7 +155,7 @@ def validate(cfg: Config) -> Config:
     _check_results_writable(cfg.results)
     if cfg.cache.enabled and cfg.cache.dir:
         check_writable_folder("cache.dir", str(cfg.cache.dir), "point cache.dir at a folder you can write, or "
-                               "null for ~/.cache/bench/artifacts")
+                              "null for ~/.cache/bench/artifacts")
     return cfg
 
 
@@ -264,17 +264,23 @@ def _choice(backend: Any, key: str, allowed: tuple[str, ...]) -> None:
 
 
 def _check_results_writable(results: ResultsConfig) -> None:
+    check_results_location(str(results.dir), results.url)
+
+
+def check_results_location(directory: str, url: Optional[str]) -> None:
     """The JSON records' folder (results.dir, also beside a database URL) and an SQLite file's folder
     exist and take a file, or can be created; a database URL is of a supported kind. Checked without
     leaving a trace; a server's URL is reached when the store opens it."""
     fix = "point results.dir at a folder you can write, e.g. results.dir=$HOME/bench-results"
-    check_writable_folder("results.dir", str(results.dir), fix)
-    if results.url:
-        check_url(results.url)
-        db_file = sqlite_file(results.url)
+    if not directory.strip():
+        raise ConfigError("results.dir", directory, fix, "is empty")
+    check_writable_folder("results.dir", directory, fix)
+    if url:
+        check_url(url)
+        db_file = sqlite_file(url)
         if db_file is not None:
-            check_writable_folder("results.url", mask_url(results.url), "give a file in a folder you can write: "
-                                   "sqlite:///PATH", db_file.parent)
+            check_writable_folder("results.url", mask_url(url), "give a file in a folder you can write: "
+                                  "sqlite:///PATH", db_file.parent)
 
 
 def check_writable_folder(key: str, value: str, fix: str, path: Optional[Path] = None) -> None:

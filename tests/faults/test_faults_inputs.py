@@ -17,7 +17,7 @@ import pytest
 from bench.cli.main import main
 from bench.results.store import ResultsStore
 from tests.faults.harness import assert_refused, bench, leftovers
-from tests.recordfactory import make_record
+from tests.recordfactory import GOLDEN, make_record
 
 TARGET = ["suite=custom", "model.target=tests.fakes:build_tiny"]
 ONNX = ["suite=custom", "model.path={onnx}", "backend=onnxruntime"]
@@ -63,6 +63,7 @@ BAD_INPUTS = [
     (["results.url=sqlite://"], "results.url='sqlite://' is an in-memory SQLite database"),
     (["results.url=sqlite:///{file}/bench.db"], "results.url='sqlite:///{file}/bench.db' needs the folder {file}"),
     (["results.dir={file}"], "results.dir='{file}' is not a folder"),
+    (["results.dir="], "results.dir='' is empty"),
     (["cache.dir={file}/cache"], "cache.dir='{file}/cache' cannot be created"),
     # Ranges and combinations.
     (["tag='a\nb'"], "tag='a\\nb' holds a control character"),
@@ -97,6 +98,11 @@ BAD_COMMANDS = [
     (["report", "scaling", "{store}", "--output", "{folder}"], "--output='{folder}' is a folder"),
     (["import", "{missing}"], "{missing} does not exist"),
     (["import", "{notjson}"], "{notjson} is not a RunRecord"),
+    (["import", "{golden}", "results.dir={file}"], "results.dir='{file}' is not a folder"),
+    (["import", "{golden}", "results.dir={file}/results"], "results.dir='{file}/results' cannot be created"),
+    (["import", "{golden}", "results.url=sqlite:///{file}/bench.db"], "needs the folder {file}"),
+    (["import", "{golden}", "results.dir="], "results.dir='' is empty"),
+    (["leaderboard", "results.dir="], "results.dir='' is empty"),
     (["compare", "tag=x", "tag=nosuch", "{store}"], "the selection tag=nosuch matches no record"),
     (["compare", "tag=x"], "`bench compare` takes a BASELINE and a CANDIDATE selection, got 1"),
     (["compare", "tag=x", "", "{store}"], "empty selection: give a selection such as tag=before"),
@@ -118,7 +124,7 @@ def assets(tmp_path_factory):
     store.close()
     names = {"missing": str(base / "missing"), "folder": str(base / "folder"), "file": str(base / "file"),
              "notyaml": str(base / "notyaml.yaml"), "notjson": str(base / "notjson.json"),
-             "store": f"results.dir={base / 'results'}", "onnx": ""}
+             "store": f"results.dir={base / 'results'}", "onnx": "", "golden": str(GOLDEN)}
     try:
         names["onnx"] = str(_relu_onnx(base / "relu.onnx"))
     except ImportError:
