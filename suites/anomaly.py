@@ -99,7 +99,8 @@ WORKLOADS = (
 
 def _options(options: dict[str, Any]) -> tuple[DataSet, str, int, Optional[str]]:
     dataset = DATASETS[options.get("dataset") or DEFAULT_DATASET]
-    return dataset, options.get("boundary") or "model", int(options.get("tile_size") or 256), \
+    tile = options.get("tile_size")
+    return dataset, options.get("boundary") or "model", 256 if tile is None else int(tile), \
         options.get("data_path") or None
 
 

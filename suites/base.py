@@ -122,6 +122,7 @@ class Suite:
     instantiate: Optional[Callable[[Workload, int, int, dict[str, Any]], Instance]] = None
     check_options: Optional[Callable[["Suite", dict[str, Any]], None]] = None
     describe: Optional[Callable[[Workload, dict[str, Any]], dict[str, Any]]] = None
+    model_options: bool = False  # reads model.* (a model the user brings); other suites' configs refuse them
 
     def make(self, workload: Workload, batch_size: int, seed: int, options: dict[str, Any]) -> Instance:
         if self.instantiate is not None:

@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 from bench.suites.base import Instance, Suite, SuiteOptionError, Workload
 
-__all__ = ["SUITE", "onnx_inputs", "resolve_shapes"]
+__all__ = ["SUITE", "onnx_inputs", "resolve_shapes", "check_names"]
 
 _ONNX_FIX = "give an ONNX model file, e.g. suite=custom model.path=models/line3.onnx"
 _DTYPES = {1: "float32", 10: "float16", 16: "bfloat16", 11: "float64", 6: "int32", 7: "int64", 9: "bool",
@@ -90,6 +90,33 @@ def resolve_shapes(inputs: list[dict[str, Any]], batch_size: int, model: dict[st
     return out
 
 
+def check_names(inputs: list[dict[str, Any]], model: dict[str, Any]) -> None:
+    """model.dims names an open dimension of the file (not only the batch axis), model.shapes an input,
+    and a size given by model.shapes agrees with the file where the file fixes it."""
+    open_dims = sorted({d for spec in inputs for d in spec["dims"][1:] if isinstance(d, str)})
+    batch_dims = {spec["dims"][0] for spec in inputs if spec["dims"] and isinstance(spec["dims"][0], str)}
+    names = [spec["name"] for spec in inputs]
+    for dim, size in (model.get("dims") or {}).items():
+        if dim in open_dims:
+            continue
+        if dim in batch_dims:
+            raise SuiteOptionError(f"model.dims.{dim}", size, f"use batch_size={size} (the first axis takes the "
+                                   "batch size)", "names the batch axis")
+        have = f"use one of {', '.join(open_dims)}" if open_dims else \
+            "drop it: the file leaves no dimension open besides the batch"
+        raise SuiteOptionError(f"model.dims.{dim}", size, have, f"is not an open dimension of {model.get('path')}")
+    for name, shape in (model.get("shapes") or {}).items():
+        spec = next((spec for spec in inputs if spec["name"] == name), None)
+        if spec is None:
+            raise SuiteOptionError(f"model.shapes.{name}", list(shape), f"name an input of the file: "
+                                   f"{', '.join(names)}", f"is not an input of {model.get('path')}")
+        for axis, (fixed, size) in enumerate(zip(spec["dims"][1:], shape), start=1):
+            if isinstance(fixed, int) and fixed > 0 and int(size) != fixed:
+                raise SuiteOptionError(f"model.shapes.{name}", list(shape), f"give {fixed} at axis {axis}, as the "
+                                       "file fixes it (only its open dimensions take other sizes)",
+                                       f"disagrees with the file's shape {spec['dims']}")
+
+
 def _make_tensor(shape: list[int], dtype: str, generator: Any) -> Any:
     import torch
 
@@ -109,7 +136,13 @@ def check_options(suite: Suite, options: dict[str, Any]) -> None:
                                "model.target=<package.module:function>", "and model.target are both set" if path
                                else "is missing")
     if path:
+        for key in ("input_shape", "input_dtype"):
+            if model.get(key) not in (None, [], "float32"):
+                raise SuiteOptionError(f"model.{key}", model[key], "drop it: an ONNX file's inputs come from the "
+                                       "file (set its open dimensions with model.dims.NAME or model.shapes.INPUT)",
+                                       "applies to model.target, not to model.path")
         inputs = onnx_inputs(path)
+        check_names(inputs, model)
         resolve_shapes(inputs, 1, model)
         import importlib.util
 
@@ -117,6 +150,11 @@ def check_options(suite: Suite, options: dict[str, Any]) -> None:
             raise SuiteOptionError("model.path", path, "pip install -c constraints.txt -e '.[onnx]'",
                                    "needs ONNX Runtime as its parity reference")
     else:
+        for key in ("dims", "shapes"):
+            for name, value in (model.get(key) or {}).items():
+                raise SuiteOptionError(f"model.{key}.{name}", value, "give one sample's shape with "
+                                       "model.input_shape=[...] (model.dims and model.shapes name an ONNX file's "
+                                       "dimensions and inputs, model.path)", "is not read for model.target")
         if not model.get("input_shape"):
             raise SuiteOptionError("model.input_shape", model.get("input_shape"),
                                    "give one sample's shape without the batch, e.g. model.input_shape=[3,224,224]",
@@ -211,4 +249,5 @@ SUITE = Suite(
     instantiate=instantiate,
     check_options=check_options,
     describe=describe,
+    model_options=True,
 )

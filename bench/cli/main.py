@@ -15,11 +15,14 @@ from typing import Optional
 from bench import __version__
 from bench.cli.list import USAGE as LIST_USAGE
 from bench.cli.results import USAGE as RESULTS_USAGE
+from bench.cli.results import command_usage
 from bench.cli.store import USAGE as STORE_USAGE
 from bench.errors import BenchError
 
 
 __all__ = ["main", "console_main"]
+
+SYSINFO_USAGE = "bench sysinfo [--json]            the system fingerprint stored with every result"
 
 USAGE = f"""bench {__version__}: the same workloads and metrics, with their uncertainty, on every hardware.
 
@@ -27,7 +30,7 @@ usage:
   bench run [OVERRIDES...]          measure (Hydra app: bench run --help, --cfg job, -m for sweeps)
   {LIST_USAGE}
                                     suites with their workloads, backends with their availability
-  bench sysinfo [--json]            the system fingerprint stored with every result
+  {SYSINFO_USAGE}
 {RESULTS_USAGE}
 
 {STORE_USAGE}
@@ -46,6 +49,17 @@ examples:
 
 def _err(message: str) -> None:
     sys.stderr.write(f"bench: error: {message}\n")
+
+
+def _command_help(command: str) -> str:
+    """`bench COMMAND --help` of the commands that are not Hydra apps (`bench run --help` is Hydra's)."""
+    if command == "list":
+        return f"usage:\n  {LIST_USAGE}\n{' ' * 36}suites with their workloads, backends with their availability"
+    if command == "sysinfo":
+        return f"usage:\n  {SYSINFO_USAGE}"
+    if command == "store":
+        return f"usage:\n{STORE_USAGE}"
+    return command_usage(command)
 
 
 def _command(module: str, name: str):  # noqa: ANN202
@@ -83,6 +97,9 @@ def _main(argv: Optional[list[str]] = None) -> int:
     if command not in commands:
         _err(f"command {command!r} is unknown: use one of {', '.join(commands)} (bench --help)")
         return 2
+    if command != "run" and any(arg in ("-h", "--help") for arg in rest):
+        print(_command_help(command))
+        return 0
     try:
         return commands[command](rest)
     except BenchError as exc:

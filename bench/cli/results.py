@@ -16,32 +16,47 @@ from typing import Any, Optional
 from bench.errors import ConfigError
 
 __all__ = ["leaderboard_command", "compare_command", "export_command", "import_command", "report_command",
-           "USAGE"]
+           "USAGE", "COMMAND_USAGE", "command_usage"]
 
-USAGE = """\
+# Each command's lines of `bench --help`; `bench COMMAND --help` prints its own, with the selections.
+COMMAND_USAGE = {
+    "leaderboard": """\
   bench leaderboard [KEY=VALUE...] [metric=NAME] [prices=FOLDER] [--format terminal|markdown|csv|html]
                     [--output FILE] [--newest]
                                     rank hardware x backend x precision per workload (valid records, the
                                     best-supported per combination: converged, repeats, fewest warnings,
                                     newest; --newest: the newest). Ties where both 95% intervals have both
-                                    ends and overlap; a rank marked N? rests on a point estimate alone
+                                    ends and overlap; a rank marked N? rests on a point estimate alone""",
+    "compare": """\
   bench compare BASELINE CANDIDATE [KEY=VALUE...] [--fail-on throughput:5%,latency_p99:10%]
                                     ratios with 95% intervals: between processes (Welch t) where both
                                     records hold repeats, else a bootstrap within one process.
                                     Exit 0: no --fail-on rule tripped; 1: the candidate is significantly
                                     worse beyond a threshold; 2: bad input; 3 (with --fail-on): a record
-                                    behind a comparison is unconverged or noisy, so it is inconclusive
+                                    behind a comparison is unconverged or noisy, so it is inconclusive""",
+    "export": """\
   bench export [KEY=VALUE...] --format csv|parquet [--output FILE]
-                                    one row per record, metrics as columns
-  bench import FILE_OR_FOLDER...    merge records from other machines (skips ids already stored)
+                                    one row per record, metrics as columns""",
+    "import": """\
+  bench import FILE_OR_FOLDER...    merge records from other machines (skips ids already stored)""",
+    "report": """\
   bench report scaling [KEY=VALUE...] [--format terminal|markdown] [--output FILE] [--plot FILE.png|.svg]
                                     throughput, latency and memory against batch size; saturation
-                                    point and best batch within the latency requirement
+                                    point and best batch within the latency requirement""",
+}
 
+SELECTIONS = """\
   Selections: KEY=VALUE on id, run_id, sweep_id, tag, status, valid, suite, workload, backend, device, precision,
   scenario, batch_size, hardware (same key twice: either value). In compare, BASELINE and CANDIDATE are
   one argument each, terms joined by commas (tag=nightly,backend=cpu). Results location as for
   bench run: results.dir=DIR, results.url=postgresql://USER@HOST/DB, results=PROFILE."""
+
+USAGE = "\n".join(COMMAND_USAGE.values()) + "\n\n" + SELECTIONS
+
+
+def command_usage(command: str) -> str:
+    """`bench COMMAND --help`: the command's usage lines and how selections and the store are named."""
+    return f"usage:\n{COMMAND_USAGE[command]}\n\n{SELECTIONS}"
 
 
 @dataclass
@@ -70,7 +85,7 @@ def _parse(args: list[str], command: str, flags: tuple[str, ...], options: tuple
             if name == "-o":
                 name = "--output"
             if name not in flags:
-                raise ConfigError(arg, None, f"see `bench --help` for the options of `bench {command}`",
+                raise ConfigError(arg, None, f"see `bench {command} --help` for its options",
                                   f"is not an option of `bench {command}`")
             if not eq:
                 i += 1
@@ -103,6 +118,20 @@ def _one(parsed: _Args, flag: str, default: Optional[str] = None) -> Optional[st
     if len(values) > 1:
         raise ConfigError(flag, None, f"give {flag} once", "is given more than once")
     return values[0]
+
+
+def _check_output(flag: str, output: Optional[str]) -> None:
+    """A file the command can write: not a folder, in a folder that exists or can be created. Checked
+    before the store is read, so that a long query does not end in a traceback."""
+    if output is None:
+        return
+    from bench.config.validate import check_writable_folder
+
+    path = Path(output).expanduser()
+    if path.is_dir():
+        raise ConfigError(flag, output, f"name a file, e.g. {flag} {path / 'out'}", "is a folder")
+    check_writable_folder(flag, output, f"name a file in a folder you can write, e.g. {flag} ./{path.name}",
+                          path.parent)
 
 
 def _write_output(text: str, output: Optional[str]) -> None:
@@ -148,9 +177,13 @@ def leaderboard_command(args: list[str]) -> int:
     if fmt not in formats:
         raise ConfigError("--format", fmt, f"use one of {', '.join(formats)}", "is not a leaderboard format")
     output = _one(parsed, "--output")
+    _check_output("--output", output)
     metric = parsed.options.get("metric")
     if metric is not None:
         lb.check_metric(metric)
+    if parsed.options.get("prices") == "":
+        raise ConfigError("prices", "", "give a folder of price files or one YAML file, e.g. prices=conf/hardware",
+                          "is empty")
     prices = lb.load_prices(Path(parsed.options["prices"]).expanduser() if "prices" in parsed.options else None)
     selection = Selection.parse(parsed.terms)
     store = open_store(parsed.results)
@@ -202,6 +235,8 @@ def report_command(args: list[str]) -> int:
         raise ConfigError("--plot", plot_path, "name a .png or .svg file", "is not a PNG or SVG file name")
     if plot_path is not None:
         scaling.require_matplotlib()
+    _check_output("--plot", plot_path)
+    _check_output("--output", _one(parsed, "--output"))
     selection = Selection.parse(parsed.terms)
     store = open_store(parsed.results)
     try:
@@ -292,6 +327,7 @@ def export_command(args: list[str]) -> int:
     if fmt == "parquet" and output is None:
         raise ConfigError("--output", None, "give a file, e.g. --output results.parquet",
                           "is required for --format parquet")
+    _check_output("--output", output)
     selection = Selection.parse(parsed.terms)
     store = open_store(parsed.results)
     try:

@@ -26,10 +26,17 @@ from bench.plugins import plugin_conf_dirs, resolve, searchpath_dirs
 __all__ = ["HydraArgs", "parse_hydra_args", "register", "compose", "to_config", "Job", "compose_jobs",
            "composed_jobs", "check_runnable", "open_dict_overrides", "OPEN_DICTS", "job_key"]
 
-# Hydra's own flags: those that take a value, and those that only print and exit.
+# Hydra's own flags (hydra._internal.utils.get_args_parser, Hydra 1.3), checked here so that a mistake
+# gets one line instead of argparse's usage block: those that take a value (the choices where Hydra
+# has them), those that take none, and those that only print and exit.
 _FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
                      "--config-dir", "-cd", "--experimental-rerun"}
+_SWITCHES = {"-m", "--multirun", "-r", "--run", "--resolve"}
 _HELP_FLAGS = {"--help", "-h", "--hydra-help", "--version", "--info", "-i", "--shell-completion", "-sc"}
+_CFG_CHOICES = ("job", "hydra", "all")
+_INFO_CHOICES = ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath")
+_FLAGS_FIX = ("give overrides as key=value and Hydra's flags as `bench run --help` shows them (-m, --cfg job, "
+              "-cd DIR, --config-name NAME, --info)")
 
 # Keys whose children the user names (an ONNX file's dimension and input names): Hydra needs `++`
 # to add a key to a typed dict, which no user should have to know.
@@ -60,29 +67,73 @@ class HydraArgs:
 
 
 def parse_hydra_args(args: list[str]) -> HydraArgs:
+    """The command line of `bench run`, its Hydra flags checked: an unknown flag, a flag without its
+    value, a value outside Hydra's choices or a config folder that is not there is a ConfigError."""
     parsed = HydraArgs()
     i = 0
     while i < len(args):
         arg = args[i]
         name, eq, value = arg.partition("=")
-        if arg in ("-m", "--multirun"):
-            parsed.multirun = True
-        elif arg in _HELP_FLAGS or name in _HELP_FLAGS:
+        if not arg.startswith("-"):
+            parsed.overrides.append(arg)
+        elif name in ("--info", "-i"):
             parsed.info_only = True
-        elif name in _FLAGS_WITH_VALUE and arg.startswith("-"):
+            if not eq and i + 1 < len(args) and not args[i + 1].startswith("-"):
+                i += 1  # argparse gives --info the next argument when it is not a flag
+                value, eq = args[i], "="
+            if eq and value not in _INFO_CHOICES:
+                raise ConfigError(name, value, f"use one of {', '.join(_INFO_CHOICES)}, or {name} alone",
+                                  "is not a choice")
+        elif name in _SWITCHES or name in _HELP_FLAGS:
+            if eq:
+                raise ConfigError(name, value, f"write {name} alone", "takes no value")
+            if name in ("-m", "--multirun"):
+                parsed.multirun = True
+            elif name in _HELP_FLAGS:
+                parsed.info_only = True
+        elif name in _FLAGS_WITH_VALUE:
             if not eq:
                 i += 1
-                value = args[i] if i < len(args) else ""
+                if i >= len(args) or args[i].startswith("-"):
+                    raise ConfigError(name, None, f"give a value: {name} VALUE (bench run --help)", "needs a value")
+                value = args[i]
+            _check_flag(name, value)
             if name in ("--config-name", "-cn"):
                 parsed.config_name = value
             elif name in ("--config-dir", "-cd"):
                 parsed.config_dirs.append(value)
-        elif arg.startswith("-"):
-            parsed.info_only = True  # an unknown flag: let Hydra's own parser answer it
         else:
-            parsed.overrides.append(arg)
+            raise ConfigError(name, None, _FLAGS_FIX, "is not an option of `bench run`")
         i += 1
+    _check_searchpath(parsed.searchpath)
     return parsed
+
+
+def _check_flag(name: str, value: str) -> None:
+    if name in ("--cfg", "-c") and value not in _CFG_CHOICES:
+        raise ConfigError(name, value, f"use one of {', '.join(_CFG_CHOICES)} (--cfg job prints the composed config)",
+                          "is not a choice")
+    if name in ("--config-dir", "-cd") and not Path(value).expanduser().is_dir():
+        raise ConfigError(name, value, "give a folder of config groups (suite/, backend/, ...) that exists",
+                          "is not a folder")
+    if name in ("--config-path", "-cp"):
+        # bench composes its own conf/ as the primary config; another primary folder would run a config
+        # that was never validated. -cd adds a folder to the search path instead.
+        raise ConfigError(name, value, f"use -cd {value} to add a folder of config groups to bench's conf/",
+                          "replaces bench's own config folder")
+    if name == "--experimental-rerun" and not Path(value).expanduser().is_file():
+        raise ConfigError(name, value, "give the config.pickle of an earlier job (under its .hydra/ folder)",
+                          "does not exist")
+    if name in ("--config-name", "-cn") and not value:
+        raise ConfigError(name, value, "give a config name, e.g. --config-name config", "is empty")
+
+
+def _check_searchpath(entries: Sequence[str]) -> None:
+    """Every folder of hydra.searchpath=[...] exists (Hydra only warns, and composes without it)."""
+    for entry, folder in zip(entries, searchpath_dirs(entries)):
+        if not entry.startswith("pkg://") and not folder.is_dir():
+            raise ConfigError("hydra.searchpath", entry, "give folders of config groups that exist (file://DIR, DIR "
+                              "or pkg://package/folder)", "is not a folder")
 
 
 def _searchpath_entries(overrides: Sequence[str]) -> list[str]:

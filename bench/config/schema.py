@@ -35,12 +35,16 @@ __all__ = [
     "field_help",
     "SCENARIOS",
     "PRECISIONS",
+    "INPUT_DTYPES",
 ]
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 SCENARIOS = ("latency", "throughput", "server", "multistream", "training")
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8")
 TAIL_PERCENTILES = (0.9, 0.95, 0.99)
+# model.input_dtype: torch's names of the dtypes bench.suites.custom draws inputs of, kept here so that
+# the config is checked without importing torch.
+INPUT_DTYPES = ("float32", "float16", "bfloat16", "float64", "int64", "int32", "int16", "int8", "uint8", "bool")
 
 
 def _f(default: Any = MISSING, help: str = "", **kw: Any) -> Any:
@@ -195,7 +199,8 @@ class TrainingScenarioConfig(ScenarioConfig):
 class ResultsConfig:
     name: str = _f("local", help="results profile, the file name in conf/results/")
     dir: str = _f("results", help="folder for the JSON records and the embedded database")
-    url: Optional[str] = _f(None, help="SQLAlchemy database URL; null means sqlite in results.dir/bench.db")
+    url: Optional[str] = _f(None, help="database URL, sqlite:///PATH or postgresql://USER@HOST:PORT/DB; "
+                                             "null means sqlite in results.dir/bench.db")
 
 
 @dataclass
@@ -215,7 +220,8 @@ class ModelConfig:
     path: Optional[str] = _f(None, help="suite=custom: an ONNX file to benchmark on the ONNX-based backends")
     target: Optional[str] = _f(None, help="suite=custom: package.module:function that builds a torch module")
     input_shape: list[int] = _f([], help="model.target: one sample's input shape without the batch, e.g. [3,224,224]")
-    input_dtype: str = _f("float32", help="model.target: the input's dtype")
+    input_dtype: str = _f("float32", help="model.target: the input's dtype (a torch name: float32, float16, bfloat16, "
+                                          "float64, int64, int32, int16, int8, uint8 or bool)")
     dims: dict[str, int] = _f({}, help="model.path: sizes of the file's open dimensions by name, e.g. "
                                        "model.dims.height=224 (the first axis takes batch_size)")
     shapes: dict[str, list[int]] = _f({}, help="model.path: one sample's shape per input name, without the batch")

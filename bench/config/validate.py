@@ -8,17 +8,19 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
-from bench.config.schema import (PRECISIONS, SCENARIOS, TAIL_PERCENTILES, BackendConfig, Config,
-                                 LoadScenarioConfig, MultiStreamScenarioConfig, OpenVinoBackendConfig,
+from bench.config.schema import (INPUT_DTYPES, PRECISIONS, SCENARIOS, TAIL_PERCENTILES, BackendConfig, Config,
+                                 LoadScenarioConfig, ModelConfig, MultiStreamScenarioConfig, OpenVinoBackendConfig,
                                  OrtBackendConfig, ResultsConfig, ScenarioConfig, ServerScenarioConfig, SweepConfig,
                                  TorchBackendConfig, TrainingScenarioConfig, suite_options)
 from bench.errors import ConfigError
 from bench.plugins import load_suite, resolve, search_dirs, suite_option_error
+from bench.results.urls import check_url, mask_url, sqlite_file
 
-__all__ = ["validate"]
+__all__ = ["validate", "check_writable_folder", "check_results_location"]
 
 
 def _positive(key: str, value: float | int | None, fix: str) -> None:
@@ -44,6 +46,9 @@ def validate(cfg: Config) -> Config:
     if sc.max_duration_s < sc.min_duration_s:
         raise ConfigError("scenario.max_duration_s", sc.max_duration_s,
                           f"make it >= scenario.min_duration_s ({sc.min_duration_s})", "is below the minimum duration")
+    if sc.warmup_max_s < sc.warmup_s:
+        raise ConfigError("scenario.warmup_max_s", sc.warmup_max_s,
+                          f"make it >= scenario.warmup_s ({sc.warmup_s})", "is below the minimum warm-up")
     if sc.max_iterations < sc.min_iterations:
         raise ConfigError("scenario.max_iterations", sc.max_iterations,
                           f"make it >= scenario.min_iterations ({sc.min_iterations})", "is below the minimum")
@@ -57,6 +62,13 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"scenario.{key}", value, "give a fraction strictly between 0 and 1, e.g. 0.01",
                               "must be in (0, 1)")
     _validate_scenario_kind(cfg)
+    bad = next((ch for ch in cfg.tag if ord(ch) < 32 or ord(ch) == 127), None)
+    if bad is not None:
+        # A tag is one cell of the leaderboard, of CSV exports and of the summary: one line of text.
+        raise ConfigError("tag", cfg.tag, "give one line of printable text, e.g. tag=driver-550",
+                          f"holds a control character ({bad!r})")
+    if cfg.suite.seed < 0:
+        raise ConfigError("suite.seed", cfg.suite.seed, "give a whole number >= 0, e.g. suite.seed=0", "must be >= 0")
     if isinstance(cfg.repeats, bool) or cfg.repeats < 1:
         raise ConfigError("repeats", cfg.repeats, "give a whole number >= 1 (1: one process; 5 for figures to "
                           "publish, as preset=rigorous)", "must be >= 1")
@@ -65,6 +77,8 @@ def validate(cfg: Config) -> Config:
         _positive(f"sensors.{key}", getattr(cfg.sensors, key), "give a rate in Hz, e.g. 20")
     if cfg.sensors.idle_s < 0:
         raise ConfigError("sensors.idle_s", cfg.sensors.idle_s, "give 0 (no baseline) or more seconds", "must be >= 0")
+    if cfg.sensors.tdp_w is not None:
+        _positive("sensors.tdp_w", cfg.sensors.tdp_w, "give the CPU's TDP in watts, e.g. sensors.tdp_w=65, or null")
     if cfg.sensors.estimate and not cfg.sensors.tdp_w:
         raise ConfigError("sensors.tdp_w", cfg.sensors.tdp_w, "give the CPU's TDP, e.g. sensors.tdp_w=65",
                           "is needed by sensors.estimate=true")
@@ -125,13 +139,23 @@ def validate(cfg: Config) -> Config:
             raise ConfigError("sweep.factor", sw.factor, "give a whole number >= 2, e.g. 2", "must be >= 2")
         if sw.patience < 1:
             raise ConfigError("sweep.patience", sw.patience, "give a whole number >= 1", "must be >= 1")
+        if sw.start > sw.max_batch:
+            raise ConfigError("sweep.start", sw.start, f"make it <= sweep.max_batch ({sw.max_batch})",
+                              "is above the sweep's cap")
+        if not (0.0 <= sw.min_gain < 1.0):
+            raise ConfigError("sweep.min_gain", sw.min_gain, "give a fraction in [0, 1), e.g. 0.02 (2% more "
+                              "throughput counts as a gain)", "must be in [0, 1)")
     if cfg.resume is not None and sw.name != "batch":
         raise ConfigError("resume", cfg.resume, "add sweep=batch (only sweeps resume)", "needs a sweep")
+    _validate_model(cfg, suite)
     try:
         suite.check(suite_options(cfg))
     except suite_option_error() as exc:
         raise ConfigError(exc.key, exc.value, exc.fix, exc.problem) from None
     _check_results_writable(cfg.results)
+    if cfg.cache.enabled and cfg.cache.dir:
+        check_writable_folder("cache.dir", str(cfg.cache.dir), "point cache.dir at a folder you can write, or "
+                              "null for ~/.cache/bench/artifacts")
     return cfg
 
 
@@ -194,6 +218,36 @@ def _validate_scenario_kind(cfg: Config) -> None:
                               "needs MLPerf LoadGen, which is not installed")
 
 
+def _validate_model(cfg: Config, suite: Any) -> None:
+    """model.*: read only by a suite that takes a user's model (suite=custom); its sizes and dtype are
+    checked here, before the suite reads the model and long before a worker builds inputs of them."""
+    model = cfg.model
+    defaults = ModelConfig()
+    given = [f.name for f in fields(ModelConfig) if getattr(model, f.name) != getattr(defaults, f.name)]
+    if given and not getattr(suite, "model_options", False):
+        key, value = f"model.{given[0]}", getattr(model, given[0])
+        if isinstance(value, dict):  # model.dims, model.shapes: the first name given
+            name, value = next(iter(value.items()))
+            key = f"{key}.{name}"
+        raise ConfigError(key, value, "add suite=custom to benchmark your own model (a "
+                          "suite's own workloads are chosen with suite.only=[...])",
+                          f"is not read by suite={cfg.suite.name}")
+    if any(isinstance(size, bool) or size < 1 for size in model.input_shape):
+        raise ConfigError("model.input_shape", list(model.input_shape), "give one sample's sizes without the batch, "
+                          "each >= 1, e.g. model.input_shape=[3,224,224]", "has a size below 1")
+    if model.input_dtype not in INPUT_DTYPES:
+        raise ConfigError("model.input_dtype", model.input_dtype, f"use one of {', '.join(INPUT_DTYPES)}",
+                          "is not a dtype bench can draw inputs of")
+    for name, size in model.dims.items():
+        if isinstance(size, bool) or size < 1:
+            raise ConfigError(f"model.dims.{name}", size, f"give the size of dimension {name}, a whole number >= 1, "
+                              f"e.g. model.dims.{name}=224", "must be >= 1")
+    for name, shape in model.shapes.items():
+        if any(isinstance(size, bool) or size < 1 for size in shape):
+            raise ConfigError(f"model.shapes.{name}", list(shape), "give one sample's sizes without the batch, each "
+                              ">= 1, e.g. [3,224,224]", "has a size below 1")
+
+
 def _optional_counts(backend: Any, keys: tuple[str, ...]) -> None:
     """Settings that are a whole number >= 1, or null for the runtime's default."""
     for key in keys:
@@ -210,25 +264,46 @@ def _choice(backend: Any, key: str, allowed: tuple[str, ...]) -> None:
 
 
 def _check_results_writable(results: ResultsConfig) -> None:
-    """The folder exists and takes a file, or can be created; checked without leaving a trace."""
-    if results.url:
-        return  # a database URL is checked when the store opens it
-    path = Path(results.dir).expanduser()
+    check_results_location(str(results.dir), results.url)
+
+
+def check_results_location(directory: str, url: Optional[str]) -> None:
+    """The JSON records' folder (results.dir, also beside a database URL) and an SQLite file's folder
+    exist and take a file, or can be created; a database URL is of a supported kind. Checked without
+    leaving a trace; a server's URL is reached when the store opens it."""
     fix = "point results.dir at a folder you can write, e.g. results.dir=$HOME/bench-results"
+    if not directory.strip():
+        raise ConfigError("results.dir", directory, fix, "is empty")
+    check_writable_folder("results.dir", directory, fix)
+    if url:
+        check_url(url)
+        db_file = sqlite_file(url)
+        if db_file is not None:
+            check_writable_folder("results.url", mask_url(url), "give a file in a folder you can write: "
+                                  "sqlite:///PATH", db_file.parent)
+
+
+def check_writable_folder(key: str, value: str, fix: str, path: Optional[Path] = None) -> None:
+    """``path`` (default: the folder ``value`` names) exists and takes a file, or can be created."""
+    named = path is None
+    path = Path(value).expanduser() if path is None else path
     existing = path
     while not existing.exists():
         if existing.parent == existing:
             break
         existing = existing.parent
     if not existing.is_dir():
-        what = "is not a folder" if existing == path else f"cannot be created ({existing} is not a folder)"
-        raise ConfigError("results.dir", str(results.dir), fix, what)
+        if not named:
+            what = f"needs the folder {path}, which cannot be created ({existing} is not a folder)"
+        else:
+            what = "is not a folder" if existing == path else f"cannot be created ({existing} is not a folder)"
+        raise ConfigError(key, value, fix, what)
     # Root ignores permission bits, so try a real write (and remove it) rather than os.access.
     try:
         probe = tempfile.mkdtemp(prefix=".bench-write-probe-", dir=existing)
         os.rmdir(probe)
     except OSError as exc:
-        raise ConfigError("results.dir", str(results.dir), fix, f"is not writable ({exc.strerror})") from None
+        raise ConfigError(key, value, fix, f"is not writable ({exc.strerror})") from None
 
 
 def _can_train(impl: str) -> bool:

@@ -42,7 +42,7 @@ import sqlalchemy as sa
 
 from bench.errors import StoreError, StoreWriteError
 from bench.results.records import RunRecord, SchemaError, parse_record
-from bench.results.urls import mask_url, normalize_url, redact_record, url_password
+from bench.results.urls import check_url, mask_url, normalize_url, redact_record, url_password
 
 __all__ = ["ResultsStore", "atomic_write_json", "mask_url", "normalize_url", "redact_record", "FILTER_COLUMNS",
            "DB_SCHEMA_VERSION", "recovery_folders", "write_recovery", "free_space"]
@@ -259,6 +259,7 @@ class ResultsStore:
             return self._engine
 
     def _open(self) -> sa.Engine:
+        check_url(self.url)  # a dialect bench does not support is refused before any driver is imported
         url = normalize_url(self.url)
         try:
             parsed = sa.engine.make_url(url)

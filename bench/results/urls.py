@@ -6,13 +6,50 @@ database URL in its config).
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any, Optional
 
 import sqlalchemy as sa
 
 from bench.results.records import RunRecord
 
-__all__ = ["normalize_url", "mask_url", "url_password", "redact_record"]
+__all__ = ["normalize_url", "mask_url", "url_password", "redact_record", "check_url", "sqlite_file", "SUPPORTED_URLS"]
+
+# The databases the store is tested on; any other dialect would fail later with a misleading driver hint.
+SUPPORTED_URLS = "sqlite:///PATH or postgresql://USER@HOST:PORT/DB"
+
+
+def check_url(url: str) -> None:
+    """A URL the store can open: SQLite with a file, or PostgreSQL (any driver SQLAlchemy names). Checked
+    before any driver is imported; raises ConfigError naming the URL (password masked)."""
+    from bench.errors import ConfigError
+
+    try:
+        parsed = sa.engine.make_url(url)
+    except Exception:  # noqa: BLE001 - SQLAlchemy's ArgumentError and ValueError for a malformed URL
+        # Unparsed, a password cannot be told apart: the URL is shown only when it holds no user part.
+        shown = url if "@" not in url else "<unparseable database URL>"
+        raise ConfigError("results.url", shown, f"write it as {SUPPORTED_URLS}", "is not a database URL") from None
+    backend = parsed.get_backend_name()
+    if backend in ("postgresql", "postgres"):
+        return
+    if backend != "sqlite":
+        raise ConfigError("results.url", mask_url(url), f"use {SUPPORTED_URLS}",
+                          f"uses {backend}, which bench's store does not support")
+    if not parsed.database or parsed.database == ":memory:":
+        raise ConfigError("results.url", mask_url(url), "give a file: sqlite:///PATH",
+                          "is an in-memory SQLite database (the index would be lost when bench exits)")
+
+
+def sqlite_file(url: str) -> Optional[Path]:
+    """The database file of an SQLite URL; None for any other URL (or one that does not parse)."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except Exception:  # noqa: BLE001
+        return None
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database).expanduser()
 
 
 def normalize_url(url: str) -> str:
