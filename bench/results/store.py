@@ -431,8 +431,13 @@ class ResultsStore:
         return dialect_insert(runs).values(**row).on_conflict_do_nothing()
 
     def _insert(self, record: RunRecord, data: dict[str, Any]) -> None:
+        row = self._row(record, data)
         with self.engine.begin() as conn:
-            conn.execute(self._insert_statement(self._row(record, data)))
+            if conn.execute(self._insert_statement(row)).rowcount:
+                return
+            stored = conn.execute(sa.select(runs.c.record).where(runs.c.id == record.id)).scalar_one_or_none()
+        if stored is None or json.loads(stored) != json.loads(row["record"]):
+            raise StoreError(f"record {record.id} is stored already with other contents: the stored row is kept")
 
     def merge(self, records: Sequence[RunRecord]) -> tuple[list[RunRecord], list[RunRecord]]:
         """Store the records whose id is not stored yet: (added, already stored).

@@ -54,14 +54,19 @@ def test_failed_record_round_trip(tmp_path):
 
 
 def test_same_id_twice_is_refused_and_keeps_the_first(tmp_path):
-    import sqlalchemy
+    import dataclasses
+
+    from bench.errors import StoreError
 
     record = RunRecord.from_dict(golden())
     store = ResultsStore(tmp_path)
     store.write(record)
-    with pytest.raises(sqlalchemy.exc.IntegrityError):
-        store._insert(record, record.to_dict())
+    other = dataclasses.replace(record, tag="another record with the same id")
+    with pytest.raises(StoreError, match=f"record {record.id} is stored already with other contents"):
+        store._insert(other, other.to_dict())
+    store._insert(record, record.to_dict())  # the same record again (stored by another writer): no fault
     assert store.count() == 1
+    assert store.records()[0].tag == record.tag
 
 
 def test_newer_schema_is_refused():
