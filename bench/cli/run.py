@@ -212,6 +212,15 @@ def _sweep(ctx: RunContext, typed: Config, store: Any, catalog: dict[str, Any], 
                  "sweep printed (records carry it as sweep_id)")
             sys.exit(2)
         previous = {(r.workload.get("name"), int(r.workload.get("batch_size") or 0)): r for r in found}
+        try:
+            # A point whose row a crash (kill -9, a power cut) cut off is in its JSON file only: index it,
+            # so that the resumed sweep leaves every record in both.
+            indexed, _ = store.merge(found)
+        except StoreWriteError as exc:
+            _store_stopped(exc)
+        if indexed:
+            print(f"sweep {sweep_id}: {len(indexed)} point(s) found in their JSON files only, now indexed",
+                  file=sys.stderr)
     runner = Runner(typed, store, fingerprint(), ProgressDisplay(), sweep_id=sweep_id)
     print(f"sweep {sweep_id}" + (f": resuming, {len(previous)} point(s) already measured" if previous else ""),
           file=sys.stderr)

@@ -233,7 +233,8 @@ class SweepConfig:
     start: int = _f(1, help="first batch size of the sweep")
     factor: int = _f(2, help="each next batch size is the previous times this")
     max_batch: int = _f(256, help="the sweep's cap on the batch size")
-    min_gain: float = _f(0.02, help="a size that adds less throughput than this fraction counts as no gain")
+    min_gain: float = _f(0.02, help="a size that adds less throughput than this fraction counts as no gain "
+                                    "(in [-1, 1); -1: the sweep never stops for saturation)")
     patience: int = _f(2, help="stop after this many sizes in a row without gain")
     respect_latency_requirement: bool = _f(True, help="stop at the first size whose p99 latency breaks the "
                                                      "workload's requirement (its latency_tier_ms)")

@@ -142,9 +142,11 @@ def validate(cfg: Config) -> Config:
         if sw.start > sw.max_batch:
             raise ConfigError("sweep.start", sw.start, f"make it <= sweep.max_batch ({sw.max_batch})",
                               "is above the sweep's cap")
-        if not (0.0 <= sw.min_gain < 1.0):
-            raise ConfigError("sweep.min_gain", sw.min_gain, "give a fraction in [0, 1), e.g. 0.02 (2% more "
-                              "throughput counts as a gain)", "must be in [0, 1)")
+        # A negative min_gain stops only when throughput falls by more than that fraction; -1 never
+        # stops for saturation (throughput cannot fall below zero): the sweep runs to its cap.
+        if not (-1.0 <= sw.min_gain < 1.0):
+            raise ConfigError("sweep.min_gain", sw.min_gain, "give a fraction in [-1, 1), e.g. 0.02 (2% more "
+                              "throughput counts as a gain; -1 never stops for saturation)", "must be in [-1, 1)")
     if cfg.resume is not None and sw.name != "batch":
         raise ConfigError("resume", cfg.resume, "add sweep=batch (only sweeps resume)", "needs a sweep")
     _validate_model(cfg, suite)

@@ -78,8 +78,8 @@ BAD_INPUTS = [
     (["sensors.tdp_w=-5"], "sensors.tdp_w=-5.0 must be > 0"),
     (["sweep=batch", "sweep.max_batch=0"], "sweep.max_batch=0 must be >= 1"),
     (["sweep=batch", "sweep.start=64", "sweep.max_batch=8"], "sweep.start=64 is above the sweep's cap"),
-    (["sweep=batch", "sweep.min_gain=-1"], "sweep.min_gain=-1.0 must be in [0, 1)"),
-    (["sweep=batch", "sweep.min_gain=2"], "sweep.min_gain=2.0 must be in [0, 1)"),
+    (["sweep=batch", "sweep.min_gain=-1.5"], "sweep.min_gain=-1.5 must be in [-1, 1)"),
+    (["sweep=batch", "sweep.min_gain=2"], "sweep.min_gain=2.0 must be in [-1, 1)"),
     (["suite.dataset=mvtec_ad_2", "suite.boundary=pipeline", "suite.tile_size=0"], "suite.tile_size=0 is too small"),
 ]
 

@@ -1,14 +1,15 @@
 """The faults `bench` already survived when it was tried as an attacker would, kept end to end so that
 none comes back: a worker that raises, segfaults, runs out of memory, exits or hangs; a database that
-refuses connections; a read-only results folder; two runs and two imports at once on one folder.
-After each, the JSON files and the database rows are compared (nothing lost, duplicated or corrupted)
-and nothing of bench's is left in the temporary folder. (Ctrl-C, SIGTERM and kill -9 mid-sweep, a full
-disk and damaged records have their own files here.)
+refuses connections; a read-only results folder; two runs and two imports at once on one folder;
+kill -9 of the parent mid-sweep and its resume; Ctrl-C mid-sweep. After each, the JSON files and the database rows are compared (nothing lost, duplicated or corrupted)
+and nothing of bench's is left in the temporary folder. (Ctrl-C and SIGTERM mid-item, SIGTERM mid-sweep,
+a full disk and damaged records have their own files here.)
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import os
 import shutil
 import socket
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.harness import (SECRET, TINY, assert_consistent, assert_no_secret, assert_refused, bench,
+from tests.faults.harness import (SECRET, TEST_CONF, TINY, assert_consistent, assert_no_secret, assert_refused, bench,
                                   env_for, leftovers, start)
 from tests.recordfactory import make_record
 
@@ -163,3 +164,64 @@ def test_two_imports_at_once_store_each_record_once(in_tmp):
     state = assert_consistent(in_tmp / "team")
     assert set(state.files) == {r.id for r in records}
     assert all(state.files[r.id] == json.loads(json.dumps(r.to_dict())) for r in records)  # stored as sent
+
+
+# A sweep whose points do not converge in 0.3 s on a loaded machine must still reach the point under test.
+SWEEP = ["run", "--config-dir", TEST_CONF, "suite=fake", "suite.only=[tiny]", "sweep=batch", "scenario=throughput",
+         "sweep.min_gain=-1", "sweep.respect_latency_requirement=false", "scenario.warmup_iterations=1",
+         "scenario.warmup_s=0.01", "scenario.min_iterations=3", "scenario.min_duration_s=0.05",
+         "scenario.max_duration_s=0.3", "sensors.enabled=false", "sweep.require_converged=false"]
+
+
+def _sweep_until(folder: Path, max_batch: int, points: int):
+    """A sweep started in ``folder``, returned once ``points`` record files are written."""
+    args = [*SWEEP, f"sweep.max_batch={max_batch}"]
+    proc = start(args, folder)
+    records = folder / "results" / "records"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(records.rglob("*.json"))) < points:
+        time.sleep(0.05)
+    return args, proc, records
+
+
+def _parent_is_gone(pid: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+        return ppid == 1
+    except (OSError, ValueError):
+        return False
+
+
+def test_resume_after_kill_9_measures_nothing_twice_and_indexes_what_the_kill_cut_off(in_tmp):
+    args, proc, records = _sweep_until(in_tmp, max_batch=8, points=2)
+    proc.send_signal(signal.SIGKILL)  # the parent dies mid-sweep, between or during points (or a file's row)
+    proc.communicate()
+    first = [json.loads(p.read_text()) for p in records.rglob("*.json")]
+    assert len(first) >= 2
+    sweep_id = first[0]["sweep_id"]
+    assert sweep_id and all(r["sweep_id"] == sweep_id for r in first)
+    time.sleep(0.5)
+    # No worker is left measuring for a dead parent.
+    alive = subprocess.run(["pgrep", "-f", "bench.worker.process"], capture_output=True, text=True).stdout.split()
+    assert not [pid for pid in alive if _parent_is_gone(pid) and _cwd(pid) == in_tmp]
+    resumed = bench([*args, f"resume={sweep_id}"], in_tmp)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stderr and f"sweep {sweep_id}" in resumed.stdout
+    final = assert_consistent(in_tmp / "results")  # a file whose row the kill cut off is indexed now
+    batches = sorted(r["workload"]["batch_size"] for r in final.files.values())
+    assert batches == [1, 2, 4, 8]  # each point once: nothing lost, nothing measured twice
+    assert {r["id"] for r in first} <= set(final.files)
+    assert not leftovers(in_tmp)  # the dead parent's scratch folders went at the next start
+
+
+def test_ctrl_c_mid_sweep_keeps_the_finished_points_and_prints_the_resume_command(in_tmp):
+    _, proc, records = _sweep_until(in_tmp, max_batch=64, points=1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    kept = assert_consistent(in_tmp / "results").files.values()
+    assert kept and all(r["status"] == "ok" for r in kept)  # the interrupted point is not recorded as failed
+    sweep_id = next(iter(kept))["sweep_id"]
+    assert f"resume={sweep_id}" in err and "Traceback" not in err + out
+    assert not leftovers(in_tmp)

@@ -4,12 +4,6 @@ kill -9, and the scaling analysis."""
 from __future__ import annotations
 
 import io
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from types import SimpleNamespace
 
 import pytest
@@ -219,57 +213,6 @@ def test_an_onnxruntime_sweep_converts_once_and_the_summary_says_so(in_tmp):
     assert "conversions: batch 1 converted (onnx); batch 2, 4, 8, 16 served from the cache" in out.getvalue()
 
 
-def _bench(args, cwd, **kw):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, "-m", "bench.cli.main", *args], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
-
-
-def _sweep_until(folder, max_batch: int, points: int):
-    """A CLI sweep started in ``folder``, returned once ``points`` records are written."""
-    args = ["run", "--config-dir", TEST_CONF, "suite=fake", "suite.only=[tiny]", "sweep=batch", "scenario=throughput",
-            f"sweep.max_batch={max_batch}", "sweep.min_gain=-1", "sweep.respect_latency_requirement=false", *FAST]
-    proc = _bench(args, folder)
-    records = folder / "results" / "records"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(list(records.rglob("*.json"))) < points:
-        time.sleep(0.05)
-    return args, proc, records
-
-
-@pytest.mark.slow
-def test_resume_after_kill_9_measures_nothing_twice(in_tmp):
-    args, proc, records = _sweep_until(in_tmp, max_batch=8, points=2)
-    proc.send_signal(signal.SIGKILL)  # the parent dies mid-sweep, between or during points
-    _, err = proc.communicate()
-    first = [json.loads(p.read_text()) for p in records.rglob("*.json")]
-    assert len(first) >= 2
-    sweep_id = first[0]["sweep_id"]
-    assert sweep_id and all(r["sweep_id"] == sweep_id for r in first)
-    time.sleep(0.5)
-    # No worker is left measuring for a dead parent.
-    leftover = subprocess.run(["pgrep", "-f", "bench.worker.process"], capture_output=True, text=True).stdout.split()
-    assert not [pid for pid in leftover if _parent_is_gone(pid)]
-    resumed = _bench([*args, f"resume={sweep_id}"], in_tmp)
-    out, err = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, err
-    assert "resuming" in err
-    final = [json.loads(p.read_text()) for p in records.rglob("*.json")]
-    batches = sorted(r["workload"]["batch_size"] for r in final)
-    assert batches == [1, 2, 4, 8]  # each point once: nothing lost, nothing measured twice
-    assert {r["id"] for r in first} <= {r["id"] for r in final}
-    assert f"sweep {sweep_id}" in out
-
-
-def _parent_is_gone(pid: str) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
-        return ppid == 1
-    except (OSError, ValueError):
-        return False
-
-
 def test_sweep_config_errors(in_tmp, capsys):
     from bench.cli.main import main
 
@@ -279,15 +222,3 @@ def test_sweep_config_errors(in_tmp, capsys):
     assert "resume='abc' needs a sweep" in capsys.readouterr().err
     assert main(["run", "sweep=batch", "sweep.factor=1"]) == 2
     assert list(in_tmp.iterdir()) == []
-
-
-@pytest.mark.slow
-def test_ctrl_c_keeps_finished_points_and_prints_the_resume_command(in_tmp):
-    _, proc, records = _sweep_until(in_tmp, max_batch=64, points=1)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    kept = [json.loads(p.read_text()) for p in records.rglob("*.json")]
-    assert kept and all(r["status"] == "ok" for r in kept)  # the interrupted point is not recorded as failed
-    sweep_id = kept[0]["sweep_id"]
-    assert f"resume={sweep_id}" in err and "Traceback" not in err
