@@ -38,6 +38,7 @@ def test_each_worker_fault_is_a_record_and_the_run_goes_on(in_tmp):
                   "scenario.min_iterations=5"], in_tmp)
     assert proc.returncode == 1, proc.stderr  # some items failed
     assert "Traceback" not in proc.stderr
+    assert "FAILED" in proc.stdout and "boom from the model builder" in proc.stdout  # the summary says why
     by_name = _records(in_tmp / "results")
     assert sorted(by_name) == ["exit", "hang", "oom", "raises", "segfault", "tiny"]
     raised = by_name["raises"]

@@ -152,14 +152,6 @@ def test_multirun_over_batch_sizes_on_a_fake_suite(in_tmp):
         sorted(p.name for p in in_tmp.iterdir()) == ["results"]
 
 
-@pytest.mark.slow
-def test_failed_items_make_exit_code_1(in_tmp):
-    proc = _bench(["run", "--config-dir", str(ROOT / "tests" / "conf"), "suite=fake", "suite.only=[raises,tiny]",
-                   *FAST], in_tmp)
-    assert proc.returncode == 1
-    assert "FAILED" in proc.stdout and "boom from the model builder" in proc.stdout
-
-
 def test_cfg_job_prints_the_config_and_runs_nothing(in_tmp, capsys):
     assert main(["run", "--cfg", "job", "batch_size=4"]) == 0
     out = capsys.readouterr().out
