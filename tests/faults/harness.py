@@ -9,14 +9,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Iterator, Optional, Sequence
 
 from tests.conftest import ROOT
 
@@ -45,11 +46,19 @@ def bench(args: Sequence[str], folder: Path, timeout: float = 300, env: Optional
                           capture_output=True, timeout=timeout, env=env or env_for(folder))
 
 
+def _default_signals() -> None:
+    """In the child before it runs Python: Ctrl-C and SIGTERM as a terminal gives them. A shell's
+    background job (`.ci/run &`, nohup) inherits SIGINT ignored, and Python then leaves it ignored:
+    a test that sends Ctrl-C must not depend on how the test run was started."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def start(args: Sequence[str], folder: Path, env: Optional[dict[str, str]] = None) -> subprocess.Popen[str]:
     """`bench ARGS` started in ``folder`` (its own process group), to be signalled by the test."""
     return subprocess.Popen([sys.executable, "-m", "bench.cli.main", *args], cwd=folder, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env or env_for(folder),
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_default_signals)
 
 
 @dataclass
@@ -153,3 +162,23 @@ def leftovers(folder: Path) -> list[str]:
     """bench's temporary files and folders left in the temporary folder of ``env_for(folder)``."""
     tmp = folder / "tmp"
     return sorted(p.name for p in tmp.iterdir() if p.name.startswith(("bench-", ".bench-"))) if tmp.is_dir() else []
+
+
+@contextmanager
+def mounted_tmpfs(folder: Path, size: str) -> Iterator[Path]:
+    """``folder`` (created) as a file system of its own of ``size`` (mount's size=, e.g. 512k): a disk
+    to fill or to turn read-only. Mounting needs root (CI and the development machine run as root):
+    elsewhere the test is skipped with the reason."""
+    import pytest
+
+    folder.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root (CI and the development machine run as root)")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)

@@ -22,7 +22,6 @@ from bench.orchestration.sweep import resume_conflicts
 from bench.results.store import ResultsStore
 from tests.faults.harness import SECRET, TEST_CONF, TINY, assert_consistent, assert_no_secret, assert_refused, bench, \
     env_for
-from tests.integration.test_store_postgres import pg_server  # noqa: F401 - the session's PostgreSQL server
 from tests.recordfactory import make_record
 
 # A server that refuses at once (port 1), with a query that Hydra's grammar refuses unquoted.
@@ -86,7 +85,7 @@ def test_a_password_in_the_query_is_masked(in_tmp, capsys):
 
 
 @pytest.fixture
-def secret_db(pg_server):  # noqa: F811 - the fixture imported above
+def secret_db(pg_server):
     """A fresh database on the session's server owned by a role whose password is the harness's SECRET;
     (URL with the password, URL without)."""
     import uuid

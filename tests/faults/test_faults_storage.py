@@ -12,7 +12,6 @@ import errno
 import json
 import os
 import sqlite3
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -21,9 +20,9 @@ import sqlalchemy as sa
 from bench.cli.main import main
 from bench.errors import StoreWriteError
 from bench.results import store as store_module
-from bench.results.check import check_store
 from bench.results.store import ResultsStore
-from tests.faults.harness import TINY, assert_consistent, bench, env_for, leftovers, start, store_state
+from tests.faults.harness import (TINY, assert_consistent, bench, env_for, leftovers, mounted_tmpfs, start,
+                                  store_state)
 from tests.recordfactory import make_record
 
 
@@ -255,18 +254,8 @@ def test_a_run_whose_row_is_refused_stops_with_exit_1_and_keeps_the_file(in_tmp,
 
 @pytest.fixture
 def small_disk(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(disk)], capture_output=True,
-                             text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"mount -t tmpfs failed: {mounted.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "disk", "512k") as disk:
         yield disk
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
 def _fill(disk: Path) -> Path:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import signal
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.harness import (SECRET, TEST_CONF, TINY, assert_consistent, assert_no_secret, assert_refused, bench,
-                                  env_for, leftovers, start)
+                                  env_for, leftovers, mounted_tmpfs, start)
 from tests.recordfactory import make_record
 
 pytestmark = pytest.mark.slow
@@ -93,18 +92,8 @@ def test_a_database_that_refuses_connections_is_one_line_with_the_password_maske
 @pytest.fixture
 def tmpfs(in_tmp):
     """A small file system of its own under the test's folder (root only: mount)."""
-    mount = in_tmp / "fs"
-    mount.mkdir()
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a tmpfs needs root (CI and the development machine run as root)")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)], capture_output=True,
-                          text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    with mounted_tmpfs(in_tmp / "fs", "8m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def _remount_read_only(mount: Path) -> None:

@@ -21,23 +21,11 @@ from bench.cli.main import main
 from bench.errors import StoreError
 from bench.results.store import DB_SCHEMA_VERSION, ResultsStore, _set_wal, normalize_url
 from tests.conftest import ROOT
-from tests.pgserver import PASSWORD, PostgresServer, unavailable_reason
+from tests.pgserver import PASSWORD
 from tests.recordfactory import make_record
 
 WRITERS = 4
 PER_WRITER = 15
-
-
-@pytest.fixture(scope="session")
-def pg_server():
-    reason = unavailable_reason()
-    if reason:
-        pytest.skip(reason)
-    server = PostgresServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

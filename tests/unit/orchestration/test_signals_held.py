@@ -26,7 +26,17 @@ def _deliver(number: int) -> None:
         pass
 
 
-def test_ctrl_c_during_the_write_comes_after_it():
+@pytest.fixture
+def ctrl_c():
+    """Ctrl-C raising KeyboardInterrupt, as in a terminal (a background job's test run inherits it ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_during_the_write_comes_after_it(ctrl_c):
     steps = []
     with pytest.raises(KeyboardInterrupt):
         with signals_held() as held:
@@ -71,3 +81,15 @@ def test_outside_the_main_thread_nothing_is_held():
     thread.start()
     thread.join()
     assert seen == [(before, [])]
+
+
+def test_an_ignored_ctrl_c_stays_ignored():
+    """`nohup bench run &`: Ctrl-C ignored before the write is ignored after it too."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with signals_held() as held:
+            _deliver(signal.SIGINT)
+        assert held == [signal.SIGINT]
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
