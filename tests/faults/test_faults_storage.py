@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -254,8 +255,17 @@ def test_a_run_whose_row_is_refused_stops_with_exit_1_and_keeps_the_file(in_tmp,
 
 @pytest.fixture
 def small_disk(tmp_path):
-    with mounted_tmpfs(tmp_path / "disk", "512k") as disk:
+    # Room for the store and a few records (a record's JSON file is 110-140 KiB, the database with its
+    # WAL some 250 KiB after two): at 512 KiB a resumed sweep filled it again on CI's machine.
+    with mounted_tmpfs(tmp_path / "disk", "4m") as disk:
         yield disk
+
+
+def _listing(disk: Path) -> str:
+    """The files on ``disk`` with their sizes, and its free space: what a failure needs to be read."""
+    usage = shutil.disk_usage(disk)
+    files = [f"  {p.relative_to(disk)} {p.stat().st_size} B" for p in sorted(disk.rglob("*")) if p.is_file()]
+    return "\n".join([f"{disk}: {usage.free} B free of {usage.total} B", *files])
 
 
 def _fill(disk: Path) -> Path:
@@ -313,11 +323,12 @@ def test_a_disk_that_fills_during_a_sweep_loses_no_point(tmp_path, small_disk):
     imported = bench(["import", str(recovered[0]), f"results.dir={results}"], tmp_path, env=env)
     assert imported.returncode == 0, imported.stderr
     resumed = bench([*sweep, f"resume={sweep_id}"], tmp_path, env=env)
-    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.returncode == 0, resumed.stderr + _listing(small_disk)
     assert "resuming, 1 point(s) already measured" in resumed.stderr
     state = assert_consistent(results)
     assert sorted(r["workload"]["batch_size"] for r in state.rows.values()) == [1, 2]
     assert {r["sweep_id"] for r in state.rows.values()} == {sweep_id}
+    assert shutil.disk_usage(small_disk).free > 1 << 20, _listing(small_disk)  # the point fit with room to spare
 
 
 def test_store_check_help_and_bad_arguments(tmp_path, capsys):
