@@ -99,6 +99,9 @@ class OrtBackendConfig(BackendConfig):
     inter_op_threads: Optional[int] = _f(None, help="inter-op threads (used only in ONNX Runtime's parallel "
                                                     "execution mode; the default mode is sequential)")
     io_binding: bool = _f(True, help="bind inputs and outputs to device buffers (cuda and tensorrt providers)")
+    allow_cpu_nodes: bool = _f(True, help="cuda and tensorrt providers: let nodes the GPU provider cannot run go to "
+                                          "the CPU provider (a cpu_nodes warning names them); false fails the item "
+                                          "at prepare time when any node is placed on the CPU")
 
 
 @dataclass

@@ -39,6 +39,7 @@ class Code(str, Enum):
     ARRIVALS_OFF_TARGET = "arrivals_off_target"
     ENGINE_LAG = "engine_lag"
     PRECISION_MISMATCH = "precision_mismatch"
+    CPU_NODES = "cpu_nodes"
 
 
 THRESHOLDS = {
@@ -62,6 +63,9 @@ THRESHOLDS = {
     "speed_drift": 0.10,
     # share of CPU time stolen by the hypervisor
     "steal_fraction": 0.02,
+    # graph nodes a GPU execution provider left to the CPU provider: any is worth saying (each boundary
+    # copies tensors between host and device inside the measured time)
+    "cpu_nodes": 0,
 }
 
 
@@ -148,6 +152,7 @@ def diagnose(
             "raise scenario.min_duration_s so the window spans many sensor updates"))
     if backend:
         out.extend(_precision_warnings(backend))
+        out.extend(_cpu_node_warnings(backend))
     return out
 
 
@@ -226,6 +231,29 @@ def _precision_warnings(backend: dict[str, Any]) -> list[BenchWarning]:
         f"{ran}{detail}",
         f"compare the figures with a backend.precision={ran} run, not as {asked} (TensorRT, for one, takes "
         f"a lower precision only for the layers where it is faster, and may take it for none)")]
+
+
+def _cpu_node_warnings(backend: dict[str, Any]) -> list[BenchWarning]:
+    """Nodes a GPU execution provider could not run, placed on the CPU provider (ONNX Runtime's
+    ``effective.cpu_nodes``: count and op types). A runtime that cannot report placement records
+    ``reported: false`` and no warning claims anything."""
+    effective = backend.get("effective") or {}
+    placed = effective.get("cpu_nodes")
+    if not isinstance(placed, dict) or not placed.get("reported"):
+        return []
+    count = placed.get("count") or 0
+    if count <= THRESHOLDS["cpu_nodes"]:
+        return []
+    ops = ", ".join(f"{op} x{n}" if n > 1 else str(op) for op, n in (placed.get("op_types") or {}).items())
+    leader = (effective.get("providers") or ["the GPU provider"])[0]
+    total = placed.get("total")
+    return [BenchWarning(
+        Code.CPU_NODES,
+        f"{count}{f' of {total}' if total else ''} graph nodes ran on the CPU provider, not {leader} ({ops}): "
+        "tensors are copied between host and device around them, inside the measured time",
+        "the figures are of this mixed placement; backend.allow_cpu_nodes=false makes it an error. ONNX Runtime "
+        "keeps small shape computations (Shape, Gather, Concat on shapes) on the CPU on purpose; other ops may "
+        "have GPU kernels in a newer onnxruntime-gpu, with another export opset, or on backend=tensorrt")]
 
 
 def _load_warnings(metrics: dict[str, Any], measured: dict[str, Any]) -> list[BenchWarning]:
