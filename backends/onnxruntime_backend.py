@@ -15,11 +15,12 @@ was built for (``onnxruntime.cuda_version``) and the TensorRT package that match
 (tensorrt-cu12 for CUDA 12, tensorrt-cu13 for CUDA 13).
 
 Before the first session of a GPU provider the libraries it loads are made loadable
-(``preload_libraries``): CUDA and cuDNN through ``onnxruntime.preload_dlls()`` where this ONNX Runtime
-has it (1.21 and later), and for the TensorRT provider TensorRT 10's libnvinfer.so.10,
-libnvinfer_plugin.so.10 and libnvonnxparser.so.10, opened with RTLD_GLOBAL from the ``tensorrt_libs``
-package of the tensorrt-cuNN wheels (else by name from the library path), so that the provider's
-own library finds them when ONNX Runtime loads it. What was preloaded, and what failed, is recorded.
+(``onnxruntime_gpu.preload_libraries``; that module also holds the placement helpers): CUDA and
+cuDNN through ``onnxruntime.preload_dlls()`` where this ONNX Runtime has it (1.21 and later), and for
+the TensorRT provider TensorRT 10's libnvinfer.so.10, libnvinfer_plugin.so.10 and
+libnvonnxparser.so.10, opened with RTLD_GLOBAL from the ``tensorrt_libs`` package of the
+tensorrt-cuNN wheels (else by name from the library path), so that the provider's own library finds
+them when ONNX Runtime loads it. What was preloaded, and what failed, is recorded.
 
 Nodes a GPU provider cannot run go to the CPU provider. The session's graph assignment report
 (``get_provider_graph_assignment_info``, ONNX Runtime 1.23 and later) gives the op types placed on
@@ -34,22 +35,19 @@ onnxruntime-gpu's failure modes and a real CPU session: they have not yet run on
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import io
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any, ClassVar, Optional, Sequence
 
 from bench.backends.artifacts import Artifact, cached_artifact, cached_onnx, describe_conversion, library_versions
 from bench.backends.base import Availability, Backend, PrepareContext, Session, lowest_precision
+from bench.backends.onnxruntime_gpu import (CpuNodesError, check_cpu_nodes, cpu_nodes, cuda_major, node_placement,
+                                            preload_libraries, preload_note, tensorrt_install, wheel_cuda_version)
 
 __all__ = ["OrtBackend", "OrtSession", "ProviderFallbackError", "CpuNodesError", "PROVIDERS", "GRAPH_OPTIMIZATION",
-           "PROVIDER_PRECISIONS", "TENSORRT_LIBRARIES", "check_providers", "check_cpu_nodes", "cpu_nodes",
-           "cuda_options", "node_placement", "preload_libraries", "provider_list", "ran_precision",
-           "tensorrt_package", "wheel_cuda_version"]
+           "PROVIDER_PRECISIONS", "check_providers", "cuda_options", "provider_list", "ran_precision"]
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
              "tensorrt": "TensorrtExecutionProvider"}
@@ -66,27 +64,13 @@ _INSTALL_CPU = "pip install -c constraints.txt -e '.[onnx]'"
 _INSTALL_GPU = ("pip uninstall -y onnxruntime && pip install -c constraints.txt -e '.[gpu]'  "
                 "(onnxruntime-gpu; the CPU and GPU wheels must not be installed together)")
 _DEVICE = re.compile(r"cuda(?::(\d+))?")
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # preload_dlls colours its warnings
 _NUMPY_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
                  "tensor(uint8)": "uint8", "tensor(int8)": "int8", "tensor(int32)": "int32",
                  "tensor(int64)": "int64", "tensor(bool)": "bool"}
 
 
-# What ONNX Runtime's TensorRT provider library links against (TensorRT 10; the libraries its own
-# packaging lists as the provider's TensorRT dependencies), in dependency order.
-TENSORRT_LIBRARIES = ("libnvinfer.so.10", "libnvinfer_plugin.so.10", "libnvonnxparser.so.10")
-# The libraries worth naming in the record: CUDA, cuDNN and TensorRT, as the process has them mapped.
-_GPU_LIBRARY = re.compile(r"lib(?:cudart|cublas|cublasLt|cudnn|nvrtc|curand|cufft|nvinfer|nvinfer_plugin|"
-                          r"nvonnxparser)\.so(?:\.[\d.]+)?$")
-
-
 class ProviderFallbackError(RuntimeError):
     """ONNX Runtime built the session on another provider than the one asked for."""
-
-
-class CpuNodesError(RuntimeError):
-    """Nodes of a GPU session were placed on the CPU provider while backend.allow_cpu_nodes=false, or
-    this ONNX Runtime cannot say where its nodes were placed."""
 
 
 def _device_id(device: str) -> int:
@@ -103,61 +87,13 @@ def _installed() -> str:
     return ", ".join(f"{name} {version}" for name, version in _ort_packages().items() if version) or "unknown"
 
 
-def wheel_cuda_version(ort: Any) -> Optional[str]:
-    """The CUDA version the installed ONNX Runtime wheel was built for ("12.8"), as ONNX Runtime reports
-    it: ``onnxruntime.cuda_version``, read from ``onnxruntime/capi/build_and_package_info.py`` (written
-    by its GPU packaging since 1.21). None for the CPU wheel ("") and for a wheel that does not say."""
-    version = getattr(ort, "cuda_version", None)
-    if version is None:
-        try:
-            from onnxruntime.capi import build_and_package_info as info
-        except Exception:  # noqa: BLE001 - an unreadable build record is "unknown"
-            return None
-        version = getattr(info, "cuda_version", None)
-    return str(version) if version else None
-
-
-def _cuda_major(cuda_version: Optional[str]) -> Optional[str]:
-    major = (cuda_version or "").split(".", 1)[0]
-    return major if major.isdigit() else None
-
-
-def tensorrt_package(cuda_version: Optional[str]) -> Optional[str]:
-    """The TensorRT wheel that matches a CUDA version: tensorrt-cu12 for 12.x, tensorrt-cu13 for 13.x
-    (NVIDIA names them by CUDA major); None when the version is unknown."""
-    major = _cuda_major(cuda_version)
-    return f"tensorrt-cu{major}" if major else None
-
-
-def _tensorrt_install(cuda_version: Optional[str]) -> str:
-    package = tensorrt_package(cuda_version)
-    if package:
-        return f"pip install '{package}>=10,<11' (onnxruntime-gpu here is built for CUDA {cuda_version})"
-    return ("pip install 'tensorrt-cuNN>=10,<11' with NN the CUDA major version onnxruntime-gpu was built for "
-            "(tensorrt-cu12 for CUDA 12, tensorrt-cu13 for CUDA 13; this wheel does not record it: "
-            "python -c 'import onnxruntime; onnxruntime.print_debug_info()' shows what it has)")
-
-
-def _preload_note(preload: Optional[dict[str, Any]]) -> str:
-    """What preloading found, in one clause for an error message ("" when nothing was tried)."""
-    if not preload:
-        return ""
-    trt = preload.get("tensorrt") or {}
-    failed = trt.get("failed") or {}
-    if failed:
-        where = (f"not in tensorrt_libs ({trt['tensorrt_libs']}){trt.get('note', '')} nor on the library path"
-                 if trt.get("tensorrt_libs") else "tensorrt_libs is not installed and the library path has none")
-        return f" ({', '.join(failed)} could not be preloaded: {where})"
-    return ""
-
-
 def _fallback_cause(ort: Any, wanted: str, preload: Optional[dict[str, Any]] = None) -> str:
     """Why ONNX Runtime most likely dropped ``wanted``, and the fix."""
     if wanted not in ort.get_available_providers():
         return (f"this ONNX Runtime build has no {wanted} (installed: {_installed()}); the GPU "
                 f"providers come with onnxruntime-gpu: {_INSTALL_GPU}")
     cuda = wheel_cuda_version(ort)
-    runtime = f"CUDA {_cuda_major(cuda)}" if _cuda_major(cuda) else "CUDA"
+    runtime = f"CUDA {cuda_major(cuda)}" if cuda_major(cuda) else "CUDA"
     trt = (preload or {}).get("tensorrt") or {}
     if wanted == "TensorrtExecutionProvider" and trt.get("loaded") and not trt.get("failed"):
         # TensorRT itself was found: what is left is CUDA, cuDNN or the GPU.
@@ -166,92 +102,14 @@ def _fallback_cause(ort: Any, wanted: str, preload: Optional[dict[str, Any]] = N
                 "'onnxruntime-gpu[cuda,cudnn]'; ONNX Runtime's own message is in the worker's log")
     if wanted == "TensorrtExecutionProvider":
         # onnxruntime-gpu's TensorRT provider is built against TensorRT 10 (libnvinfer.so.10).
-        return (f"the TensorRT 10 libraries (libnvinfer.so.10) could not be loaded{_preload_note(preload)}, or "
-                f"the {runtime} runtime or cuDNN 9 are missing: {_tensorrt_install(cuda)} (or put TensorRT 10's "
+        return (f"the TensorRT 10 libraries (libnvinfer.so.10) could not be loaded{preload_note(preload)}, or "
+                f"the {runtime} runtime or cuDNN 9 are missing: {tensorrt_install(cuda)} (or put TensorRT 10's "
                 "lib folder on LD_LIBRARY_PATH); ONNX Runtime's own message is in the worker's log")
     built = f" (onnxruntime-gpu here is built for CUDA {cuda})" if cuda else ""
     return (f"the CUDA provider's library could not be loaded: the {runtime} runtime or cuDNN 9 libraries are "
             f"missing from the library path{built}, or no GPU/driver is visible: pip install "
             "'onnxruntime-gpu[cuda,cudnn]' (or import a CUDA build of torch first); ONNX Runtime's own "
             "message is in the worker's log")
-
-
-def _dlopen(path: str) -> Any:
-    """Open a shared library into the process's global namespace, so that a library ONNX Runtime
-    loads later resolves its DT_NEEDED sonames to it."""
-    import ctypes
-
-    return ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
-
-
-def _tensorrt_libs_folder() -> Optional[Path]:
-    """The folder of the ``tensorrt_libs`` package (the tensorrt-cuNN-libs wheels), found without
-    importing it."""
-    try:
-        spec = importlib.util.find_spec("tensorrt_libs")
-    except (ImportError, ValueError):
-        return None
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    return Path(locations[0]) if locations else None
-
-
-def _preload_tensorrt() -> dict[str, Any]:
-    """Open TensorRT 10's libraries: from tensorrt_libs where that package has them, else by soname
-    (LD_LIBRARY_PATH, the linker cache). Never raises: what loaded and what failed is the result."""
-    folder = _tensorrt_libs_folder()
-    out: dict[str, Any] = {"tensorrt_libs": str(folder) if folder else None, "loaded": {}, "failed": {}}
-    if folder is not None and not (folder / TENSORRT_LIBRARIES[0]).is_file():
-        other = sorted(p.name for p in folder.glob("libnvinfer.so.*"))
-        if other:  # e.g. TensorRT 11 installed: its libnvinfer.so.11 is no use to this provider
-            out["note"] = f", which holds {', '.join(other)}, another TensorRT than 10"
-    for name in TENSORRT_LIBRARIES:
-        candidate = folder / name if folder is not None else None
-        target = str(candidate) if candidate is not None and candidate.is_file() else name
-        try:
-            _dlopen(target)
-            out["loaded"][name] = target
-        except OSError as exc:
-            out["failed"][name] = str(exc)
-    return out
-
-
-def _mapped_gpu_libraries() -> list[str]:
-    """The CUDA, cuDNN and TensorRT libraries this process has mapped (Linux; [] elsewhere)."""
-    try:
-        lines = Path("/proc/self/maps").read_text().splitlines()
-    except OSError:
-        return []
-    paths = {line.split(None, 5)[5] for line in lines if len(line.split(None, 5)) == 6}
-    return sorted(p for p in paths if _GPU_LIBRARY.search(p))
-
-
-def preload_libraries(ort: Any, provider: str) -> dict[str, Any]:
-    """Make the libraries a GPU provider loads loadable before its first session (not yet run on a
-    GPU). CUDA and cuDNN: ``onnxruntime.preload_dlls()`` (ONNX Runtime 1.21 and later; it loads the
-    nvidia-* wheels' libraries, and what it prints about failures is kept). TensorRT provider: TensorRT
-    10's libraries as well. The result is recorded in the effective settings."""
-    out: dict[str, Any] = {}
-    if provider == "cpu":
-        return out
-    preload = getattr(ort, "preload_dlls", None)
-    if preload is None:
-        out["preload_dlls"] = "not in this ONNX Runtime (1.21 and later have it)"
-    else:
-        printed = io.StringIO()
-        try:
-            with contextlib.redirect_stdout(printed):
-                preload()
-            out["preload_dlls"] = "called"
-        except Exception as exc:  # noqa: BLE001 - a failed preload shows as the session's own error
-            out["preload_dlls"] = f"failed: {type(exc).__name__}: {exc}"
-        messages = [_ANSI.sub("", line).strip() for line in printed.getvalue().splitlines() if line.strip()]
-        if messages:
-            out["preload_dlls_messages"] = messages
-    if provider == "tensorrt":
-        out["tensorrt"] = _preload_tensorrt()
-    if sys.platform.startswith("linux"):
-        out["mapped_libraries"] = _mapped_gpu_libraries()
-    return out
 
 
 def check_providers(ort: Any, session: Any, wanted: str, device: str,
@@ -264,58 +122,6 @@ def check_providers(ort: Any, session: Any, wanted: str, device: str,
     raise ProviderFallbackError(
         f"ONNX Runtime fell back to {where}: asked for {wanted} on {device}, the session runs on {used}. "
         f"Likely cause: {_fallback_cause(ort, wanted, preload)}")
-
-
-def node_placement(session: Any) -> Optional[dict[str, dict[str, int]]]:
-    """The op types each provider got, with their counts ({provider: {op_type: nodes}}), from ONNX
-    Runtime's graph assignment report (1.23 and later, with the session entry
-    ``session.record_ep_graph_assignment_info``: subgraphs with ``ep_name`` and ``get_nodes()``, nodes
-    with ``op_type``). None when this ONNX Runtime cannot say: unknown, never "nothing"."""
-    placement: dict[str, dict[str, int]] = {}
-    try:
-        for subgraph in session.get_provider_graph_assignment_info():
-            ops = placement.setdefault(str(subgraph.ep_name), {})
-            for node in subgraph.get_nodes():
-                ops[str(node.op_type)] = ops.get(str(node.op_type), 0) + 1
-    except Exception:  # noqa: BLE001 - a missing or failing report is "unknown", no reason to fail the run
-        return None
-    return placement or None  # a session has nodes: an empty report says nothing
-
-
-def _ops(op_types: dict[str, int]) -> str:
-    return ", ".join(f"{op} x{n}" if n > 1 else op for op, n in op_types.items())
-
-
-def cpu_nodes(placement: Optional[dict[str, dict[str, int]]], version: str) -> dict[str, Any]:
-    """What a GPU session left to the CPU provider, for the record: the count and op types, or that
-    this ONNX Runtime cannot report placement."""
-    if placement is None:
-        return {"reported": False,
-                "why": f"ONNX Runtime {version} does not report which provider runs each node "
-                       "(get_provider_graph_assignment_info, 1.23 and later): whether nodes run on the CPU "
-                       "is unknown"}
-    ops = placement.get("CPUExecutionProvider") or {}
-    return {"reported": True, "count": sum(ops.values()), "op_types": dict(sorted(ops.items())),
-            "total": sum(sum(p.values()) for p in placement.values())}
-
-
-def check_cpu_nodes(session: Any, settings: Any, version: str) -> None:
-    """With backend.allow_cpu_nodes=false, a GPU session with any node on the CPU provider (or one
-    whose placement this ONNX Runtime cannot report) is an error, raised at prepare time."""
-    if settings.provider == "cpu" or getattr(settings, "allow_cpu_nodes", True):
-        return
-    wanted = PROVIDERS[settings.provider]
-    placed = cpu_nodes(node_placement(session), version)
-    if not placed["reported"]:
-        raise CpuNodesError(f"backend.allow_cpu_nodes=false cannot be checked: {placed['why']}. Fix: "
-                            "pip install 'onnxruntime-gpu>=1.23', or set backend.allow_cpu_nodes=true")
-    if placed["count"]:
-        raise CpuNodesError(
-            f"{placed['count']} of {placed['total']} nodes run on the CPU provider, not {wanted} "
-            f"({_ops(placed['op_types'])}), and backend.allow_cpu_nodes=false. Fix: set "
-            "backend.allow_cpu_nodes=true to measure this mixed placement (the record warns of it), or run "
-            "the model where its ops have GPU kernels (another provider, backend=tensorrt, a newer "
-            "onnxruntime-gpu or another opset at export)")
 
 
 def cuda_options(device_id: int, precision: str) -> dict[str, str]:
@@ -598,7 +404,7 @@ class OrtBackend(Backend):
         providers = provider_list(s.provider, s.precision, device_id, trt_options)
         session = self._session(ort, onnx_path, providers)
         check_providers(ort, session, wanted, s.device, self._preload)
-        check_cpu_nodes(session, s, ort.__version__)
+        check_cpu_nodes(session, wanted, bool(s.allow_cpu_nodes), ort.__version__)
         return OrtSession(session, s, {"providers": [p if isinstance(p, str) else p[0] for p in providers]},
                           conversions, self._preload)
 
@@ -650,7 +456,9 @@ class OrtBackend(Backend):
             providers = provider_list("tensorrt", self.settings.precision, device_id, options(folder))
             session = self._session(ort, onnx_path, providers)
             check_providers(ort, session, "TensorrtExecutionProvider", self.settings.device, self._preload)
-            check_cpu_nodes(session, self.settings, ort.__version__)  # fail before the engine's build
+            # Fails before the engine is built and cached for a session that would be refused.
+            check_cpu_nodes(session, "TensorrtExecutionProvider", bool(self.settings.allow_cpu_nodes),
+                            ort.__version__)
             names = [i.name for i in session.get_inputs()]
             session.run(None, {n: np.ascontiguousarray(t.detach().cpu().numpy())
                                for n, t in zip(names, example_inputs)})

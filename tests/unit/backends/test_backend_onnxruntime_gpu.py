@@ -18,6 +18,7 @@ import pytest
 ort = pytest.importorskip("onnxruntime")
 
 from bench.backends import onnxruntime_backend as ob  # noqa: E402
+from bench.backends import onnxruntime_gpu as og  # noqa: E402
 from bench.backends.onnxruntime_backend import CpuNodesError, ProviderFallbackError  # noqa: E402
 from bench.config.schema import OrtBackendConfig  # noqa: E402
 from bench.results.diagnostics import Code, diagnose  # noqa: E402
@@ -48,12 +49,12 @@ def gpu_wheel(monkeypatch):
 @pytest.fixture
 def no_tensorrt(monkeypatch):
     """No TensorRT anywhere: no tensorrt_libs package, no libnvinfer on the library path."""
-    monkeypatch.setattr(ob, "_tensorrt_libs_folder", lambda: None)
+    monkeypatch.setattr(og, "_tensorrt_libs_folder", lambda: None)
 
     def refuse(path):
         raise OSError(f"{path}: cannot open shared object file: No such file or directory")
 
-    monkeypatch.setattr(ob, "_dlopen", refuse)
+    monkeypatch.setattr(og, "_dlopen", refuse)
 
 
 # ------------------------------------------------------------------ the wheel's CUDA version
@@ -62,21 +63,21 @@ def no_tensorrt(monkeypatch):
 def test_the_wheels_cuda_version_is_read_from_onnxruntime(monkeypatch):
     if getattr(ort, "cuda_version", ""):
         pytest.skip("this ONNX Runtime is a GPU wheel")
-    assert ob.wheel_cuda_version(ort) is None  # the CPU wheel here records "" (no CUDA)
+    assert og.wheel_cuda_version(ort) is None  # the CPU wheel here records "" (no CUDA)
     monkeypatch.setattr(ort, "cuda_version", "13.0", raising=False)
-    assert ob.wheel_cuda_version(ort) == "13.0"
+    assert og.wheel_cuda_version(ort) == "13.0"
     # Without the module attribute, the build record it comes from.
     from onnxruntime.capi import build_and_package_info
 
     monkeypatch.delattr(ort, "cuda_version")
     monkeypatch.setattr(build_and_package_info, "cuda_version", "12.6", raising=False)
-    assert ob.wheel_cuda_version(ort) == "12.6"
+    assert og.wheel_cuda_version(ort) == "12.6"
 
 
 @pytest.mark.parametrize("version, package", [("12.8", "tensorrt-cu12"), ("13.0", "tensorrt-cu13"),
                                               ("13", "tensorrt-cu13"), ("", None), (None, None), ("x.y", None)])
 def test_the_tensorrt_package_follows_the_cuda_major(version, package):
-    assert ob.tensorrt_package(version) == package
+    assert og.tensorrt_package(version) == package
 
 
 @pytest.mark.parametrize("cuda, package, other", [("12.8", "tensorrt-cu12", "tensorrt-cu13"),
@@ -119,36 +120,36 @@ def trt_folder(tmp_path: Path, *names: str) -> Path:
 def test_tensorrt_libs_is_found_without_importing_it(tmp_path, monkeypatch):
     folder = trt_folder(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
-    assert ob._tensorrt_libs_folder() == folder and "tensorrt_libs" not in sys.modules
+    assert og._tensorrt_libs_folder() == folder and "tensorrt_libs" not in sys.modules
 
 
 def test_tensorrt_10_is_opened_global_from_tensorrt_libs_in_dependency_order(tmp_path, monkeypatch):
-    folder = trt_folder(tmp_path, *ob.TENSORRT_LIBRARIES)
+    folder = trt_folder(tmp_path, *og.TENSORRT_LIBRARIES)
     opened = []
-    monkeypatch.setattr(ob, "_tensorrt_libs_folder", lambda: folder)
-    monkeypatch.setattr(ob, "_dlopen", opened.append)
-    result = ob._preload_tensorrt()
+    monkeypatch.setattr(og, "_tensorrt_libs_folder", lambda: folder)
+    monkeypatch.setattr(og, "_dlopen", opened.append)
+    result = og._preload_tensorrt()
     assert opened == [str(folder / name) for name in ("libnvinfer.so.10", "libnvinfer_plugin.so.10",
                                                       "libnvonnxparser.so.10")]
-    assert result["loaded"] == dict(zip(ob.TENSORRT_LIBRARIES, opened)) and result["failed"] == {}
+    assert result["loaded"] == dict(zip(og.TENSORRT_LIBRARIES, opened)) and result["failed"] == {}
 
 
 def test_the_real_loader_failing_is_recorded_not_raised(tmp_path, monkeypatch):
     """The real ctypes loader on files that are not libraries: each failure is kept with its message."""
-    folder = trt_folder(tmp_path, *ob.TENSORRT_LIBRARIES)
-    monkeypatch.setattr(ob, "_tensorrt_libs_folder", lambda: folder)
-    result = ob._preload_tensorrt()
-    assert result["loaded"] == {} and list(result["failed"]) == list(ob.TENSORRT_LIBRARIES)
+    folder = trt_folder(tmp_path, *og.TENSORRT_LIBRARIES)
+    monkeypatch.setattr(og, "_tensorrt_libs_folder", lambda: folder)
+    result = og._preload_tensorrt()
+    assert result["loaded"] == {} and list(result["failed"]) == list(og.TENSORRT_LIBRARIES)
     assert all(str(folder) in message for message in result["failed"].values())
-    assert "could not be preloaded" in ob._preload_note({"tensorrt": result})
+    assert "could not be preloaded" in og.preload_note({"tensorrt": result})
 
 
 def test_another_tensorrt_in_tensorrt_libs_is_named(tmp_path, monkeypatch, no_tensorrt):
     folder = trt_folder(tmp_path, "libnvinfer.so.11")
-    monkeypatch.setattr(ob, "_tensorrt_libs_folder", lambda: folder)
-    result = ob._preload_tensorrt()
-    assert list(result["failed"]) == list(ob.TENSORRT_LIBRARIES)  # tried by soname after the folder
-    note = ob._preload_note({"tensorrt": result})
+    monkeypatch.setattr(og, "_tensorrt_libs_folder", lambda: folder)
+    result = og._preload_tensorrt()
+    assert list(result["failed"]) == list(og.TENSORRT_LIBRARIES)  # tried by soname after the folder
+    note = og.preload_note({"tensorrt": result})
     assert "libnvinfer.so.11, another TensorRT than 10" in note and str(folder) in note
 
 
@@ -161,27 +162,27 @@ def test_preload_dlls_is_called_and_what_it_prints_is_kept(monkeypatch, capsys, 
         print("\033[33mWARNING: Unable to parse CUDA version 'x'.\033[0m")
 
     monkeypatch.setattr(ort, "preload_dlls", preload_dlls, raising=False)
-    result = ob.preload_libraries(ort, "cuda")
+    result = og.preload_libraries(ort, "cuda")
     assert calls == ["preload_dlls"] and result["preload_dlls"] == "called"
     assert result["preload_dlls_messages"] == ["Failed to load libcudnn.so.9: libcudnn.so.9: cannot open shared "
                                                "object file", "WARNING: Unable to parse CUDA version 'x'."]
     assert "tensorrt" not in result and capsys.readouterr().out == ""
-    trt = ob.preload_libraries(ort, "tensorrt")
-    assert list(trt["tensorrt"]["failed"]) == list(ob.TENSORRT_LIBRARIES)
-    assert ob.preload_libraries(ort, "cpu") == {} and calls == ["preload_dlls"] * 2
+    trt = og.preload_libraries(ort, "tensorrt")
+    assert list(trt["tensorrt"]["failed"]) == list(og.TENSORRT_LIBRARIES)
+    assert og.preload_libraries(ort, "cpu") == {} and calls == ["preload_dlls"] * 2
 
 
 def test_tensorrt_loaded_but_no_session_points_at_cuda_and_cudnn(gpu_wheel, tmp_path, monkeypatch):
-    folder = trt_folder(tmp_path, *ob.TENSORRT_LIBRARIES)
-    monkeypatch.setattr(ob, "_tensorrt_libs_folder", lambda: folder)
-    monkeypatch.setattr(ob, "_dlopen", lambda path: None)
-    cause = ob._fallback_cause(ort, TRT, {"tensorrt": ob._preload_tensorrt()})
+    folder = trt_folder(tmp_path, *og.TENSORRT_LIBRARIES)
+    monkeypatch.setattr(og, "_tensorrt_libs_folder", lambda: folder)
+    monkeypatch.setattr(og, "_dlopen", lambda path: None)
+    cause = ob._fallback_cause(ort, TRT, {"tensorrt": og._preload_tensorrt()})
     assert cause.startswith(f"TensorRT 10 was loaded ({folder / 'libnvinfer.so.10'}")
     assert "CUDA 12 runtime or cuDNN 9" in cause and "tensorrt-cu" not in cause
 
 
 def test_an_onnxruntime_without_preload_dlls_says_so():
-    assert "not in this ONNX Runtime" in ob.preload_libraries(SimpleNamespace(), "cuda")["preload_dlls"]
+    assert "not in this ONNX Runtime" in og.preload_libraries(SimpleNamespace(), "cuda")["preload_dlls"]
 
 
 # ------------------------------------------------------------------ node placement (no session needed)
@@ -212,12 +213,12 @@ MIXED = Placed(report(CUDAExecutionProvider=["Conv", "Conv", "Relu"], CPUExecuti
 
 
 def test_partial_placement_is_counted_with_its_op_types():
-    assert ob.node_placement(MIXED) == {CUDA: {"Conv": 2, "Relu": 1}, CPU: {"Shape": 1, "Gather": 1}}
-    assert ob.cpu_nodes(ob.node_placement(MIXED), "1.32.0") == {
+    assert og.node_placement(MIXED) == {CUDA: {"Conv": 2, "Relu": 1}, CPU: {"Shape": 1, "Gather": 1}}
+    assert og.cpu_nodes(og.node_placement(MIXED), "1.32.0") == {
         "reported": True, "count": 2, "op_types": {"Gather": 1, "Shape": 1}, "total": 5}
-    ob.check_cpu_nodes(MIXED, settings(provider="cuda", device="cuda"), "1.32.0")  # allowed by default
+    og.check_cpu_nodes(MIXED, CUDA, True, "1.32.0")  # backend.allow_cpu_nodes=true (the default)
     with pytest.raises(CpuNodesError) as info:
-        ob.check_cpu_nodes(MIXED, settings(provider="cuda", device="cuda", allow_cpu_nodes=False), "1.32.0")
+        og.check_cpu_nodes(MIXED, CUDA, False, "1.32.0")
     message = str(info.value)
     assert "2 of 5 nodes run on the CPU provider, not CUDAExecutionProvider (Gather, Shape)" in message
     assert "backend.allow_cpu_nodes=true" in message
@@ -225,22 +226,22 @@ def test_partial_placement_is_counted_with_its_op_types():
 
 def test_all_nodes_on_the_gpu_pass_even_when_cpu_nodes_are_refused():
     only_gpu = Placed(report(TensorrtExecutionProvider=["Conv", "Relu"], CUDAExecutionProvider=["TopK"]))
-    ob.check_cpu_nodes(only_gpu, settings(provider="tensorrt", device="cuda", allow_cpu_nodes=False), "1.32.0")
-    assert ob.cpu_nodes(ob.node_placement(only_gpu), "1.32.0")["count"] == 0
+    og.check_cpu_nodes(only_gpu, TRT, False, "1.32.0")
+    assert og.cpu_nodes(og.node_placement(only_gpu), "1.32.0")["count"] == 0
 
 
 @pytest.mark.parametrize("session", [Placed(error=AttributeError("no such method")), Placed([]), object()])
 def test_placement_this_runtime_cannot_report_is_unknown_not_none(session):
-    assert ob.node_placement(session) is None
-    placed = ob.cpu_nodes(None, "1.20.1")
+    assert og.node_placement(session) is None
+    placed = og.cpu_nodes(None, "1.20.1")
     assert placed["reported"] is False and "1.20.1 does not report" in placed["why"] and "count" not in placed
-    ob.check_cpu_nodes(session, settings(provider="cuda", device="cuda"), "1.20.1")
+    og.check_cpu_nodes(session, CUDA, True, "1.20.1")
     with pytest.raises(CpuNodesError, match="allow_cpu_nodes=false cannot be checked.*onnxruntime-gpu>=1.23"):
-        ob.check_cpu_nodes(session, settings(provider="cuda", device="cuda", allow_cpu_nodes=False), "1.20.1")
+        og.check_cpu_nodes(session, CUDA, False, "1.20.1")
 
 
 def test_the_cpu_provider_is_never_refused_its_own_nodes():
-    ob.check_cpu_nodes(Placed(report(CPUExecutionProvider=["Conv"])), settings(allow_cpu_nodes=False), "1.32.0")
+    og.check_cpu_nodes(Placed(report(CPUExecutionProvider=["Conv"])), CPU, False, "1.32.0")
 
 
 def warnings_for(effective: dict):
@@ -249,14 +250,14 @@ def warnings_for(effective: dict):
 
 
 def test_cpu_nodes_are_a_typed_warning_with_count_and_op_types():
-    effective = {"providers": [CUDA, CPU], "cpu_nodes": ob.cpu_nodes(ob.node_placement(MIXED), "1.32.0")}
+    effective = {"providers": [CUDA, CPU], "cpu_nodes": og.cpu_nodes(og.node_placement(MIXED), "1.32.0")}
     (warning,) = warnings_for(effective)
     assert warning.code is Code.CPU_NODES and warning.to_dict()["code"] == "cpu_nodes"
     assert "2 of 5 graph nodes ran on the CPU provider, not CUDAExecutionProvider (Gather, Shape)" in warning.message
     assert "backend.allow_cpu_nodes=false" in warning.hint
     # None on the CPU, placement unknown, or no cpu_nodes record (the CPU provider): nothing claimed.
     assert warnings_for({"providers": [CUDA], "cpu_nodes": {"reported": True, "count": 0, "op_types": {}}}) == []
-    assert warnings_for({"providers": [CUDA], "cpu_nodes": ob.cpu_nodes(None, "1.20.1")}) == []
+    assert warnings_for({"providers": [CUDA], "cpu_nodes": og.cpu_nodes(None, "1.20.1")}) == []
     assert warnings_for({"providers": [CPU]}) == []
 
 
@@ -264,7 +265,7 @@ def test_the_summary_shows_the_cpu_nodes_warning():
     from bench.reporting.summary import summary
     from tests.recordfactory import make_record
 
-    (warning,) = warnings_for({"providers": [CUDA], "cpu_nodes": ob.cpu_nodes(ob.node_placement(MIXED), "1.32.0")})
+    (warning,) = warnings_for({"providers": [CUDA], "cpu_nodes": og.cpu_nodes(og.node_placement(MIXED), "1.32.0")})
     record = replace(make_record(backend="onnxruntime-cuda", device="cuda"), warnings=[warning.to_dict()])
     out = io.StringIO()
     summary([(record, Path("results/records/x.json"))], "sqlite:///x", stream=out)
@@ -349,9 +350,9 @@ def sessions(monkeypatch):
 def preload_log(monkeypatch, tmp_path, sessions):
     """preload_dlls and the TensorRT loader recording into the sessions' log."""
     monkeypatch.setattr(ort, "preload_dlls", lambda: sessions.log.append("preload_dlls"), raising=False)
-    folder = trt_folder(tmp_path, *ob.TENSORRT_LIBRARIES)
-    monkeypatch.setattr(ob, "_tensorrt_libs_folder", lambda: folder)
-    monkeypatch.setattr(ob, "_dlopen", lambda path: sessions.log.append(Path(path).name))
+    folder = trt_folder(tmp_path, *og.TENSORRT_LIBRARIES)
+    monkeypatch.setattr(og, "_tensorrt_libs_folder", lambda: folder)
+    monkeypatch.setattr(og, "_dlopen", lambda path: sessions.log.append(Path(path).name))
     return sessions.log
 
 
@@ -362,9 +363,9 @@ def test_libraries_are_preloaded_before_the_first_tensorrt_session(tiny, gpu_whe
     ctx = replace(context, cache_dir=str(tmp_path / "cache"))  # the engine is built here, not served
     session = ob.OrtBackend(settings(provider="tensorrt", device="cuda", precision="tf32")).prepare(model, inputs, ctx)
     # preload_dlls, TensorRT 10 in dependency order, then the engine's build and the measured session.
-    assert preload_log == ["preload_dlls", *ob.TENSORRT_LIBRARIES, "session", "session"]
+    assert preload_log == ["preload_dlls", *og.TENSORRT_LIBRARIES, "session", "session"]
     preloaded = session.effective_settings()["library_preload"]
-    assert preloaded["preload_dlls"] == "called" and list(preloaded["tensorrt"]["loaded"]) == list(ob.TENSORRT_LIBRARIES)
+    assert preloaded["preload_dlls"] == "called" and list(preloaded["tensorrt"]["loaded"]) == list(og.TENSORRT_LIBRARIES)
 
 
 @pytest.mark.slow
