@@ -14,7 +14,9 @@ raised to the caller, which may submit again. When a batch fails in its watcher 
 ``on_done``), its stream is freed too, and every later ``submit`` raises that error: CUDA's errors
 from a kernel are sticky (the context is unusable afterwards), and a broken completion callback
 would leave the load driver's bookkeeping wrong. ``close()`` lets the batches in flight complete,
-then ends every watcher thread; it is idempotent, and ``submit`` after it raises.
+then ends every watcher thread; it is idempotent, and ``submit`` after it raises. A watcher's
+failure is kept in ``error`` for a caller that submits nothing more (the failed batch never calls its
+``on_done``, so the load driver only sees it as unfinished).
 
 Written to PyTorch's documented stream and event API (torch.cuda.Stream, torch.cuda.stream,
 Stream.wait_stream, Event.record, Event.synchronize); not yet run on a GPU. Tested here with a fake
@@ -131,6 +133,13 @@ class CudaStreamPool:
                     pending.put(None)  # behind any batch already handed over
         for thread in self._threads:
             thread.join(timeout=_CLOSE_TIMEOUT_S)
+
+    @property
+    def error(self) -> BaseException | None:
+        """The first failure seen by a watcher, or None. A batch that failed never calls its on_done,
+        so a caller that submits nothing more learns of it only here (TorchSession.close raises it)."""
+        with self._cond:
+            return self._error
 
     @property
     def alive(self) -> list[threading.Thread]:

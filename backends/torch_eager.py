@@ -94,8 +94,18 @@ class TorchSession(Session):
     def submit(self, inputs: Any, on_done: Any) -> None:
         """Start one batch on a free CUDA stream; ``on_done()`` is called when the GPU has finished it."""
         if self._pool is None:
-            raise RuntimeError("submit() needs CUDA streams (backend.streams > 1 on backend=cuda)")
+            raise RuntimeError("submit() needs CUDA streams (backend.streams > 1 on a CUDA device)")
         self._pool.submit(lambda: self.run(inputs), on_done)
+
+    def close(self) -> None:
+        """End the stream pool's watcher threads (after its batches in flight), then raise what failed
+        on a stream: a failed batch never completes, so the load driver records it as unfinished
+        (dropped at the drain limit) and only this says why. Safe to call again."""
+        if self._pool is not None:
+            self._pool.close()
+            error = self._pool.error
+            if error is not None:
+                raise RuntimeError(f"a batch on a CUDA stream failed: {error!r}") from error
 
     def load_inputs(self, inputs: Sequence[Any]) -> Any:
         torch = self._torch

@@ -17,9 +17,9 @@ from bench.backends.cuda_streams import CudaStreamPool
 
 
 class FakeCuda:
-    """Streams as names; an event completes 30 ms after it is recorded (the 'GPU' time)."""
+    """Streams as names; an event completes ``gpu_s`` (30 ms) after it is recorded (the 'GPU' time)."""
 
-    def __init__(self, fail: bool = False, fail_event: str = "") -> None:
+    def __init__(self, fail: bool = False, fail_event: str = "", gpu_s: float = 0.03) -> None:
         self.lock = threading.Lock()
         self.busy: set = set()
         self.peak = 0
@@ -45,7 +45,7 @@ class FakeCuda:
                 if cuda.fail_event == "record":
                     raise RuntimeError("CUDA error: invalid resource handle (record)")
                 self.stream = stream
-                self.ready = time.monotonic() + 0.03
+                self.ready = time.monotonic() + gpu_s
                 with cuda.lock:
                     cuda.busy.add(stream)
                     cuda.peak = max(cuda.peak, len(cuda.busy))
@@ -267,3 +267,86 @@ def test_a_submit_waiting_for_a_stream_is_woken_by_close():
     release.set()
     closer.join(5)
     assert not closer.is_alive() and pool.alive == []
+
+
+SERVER = ["suite=fake", "suite.only=[tiny]", "backend=cpu", "scenario=server", "scenario.rate_qps=400",
+          "scenario.min_duration_s=0.05", "scenario.max_duration_s=1", "scenario.slo_ms=1000",
+          "scenario.warmup_iterations=1", "scenario.warmup_s=0.01", "sensors.enabled=false"]
+
+
+def _serve_in_this_process(tmp_path, monkeypatch, cuda):
+    """The worker's run_item, in this process, on the server scenario, with the session's batches
+    served through a 2-stream pool on ``cuda`` (a fake): the pools it made, and its result or error."""
+    torch = pytest.importorskip("torch")  # noqa: F841 - the worker builds a torch model
+    import bench.backends.cuda_streams as cuda_streams
+    from bench.backends.torch_eager import TorchBackend
+    from bench.config.compose import compose, to_config
+    from bench.orchestration.protocol import ItemRequest, decode
+    from bench.worker.process import run_item
+    from tests.conftest import ROOT
+
+    pools = []
+
+    def fake_pool(_cuda, device, streams):
+        pools.append(CudaStreamPool(cuda, device, streams))
+        return pools[-1]
+
+    real_prepare = TorchBackend.prepare
+
+    def prepare_with_streams(self, model, example_inputs, context):
+        session = real_prepare(self, model, example_inputs, context)
+        session.use_streams(2)  # what backend.streams=2 does on a CUDA device
+        return session
+
+    monkeypatch.setattr(cuda_streams, "CudaStreamPool", fake_pool)
+    monkeypatch.setattr(TorchBackend, "prepare", prepare_with_streams)
+    cfg = to_config(compose([*SERVER, f"results.dir={tmp_path / 'results'}"], config_dirs=[str(ROOT / "tests" / "conf")]))
+    item = decode(ItemRequest.from_config(cfg, "tiny", 1, "run1").to_wire())
+    try:
+        return pools, run_item(item, lambda message: None), None
+    except Exception as exc:  # noqa: BLE001 - handed to the test
+        return pools, None, exc
+
+
+def test_the_worker_serves_through_the_pool_and_closes_it(tmp_path, monkeypatch):
+    cuda = FakeCuda(gpu_s=0.002)
+    pools, result, error = _serve_in_this_process(tmp_path, monkeypatch, cuda)
+    assert error is None, error
+    (pool,) = pools
+    served = result["load"]["result"]
+    assert served["extra"]["in_flight_limit"] == 2 and served["dropped"] == 0 and len(served["latencies_ns"]) > 0
+    assert cuda.peak == 2  # two batches were in flight at once
+    # The session was closed when the item ended: no watcher thread is left in this process.
+    assert pool.alive == [] and _watchers(pool) == []
+
+
+def test_the_worker_closes_the_pool_when_a_batch_fails(tmp_path, monkeypatch):
+    pools, result, error = _serve_in_this_process(tmp_path, monkeypatch, FakeCuda(fail=True, gpu_s=0.002))
+    assert result is None and "device-side assert" in str(error)
+    (pool,) = pools
+    assert pool.alive == [] and _watchers(pool) == []
+
+
+def test_the_session_raises_at_close_what_failed_on_a_stream_unseen(monkeypatch):
+    """A batch that fails on its stream never completes; when nothing more is submitted (the load
+    driver waits for it until its drain limit), TorchSession.close() ends the watchers and raises it."""
+    torch = pytest.importorskip("torch")
+    import bench.backends.cuda_streams as cuda_streams
+    from bench.backends.torch_eager import TorchSession
+
+    pools = []
+    monkeypatch.setattr(cuda_streams, "CudaStreamPool",
+                        lambda _cuda, device, streams: pools.append(CudaStreamPool(FakeCuda(fail=True, gpu_s=0.001),
+                                                                                   device, streams)) or pools[-1])
+    session = TorchSession(torch.nn.Identity(), torch.device("cpu"), torch.float32, channels_last=False)
+    session.use_streams(2)
+    assert session.in_flight == 2
+    done = []
+    _within(lambda: session.submit((torch.ones(2),), lambda: done.append(1)))
+    deadline = time.monotonic() + 5
+    while pools[0].error is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for _ in range(2):  # and again: close stays safe to call
+        with pytest.raises(RuntimeError, match="a batch on a CUDA stream failed: .*device-side assert"):
+            _within(session.close)
+    assert done == [] and pools[0].alive == [] and _watchers(pools[0]) == []
