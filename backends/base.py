@@ -101,6 +101,12 @@ class Session(ABC):
         precision asked for. Absent where the runtime cannot say."""
         return {}
 
+    def close(self) -> None:
+        """Release what the session started besides the model (threads, streams), then raise what
+        failed in them unseen (a batch whose completion never came). The worker calls it once the
+        item's result is complete, and also when the item failed (then what it raises is dropped for
+        the first error). Safe to call again; nothing to release by default."""
+
 
 class TrainingSession(ABC):
     """A suite's training task (bench.suites.training.TrainTask) prepared for one runtime and device.

@@ -9,6 +9,10 @@ the settings before the first call, which is when inductor compiles. Compilation
 ``prepare`` runs the compiled model once on the example inputs: the compile time lands in the
 worker's setup time (``prepare_s``), not in the first timed inference.
 
+In the load scenarios on CUDA, ``backend.streams=N`` serves the compiled model on N CUDA streams
+(``add_streams`` says why that is safe for inductor's kernels; the modes that replay CUDA graphs,
+reduce-overhead and max-autotune, are refused with it). Not yet run on a GPU.
+
 Inductor needs a C++ compiler on the CPU and Triton on CUDA; ``available`` checks for both.
 The CUDA path ran on an NVIDIA H200 (2026-11-28: STFPM fp16 inference, 19 s to compile, and training).
 Training (``prepare_training``) compiles the task's forward and loss with torch.compile's defaults
@@ -26,7 +30,7 @@ from typing import Any, Sequence
 from bench.backends.base import Availability, PrepareContext, Session, TrainingContext, TrainingSession
 from bench.backends.torch_eager import TorchBackend, TorchSession
 
-__all__ = ["CompiledBackend", "CompiledSession", "COMPILE_MODES", "find_cxx"]
+__all__ = ["CompiledBackend", "CompiledSession", "COMPILE_MODES", "add_streams", "find_cxx"]
 
 # torch.compile's documented modes ("default" is the same as mode=None).
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -105,8 +109,14 @@ class CompiledBackend(TorchBackend):
         import torch._inductor.config as inductor_config
 
         s = self.settings
-        eager = super().prepare(model, example_inputs, context)
-        assert isinstance(eager, TorchSession)
+        eager = self._place(model)
+        streams = self.streams_for(eager.device, context)
+        mode_options = _mode_options(torch, s.compile_mode, bool(s.dynamic))
+        if streams > 1 and (mode_options.get("triton.cudagraphs") or inductor_config.triton.cudagraphs):
+            # Config validation refuses these modes with backend.streams > 1 up front; this is torch's own
+            # answer for the mode, checked before minutes of compiling (see add_streams).
+            raise ValueError(f"backend.streams={streams} cannot serve backend.compile_mode={s.compile_mode}: it "
+                             "replays CUDA graphs, whose batches in flight would share one set of buffers")
         # Read when inductor compiles the graph, i.e. at the first call below, not at torch.compile().
         inductor_config.freezing = bool(s.freezing)
         before = _counters()
@@ -117,6 +127,8 @@ class CompiledBackend(TorchBackend):
         session.run(session.load_inputs(example_inputs))
         session.synchronize()
         compile_s = time.perf_counter() - t0
+        if streams > 1:
+            add_streams(session, streams)
         after = _counters()
         graph_breaks = _increments(before, after, "graph_break")
         inductor_counts = _increments(before, after, "inductor")
@@ -128,7 +140,7 @@ class CompiledBackend(TorchBackend):
             "compile_s": compile_s,
             "inductor": {key: _config_value(inductor_config, key) for key in _INDUCTOR_KEYS},
             # What the mode switches on for this compile (applied as a patch, not in the global config).
-            "mode_options": _mode_options(torch, s.compile_mode, bool(s.dynamic)),
+            "mode_options": mode_options,
             "graphs_compiled": _increments(before, after, "stats").get("unique_graphs", 0),
             "graph_breaks": sum(graph_breaks.values()),
             "graph_break_reasons": sorted(graph_breaks)[:10],
@@ -150,6 +162,25 @@ class CompiledBackend(TorchBackend):
         from bench.backends.torch_training import prepare_torch_training
 
         return prepare_torch_training(self, task, context.precision, context.record_losses, compile=True)
+
+
+def add_streams(session: CompiledSession, streams: int) -> None:
+    """Serve the load scenarios with the compiled model on ``streams`` CUDA streams (the eager
+    session's pool, backends/cuda_streams.py; not yet run on a GPU), once it has compiled.
+
+    Why this is safe for inductor's own kernels and not for CUDA graphs:
+    - The pool launches every batch from one thread, the load driver's, the thread that compiled:
+      torch.compile is not thread-safe (pytorch/pytorch#105943, #118260), but nothing here calls it
+      from two threads; the streams overlap on the GPU only.
+    - Inductor's generated wrapper asks for the current stream at each call (torch._C.
+      _cuda_getCurrentRawStream) and launches its Triton kernels and allocates its buffers there, so
+      under ``torch.cuda.stream(s)`` a batch runs on ``s`` as an eager one does; the weights (frozen
+      constants or parameters) are only read.
+    - CUDA graphs (mode reduce-overhead, and max-autotune, which turns triton.cudagraphs on) replay
+      into fixed addresses of one memory pool, and a replay overwrites the previous replay's outputs
+      (the CUDAGraph Trees documentation): two batches in flight would write the same buffers. Those
+      modes are refused with backend.streams > 1 (config validation, and prepare above)."""
+    session.use_streams(streams)
 
 
 def _config_value(config: Any, dotted: str) -> Any:

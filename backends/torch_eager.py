@@ -3,6 +3,9 @@
 The CUDA path is written to PyTorch's documented API (torch.cuda.synchronize, max_memory_allocated)
 and tested here for its unavailable path. The CUDA path ran on an NVIDIA H200 (torch 2.11, CUDA 13,
 2026-11-28): fp32 (IEEE), tf32, fp16 and bf16 on seven anomaly workloads, parity within tolerance.
+Its CUDA streams for the load scenarios (``backend.streams``, backends/cuda_streams.py) were written
+after that run: not yet run on a GPU. Streams asked for where they cannot be served (the CPU, the
+other scenarios) are an error, never one stream served silently; the session's ``close`` ends them.
 """
 
 from __future__ import annotations
@@ -94,8 +97,18 @@ class TorchSession(Session):
     def submit(self, inputs: Any, on_done: Any) -> None:
         """Start one batch on a free CUDA stream; ``on_done()`` is called when the GPU has finished it."""
         if self._pool is None:
-            raise RuntimeError("submit() needs CUDA streams (backend.streams > 1 on backend=cuda)")
+            raise RuntimeError("submit() needs CUDA streams (backend.streams > 1 on a CUDA device)")
         self._pool.submit(lambda: self.run(inputs), on_done)
+
+    def close(self) -> None:
+        """End the stream pool's watcher threads (after its batches in flight), then raise what failed
+        on a stream: a failed batch never completes, so the load driver records it as unfinished
+        (dropped at the drain limit) and only this says why. Safe to call again."""
+        if self._pool is not None:
+            self._pool.close()
+            error = self._pool.error
+            if error is not None:
+                raise RuntimeError(f"a batch on a CUDA stream failed: {error!r}") from error
 
     def load_inputs(self, inputs: Sequence[Any]) -> Any:
         torch = self._torch
@@ -176,6 +189,25 @@ class TorchBackend(Backend):
         return cuda_device_availability(torch, device)
 
     def prepare(self, model: Any, example_inputs: Sequence[Any], context: PrepareContext) -> Session:
+        session = self._place(model)
+        streams = self.streams_for(session.device, context)
+        if streams > 1:
+            session.use_streams(streams)
+        return session
+
+    def streams_for(self, device: Any, context: PrepareContext) -> int:
+        """How many CUDA streams to serve with: backend.streams, which config validation allows above 1
+        only on a CUDA device in the load scenarios. Asked for elsewhere it is an error here too,
+        never one stream served silently."""
+        streams = int(getattr(self.settings, "streams", 1) or 1)
+        if streams > 1 and (device.type != "cuda" or context.scenario not in ("server", "multistream")):
+            raise ValueError(f"backend.streams={streams} needs a CUDA device and scenario=server or multistream "
+                             f"(got device {device}, scenario={context.scenario})")
+        return streams
+
+    def _place(self, model: Any) -> TorchSession:
+        """The model on its device, in its dtype and memory format, in eval mode, as a session without
+        streams (the compiled backend compiles it before adding them)."""
         import torch
 
         s = self.settings
@@ -190,11 +222,7 @@ class TorchBackend(Backend):
         if s.channels_last:
             model = model.to(memory_format=torch.channels_last)
         model.eval()
-        session = TorchSession(model, device, dtype, bool(s.channels_last), fp32_math)
-        streams = int(getattr(s, "streams", 1) or 1)
-        if streams > 1 and device.type == "cuda" and context.scenario in ("server", "multistream"):
-            session.use_streams(streams)
-        return session
+        return TorchSession(model, device, dtype, bool(s.channels_last), fp32_math)
 
     def prepare_training(self, task: Any, context: TrainingContext) -> TrainingSession:
         """The task's training session in eager PyTorch (backends/torch_training.py): AMP for fp16 and

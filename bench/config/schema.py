@@ -80,8 +80,9 @@ class TorchBackendConfig(BackendConfig):
     channels_last: bool = _f(False, help="convert model and inputs to the channels_last memory format")
     threads: Optional[int] = _f(None, help="intra-op threads (torch.set_num_threads); null keeps PyTorch's default")
     interop_threads: Optional[int] = _f(None, help="inter-op threads; null keeps PyTorch's default")
-    streams: int = _f(1, help="cuda, scenario=server or multistream: CUDA streams kept busy at once (a batch "
-                              "in flight on each); 1 serves one batch at a time")
+    streams: int = _f(1, help="cuda or cuda-compiled (not its CUDA-graph modes reduce-overhead, max-autotune), "
+                              "scenario=server or multistream: CUDA streams kept busy at once (a batch in flight "
+                              "on each; not yet run on a GPU); 1 serves one batch at a time")
 
 
 @dataclass

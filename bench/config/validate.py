@@ -12,15 +12,20 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Optional
 
-from bench.config.schema import (INPUT_DTYPES, PRECISIONS, SCENARIOS, TAIL_PERCENTILES, BackendConfig, Config,
-                                 LoadScenarioConfig, ModelConfig, MultiStreamScenarioConfig, OpenVinoBackendConfig,
-                                 OrtBackendConfig, ResultsConfig, ScenarioConfig, ServerScenarioConfig, SweepConfig,
-                                 TorchBackendConfig, TrainingScenarioConfig, suite_options)
+from bench.config.schema import (INPUT_DTYPES, PRECISIONS, SCENARIOS, TAIL_PERCENTILES, BackendConfig,
+                                 CompiledBackendConfig, Config, LoadScenarioConfig, ModelConfig,
+                                 MultiStreamScenarioConfig, OpenVinoBackendConfig, OrtBackendConfig, ResultsConfig,
+                                 ScenarioConfig, ServerScenarioConfig, SweepConfig, TorchBackendConfig,
+                                 TrainingScenarioConfig, suite_options)
 from bench.errors import ConfigError
 from bench.plugins import load_suite, resolve, search_dirs, suite_option_error
 from bench.results.urls import check_url, mask_url, sqlite_file
 
 __all__ = ["validate", "check_writable_folder", "check_results_location"]
+
+# torch.compile's modes that turn inductor's CUDA graphs on (torch._inductor.list_mode_options sets
+# triton.cudagraphs for them); the backend checks torch's own answer again at prepare.
+_CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 
 
 def _positive(key: str, value: float | int | None, fix: str) -> None:
@@ -93,12 +98,26 @@ def validate(cfg: Config) -> Config:
         if be.streams < 1:
             raise ConfigError("backend.streams", be.streams, "give a whole number >= 1", "must be >= 1")
         if be.streams > 1:
-            if be.name != "cuda":
-                raise ConfigError("backend.streams", be.streams, "use backend=cuda for several CUDA streams, or "
-                                  "backend.streams=1", f"is not supported by backend={be.name}")
+            # Decided by the device, not the backend's name: any torch backend on a CUDA device serves
+            # with the stream pool, and on the CPU there is nothing to serve it with (never one stream
+            # served while the record says N).
+            if not str(be.device).startswith("cuda"):
+                raise ConfigError("backend.streams", be.streams, "use backend=cuda or cuda-compiled for several "
+                                  "CUDA streams, or backend.streams=1",
+                                  f"is not supported by backend={be.name} (device {be.device}; the streams are "
+                                  "CUDA streams)")
             if cfg.scenario.name not in ("server", "multistream") or cfg.scenario.engine != "native":
                 raise ConfigError("backend.streams", be.streams, "use scenario=server or multistream (native engine), "
                                   "or backend.streams=1", "applies to the load scenarios only")
+            if isinstance(be, CompiledBackendConfig) and be.compile_mode in _CUDA_GRAPH_MODES:
+                # A CUDA graph replays into the same buffers each time: two batches in flight would
+                # overwrite each other's (backends/torch_compiled.py, add_streams, says why the other
+                # modes are safe on several streams).
+                raise ConfigError("backend.streams", be.streams,
+                                  "use backend.compile_mode=default or max-autotune-no-cudagraphs with several "
+                                  "streams, or backend.streams=1",
+                                  f"is not supported with backend.compile_mode={be.compile_mode} (its CUDA graphs "
+                                  "replay into one set of buffers, which batches in flight would share)")
     if isinstance(be, OpenVinoBackendConfig):
         _choice(be, "source", ("onnx", "convert_model"))
         _choice(be, "hint", ("auto", "latency", "throughput"))

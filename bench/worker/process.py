@@ -12,6 +12,7 @@ the backend prepares it, and the loop measures it.
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import json
 import os
@@ -176,73 +177,84 @@ def run_item(item: ItemRequest, emit: Callable[[Message], None]) -> dict[str, An
         model_key=model_key(item.suite.catalog, seed, options, workload, inputs), onnx_path=instance.onnx_path,
     )
     session = backend.prepare(model, inputs, context)
-    loaded = session.load_inputs(inputs)
-    prepare_s = time.perf_counter() - t0
+    # The session's threads and streams (a CUDA stream pool's watchers) end with the item, also when
+    # it fails; effective_settings and device_memory are read before, in the result below. A failure
+    # that only the session's threads saw (a batch on a CUDA stream) is raised by close(): the item
+    # fails with it instead of being recorded with the batch as unfinished.
+    try:
+        loaded = session.load_inputs(inputs)
+        prepare_s = time.perf_counter() - t0
 
-    phase("first")
-    t0_ns = time.perf_counter_ns()
-    outputs = session.run(loaded)
-    session.synchronize()
-    first_ns = time.perf_counter_ns() - t0_ns
-    parity = parity_check(session.to_numpy(outputs), reference, settings.precision, instance.reference_name)
-    del outputs, reference
+        phase("first")
+        t0_ns = time.perf_counter_ns()
+        outputs = session.run(loaded)
+        session.synchronize()
+        first_ns = time.perf_counter_ns() - t0_ns
+        parity = parity_check(session.to_numpy(outputs), reference, settings.precision, instance.reference_name)
+        del outputs, reference
 
-    def run() -> Any:
-        return session.run(loaded)
+        def run() -> Any:
+            return session.run(loaded)
 
-    sc = item.scenario
-    loop_settings = loop_settings_of(sc, batch_size)
+        sc = item.scenario
+        loop_settings = loop_settings_of(sc, batch_size)
 
-    def warm() -> Any:
-        return warm_up(run, session.synchronize, loop_settings)
+        def warm() -> Any:
+            return warm_up(run, session.synchronize, loop_settings)
 
-    def measure_it(warm_result: Any) -> dict[str, Any]:
-        measured: dict[str, Any] = {"warmup_ns": warm_result[0]}
-        if sc.engine == "loadgen":
-            from bench.worker.scenarios import run_loadgen_item
+        def measure_it(warm_result: Any) -> dict[str, Any]:
+            measured: dict[str, Any] = {"warmup_ns": warm_result[0]}
+            if sc.engine == "loadgen":
+                from bench.worker.scenarios import run_loadgen_item
 
-            measured["loadgen"] = run_loadgen_item(as_plain(sc), run, session.synchronize, batch_size,
-                                                   float(workload.latency_tier_ms), item.loadgen_log_dir,
-                                                   lambda name, info: phase(name, **info))
-        elif sc.name in ("server", "multistream"):
-            from bench.worker.scenarios import run_load
+                measured["loadgen"] = run_loadgen_item(as_plain(sc), run, session.synchronize, batch_size,
+                                                       float(workload.latency_tier_ms), item.loadgen_log_dir,
+                                                       lambda name, info: phase(name, **info))
+            elif sc.name in ("server", "multistream"):
+                from bench.worker.scenarios import run_load
 
-            submit = getattr(session, "submit", None)
-            measured["load"] = run_load(as_plain(sc), run, session.synchronize, batch_size, float(workload.latency_tier_ms),
-                                        lambda name, info: phase(name, **info),
-                                        submit=(lambda on_done: submit(loaded, on_done)) if submit else None,
-                                        in_flight=int(session.in_flight))
-        else:
-            loop = measure(run, session.synchronize, loop_settings, warm_result,
-                           on_progress=lambda name, info: phase(name, **info), in_flight=int(session.in_flight))
-            measured["loop"] = loop.to_dict()
-        return measured
+                submit = getattr(session, "submit", None)
+                measured["load"] = run_load(as_plain(sc), run, session.synchronize, batch_size,
+                                            float(workload.latency_tier_ms), lambda name, info: phase(name, **info),
+                                            submit=(lambda on_done: submit(loaded, on_done)) if submit else None,
+                                            in_flight=int(session.in_flight))
+            else:
+                loop = measure(run, session.synchronize, loop_settings, warm_result,
+                               on_progress=lambda name, info: phase(name, **info), in_flight=int(session.in_flight))
+                measured["loop"] = loop.to_dict()
+            return measured
 
-    window = measured_window(item, phase, warm, measure_it)
-    return {
-        "workload": {
-            **workload.catalog(),
-            **instance.info,
-            "suite": suite.name,
-            "batch_size": batch_size,
-            "seed": seed,
-            "input_shapes": [list(t.shape) for t in inputs],
-            "input_dtypes": [str(t.dtype).replace("torch.", "") for t in inputs],
-            "params": cost["params"],
-            "flops_per_model_run": cost["flops_per_sample"],
-            "flops_per_sample": cost["flops_per_sample"] * runs_per_sample if cost["flops_per_sample"] else None,
-        },
-        "backend": {
-            "name": settings.name,
-            "device": settings.device,
-            "precision": settings.precision,
-            "effective": session.effective_settings(),
-            "device_memory": session.device_memory(),
-        },
-        "setup": {"build_s": build_s, "prepare_s": prepare_s, "first_inference_ms": first_ns / 1e6},
-        "parity": parity,
-        **window,
-    }
+        window = measured_window(item, phase, warm, measure_it)
+        result = {
+            "workload": {
+                **workload.catalog(),
+                **instance.info,
+                "suite": suite.name,
+                "batch_size": batch_size,
+                "seed": seed,
+                "input_shapes": [list(t.shape) for t in inputs],
+                "input_dtypes": [str(t.dtype).replace("torch.", "") for t in inputs],
+                "params": cost["params"],
+                "flops_per_model_run": cost["flops_per_sample"],
+                "flops_per_sample": cost["flops_per_sample"] * runs_per_sample if cost["flops_per_sample"] else None,
+            },
+            "backend": {
+                "name": settings.name,
+                "device": settings.device,
+                "precision": settings.precision,
+                "effective": session.effective_settings(),
+                "device_memory": session.device_memory(),
+            },
+            "setup": {"build_s": build_s, "prepare_s": prepare_s, "first_inference_ms": first_ns / 1e6},
+            "parity": parity,
+            **window,
+        }
+    except BaseException:
+        with contextlib.suppress(Exception):  # the item's own error is the one to report
+            session.close()
+        raise
+    session.close()
+    return result
 
 
 def _limit_memory(mib: int | None) -> None:

@@ -81,6 +81,19 @@ BAD_INPUTS = [
     (["sweep=batch", "sweep.min_gain=-1.5"], "sweep.min_gain=-1.5 must be in [-1, 1)"),
     (["sweep=batch", "sweep.min_gain=2"], "sweep.min_gain=2.0 must be in [-1, 1)"),
     (["suite.dataset=mvtec_ad_2", "suite.boundary=pipeline", "suite.tile_size=0"], "suite.tile_size=0 is too small"),
+    # Several CUDA streams where they cannot be served (the GPU is not needed to refuse them).
+    (["backend=cuda-compiled", "backend.compile_mode=reduce-overhead", "scenario=server", "backend.streams=2"],
+     "backend.streams=2 is not supported with backend.compile_mode=reduce-overhead (its CUDA graphs replay into one "
+     "set of buffers, which batches in flight would share): use backend.compile_mode=default or "
+     "max-autotune-no-cudagraphs with several streams, or backend.streams=1"),
+    (["backend=cuda-compiled", "backend.compile_mode=max-autotune", "scenario=multistream", "backend.streams=4"],
+     "backend.streams=4 is not supported with backend.compile_mode=max-autotune"),
+    (["backend=cuda-compiled", "backend.streams=2"], "backend.streams=2 applies to the load scenarios only"),
+    (["backend=cpu", "scenario=server", "backend.streams=2"],
+     "backend.streams=2 is not supported by backend=cpu (device cpu; the streams are CUDA streams): use backend=cuda "
+     "or cuda-compiled"),
+    (["backend=cpu-compiled", "scenario=multistream", "backend.streams=2"],
+     "backend.streams=2 is not supported by backend=cpu-compiled (device cpu;"),
 ]
 
 # The commands that read stored results: bench ARGS (no `run` prepended).
@@ -233,6 +246,8 @@ def test_help_after_other_arguments_still_prints_usage(capsys):
     ([*TARGET, "model.input_shape=[3,-1,32]"], "model.input_shape=[3, -1, 32] has a size below 1"),
     (["--config-dir", "/nonexistent-bench-config"], "--config-dir='/nonexistent-bench-config' is not a folder"),
     (["hydra.searchpath=[/nonexistent-bench-config]"], "hydra.searchpath='/nonexistent-bench-config' is not a folder"),
+    (["backend=cuda-compiled", "backend.compile_mode=reduce-overhead", "scenario=server", "backend.streams=2"],
+     "backend.streams=2 is not supported with backend.compile_mode=reduce-overhead"),
 ])
 def test_refused_in_a_fresh_process(args, message, tmp_path):
     proc = bench(["run", *args], tmp_path, timeout=120)

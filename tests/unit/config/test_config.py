@@ -91,3 +91,39 @@ def test_bad_values_are_refused_with_key_and_fix(override, key):
 def test_max_below_min_duration_is_refused():
     with pytest.raises(ConfigError, match="scenario.max_duration_s"):
         validate(to_config(compose(["scenario.min_duration_s=10", "scenario.max_duration_s=5"])))
+
+
+# backend.streams on every torch backend, decided by the device and (cuda-compiled) the compile mode:
+# None = accepted, else the start of the refusal. Nothing accepts it and then serves one stream.
+STREAMS = [
+    (["backend=cuda"], None),
+    (["backend=cuda-compiled"], None),
+    (["backend=cuda-compiled", "backend.compile_mode=max-autotune-no-cudagraphs"], None),
+    (["backend=cpu", "backend.device=cuda:1"], None),  # the same TorchBackend, on a CUDA device
+    (["backend=cuda-compiled", "backend.compile_mode=reduce-overhead"],
+     "backend.streams=2 is not supported with backend.compile_mode=reduce-overhead (its CUDA graphs"),
+    (["backend=cuda-compiled", "backend.compile_mode=max-autotune"],
+     "backend.streams=2 is not supported with backend.compile_mode=max-autotune"),
+    (["backend=cpu"], "backend.streams=2 is not supported by backend=cpu (device cpu;"),
+    (["backend=cpu-compiled"], "backend.streams=2 is not supported by backend=cpu-compiled (device cpu;"),
+    (["backend=cuda", "backend.device=cpu"], "backend.streams=2 is not supported by backend=cuda (device cpu;"),
+]
+
+
+@pytest.mark.parametrize("scenario", ["server", "multistream"])
+@pytest.mark.parametrize("args, refusal", STREAMS, ids=[" ".join(a) for a, _ in STREAMS])
+def test_backend_streams_is_served_or_refused_up_front(args, refusal, scenario):
+    cfg = to_config(compose([*args, f"scenario={scenario}", "backend.streams=2"]))
+    if refusal is None:
+        validate(cfg)
+        return
+    with pytest.raises(ConfigError) as info:
+        validate(cfg)
+    assert info.value.key == "backend.streams" and str(info.value).startswith(refusal), str(info.value)
+    assert ": use " in str(info.value) and "backend.streams=1" in str(info.value)
+
+
+@pytest.mark.parametrize("backend", ["cuda", "cuda-compiled"])
+def test_backend_streams_outside_the_load_scenarios_is_refused(backend):
+    with pytest.raises(ConfigError, match="backend.streams=2 applies to the load scenarios only"):
+        validate(to_config(compose([f"backend={backend}", "backend.streams=2"])))
