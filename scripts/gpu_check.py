@@ -190,13 +190,15 @@ def run_group(group: gp.Group, tmp: Path, index: int, timeout_s: float, extra: l
         record = json.loads(path.read_text())
         backend = record.get("backend") or {}
         records.setdefault(backend.get("requested_precision") or backend.get("precision"), []).append(record)
-    rows = []
+    rows, reached = [], False
     for item in group.items:
         base = _base(item)
         if item.precision in records:
             rows += [{**base, **row} for row in record_rows(item, records[item.precision])]
+        elif code is None and reached:  # a multirun runs its items in order: the killed one came before
+            rows.append({**base, "status": "skipped", "message": "not reached: its `bench run` was stopped"})
         elif code is None:
-            cut = took < group.timeout_s - 1  # stopped by the budget before its own timeout
+            reached, cut = True, timeout_s < group.timeout_s  # the budget stopped it before its own timeout
             rows.append({**base, "status": "skipped" if cut else "timeout",
                          "message": f"stopped at the budget after {took:.0f} s" if cut else
                          f"killed at its timeout ({took:.0f} s; estimate {group.estimate_s:.0f} s)"})
@@ -242,7 +244,8 @@ def render_plan(plan: gp.Plan) -> str:
     if missing:
         lines.append(f"not covered: {', '.join(missing)}")
     for item, cost in plan.dropped:
-        lines.append(f"dropped (runs only if time remains): {item.backend} {item.precision} {item.label} ({cost:.0f} s)")
+        lines.append(f"dropped (runs only if time remains): {item.backend} {item.precision} {item.label} "
+                     f"({cost:.0f} s)")
     return "\n".join(lines)
 
 
@@ -287,7 +290,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--backends", default=",".join(gp.GPU_BACKENDS), help="comma-separated GPU backends")
     parser.add_argument("--json", default="", help="results file (default: gpu-check-<UTC time>.json here)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan with its estimates and exit")
-    parser.add_argument("--keep", default="", help="keep records and cache in this folder, not a temporary one")
+    parser.add_argument("--keep", default="", help="keep records and cache under this folder (a new subfolder "
+                                                    "per run), not in a temporary one")
     parser.add_argument("overrides", nargs="*", help="more `bench run` overrides for every item, after --")
     args = parser.parse_args(argv)
     started, wall = time.monotonic(), time.strftime("%Y%m%d-%H%M%S", time.gmtime())
@@ -312,7 +316,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
     json_path = Path(args.json or f"gpu-check-{wall}.json").resolve()
     with tempfile.TemporaryDirectory(prefix="bench-gpu-check-") as scratch:
-        tmp = Path(args.keep).resolve() if args.keep else Path(scratch)
+        # A run's own folder even under --keep: an earlier run's records or engines are never read again.
+        tmp = Path(args.keep).resolve() / f"gpu-check-{wall}" if args.keep else Path(scratch)
         tmp.mkdir(parents=True, exist_ok=True)
         deadline = started + args.budget_s
         try:
@@ -331,8 +336,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     bad = failed(rows)
     off = {b: backends[b] for b in chosen if b in backends and not backends[b].get("available")}
     for name, info in off.items():
-        print(f"unavailable: {name}: {info.get('reason')}" + (f"\n  install: {info['install']}" if info.get("install") else ""))
-    counts = {s: sum(str(r["status"]).startswith(s) for r in rows) for s in ("ok", "unavailable", "unsupported", "skipped")}
+        print(f"unavailable: {name}: {info.get('reason')}"
+              + (f"\n  install: {info['install']}" if info.get("install") else ""))
+    counts = {s: sum(str(r["status"]).startswith(s) for r in rows)
+              for s in ("ok", "unavailable", "unsupported", "skipped")}
     elapsed = time.monotonic() - started
     print(f"\n{len(rows)} rows: {counts['ok']} ok, {len(bad)} failed, {counts['unavailable']} unavailable, "
           f"{counts['unsupported']} unsupported, {counts['skipped']} skipped; {elapsed:.0f} s of {args.budget_s:g} s")

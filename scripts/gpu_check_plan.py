@@ -88,7 +88,8 @@ class Item:
     @property
     def group_key(self) -> tuple:
         """Items equal in all but precision share one `bench run -m` (sweeps run alone)."""
-        return (self.backend, self.scenario, self.extra, self.user_onnx, self.sweep, self.precision if self.sweep else "")
+        return (self.backend, self.scenario, self.extra, self.user_onnx, self.sweep,
+                self.precision if self.sweep else "")
 
     @property
     def covers(self) -> tuple[str, ...]:

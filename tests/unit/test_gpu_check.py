@@ -162,8 +162,8 @@ def test_record_rows_report_onnx_runtime_placement():
                                            effective={"provider": "cuda", "nodes_per_provider": nodes})])
     assert row["placement"] == "CUDA 40, CPU 3" and "3 node(s) on the CPU" in row["message"]
     assert row["status"] == "ok"  # reported; whether CPU nodes fail a run is bench's own check
-    (cpu,) = gc.record_rows(gp.Item("onnxruntime", "fp32"), [_record(
-        "fp32", "fp32", name="onnxruntime", effective={"provider": "cpu", "nodes_per_provider": {"CPUExecutionProvider": 9}})])
+    on_cpu = {"provider": "cpu", "nodes_per_provider": {"CPUExecutionProvider": 9}}
+    (cpu,) = gc.record_rows(gp.Item("onnxruntime", "fp32"), [_record("fp32", "fp32", name="onnxruntime", effective=on_cpu)])
     assert cpu["placement"] == "CPU 9" and "on the CPU" not in cpu["message"]
     (old,) = gc.record_rows(item, [_record("fp32", "fp32", name="onnxruntime-cuda", effective={"provider": "cuda"})])
     assert old["placement"].startswith("unknown")
@@ -194,7 +194,7 @@ def test_render_lines_up_the_columns_and_write_json_writes_the_report(tmp_path):
              "placement": "cuda", "message": ""},
             {"backend": "cuda", "precision": "bf16", "status": "unavailable", "message": "no GPU"}]
     lines = gc.render(rows).splitlines()
-    assert lines[0].split() [:6] == ["backend", "precision", "scenario", "workload", "batch", "status"]
+    assert lines[0].split()[:6] == ["backend", "precision", "scenario", "workload", "batch", "status"]
     status_at = lines[0].index("status")
     assert lines[1][status_at:].startswith("ok ") and lines[2][status_at:].startswith("unavailable ")
     assert "0.46" in lines[1] and "2189.00" in lines[1] and lines[2].endswith("no GPU")
@@ -264,3 +264,29 @@ def test_a_refused_multirun_runs_again_item_by_item_on_a_cpu_backend(in_tmp):
     assert [(r["precision"], r["status"]) for r in rows] == [("fp32", "ok"), ("int8", "unsupported")]
     assert rows[0]["ran precision"] == "fp32" and rows[0]["p50 ms"] > 0 and rows[0]["batch"] == 1
     assert "not supported by this backend" in rows[1]["message"]
+
+
+def test_a_killed_multirun_fails_the_item_it_was_running_only(tmp_path, monkeypatch):
+    """Killed at its own timeout: the first item without a record timed out, the later ones were not
+    reached; stopped by the budget instead, none of them counts as failed."""
+    group = gp.plan([gp.Item("tensorrt", "fp16"), gp.Item("tensorrt", "int8"), gp.Item("tensorrt", "bf16")],
+                    10_000).groups[0]
+    results = tmp_path / "g07" / "records" / "day"
+    results.mkdir(parents=True)
+    (results / "a.json").write_text(json.dumps(_record("fp16", "fp16")))
+    monkeypatch.setattr(gc, "_run", lambda command, cwd, timeout_s: (None, "", ""))
+    rows = gc.run_group(group, tmp_path, 7, group.timeout_s, [], tmp_path / "m.onnx")
+    assert [r["status"] for r in rows] == ["ok", "timeout", "skipped"]
+    rows = gc.run_group(group, tmp_path, 7, group.timeout_s - 100, [], tmp_path / "m.onnx")
+    assert [r["status"] for r in rows] == ["ok", "skipped", "skipped"] and not gc.failed(rows)
+
+
+@pytest.mark.slow
+def test_the_user_onnx_model_is_written_with_an_open_batch_axis(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    path = tmp_path / "user_model.onnx"
+    code, _, err = gc._run([sys.executable, "-c", gc.USER_ONNX, str(path)], tmp_path, 120)
+    assert code == 0, err
+    (image,) = onnx.load(str(path)).graph.input
+    dims = image.type.tensor_type.shape.dim
+    assert image.name == "image" and dims[0].dim_param and [d.dim_value for d in dims[1:]] == [3, 64, 64]
