@@ -256,7 +256,7 @@ def execute(plan: gp.Plan, tmp: Path, deadline: float, extra: list[str]) -> list
     done: set[str] = set()  # once-per-run conversions made (their artifacts are in the run's cache)
     while plan.groups:
         for group in plan.groups:
-            left = deadline - time.monotonic()
+            left = deadline - time.monotonic() - KILL_GRACE_S  # a kill takes up to KILL_GRACE_S
             if left < group.estimate_s:
                 rows += [{**_base(i), "status": "skipped", "message": f"budget: needs ~{w:.0f} s, {left:.0f} s left"}
                          for i, w in zip(group.items, group.work_s)]
@@ -271,6 +271,10 @@ def execute(plan: gp.Plan, tmp: Path, deadline: float, extra: list[str]) -> list
                               + ((err.strip().splitlines() or ["timed out"])[-1])} for i in group.items]
                     continue
             timeout = min(group.timeout_s, deadline - time.monotonic() - KILL_GRACE_S)
+            if timeout < group.estimate_s:  # the export took the time this group needed
+                rows += [{**_base(i), "status": "skipped", "message": f"budget: needs ~{w:.0f} s, {timeout:.0f} s left"}
+                         for i, w in zip(group.items, group.work_s)]
+                continue
             got = run_group(group, tmp, next(_RUNS), timeout, extra, user_onnx)
             if len(group.items) > 1 and all(r["status"] in ("error", "unavailable", "unsupported") for r in got):
                 # A multirun is refused as a whole: run its items one by one for each one's own answer.

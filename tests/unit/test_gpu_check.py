@@ -163,7 +163,8 @@ def test_record_rows_report_onnx_runtime_placement():
     assert row["placement"] == "CUDA 40, CPU 3" and "3 node(s) on the CPU" in row["message"]
     assert row["status"] == "ok"  # reported; whether CPU nodes fail a run is bench's own check
     on_cpu = {"provider": "cpu", "nodes_per_provider": {"CPUExecutionProvider": 9}}
-    (cpu,) = gc.record_rows(gp.Item("onnxruntime", "fp32"), [_record("fp32", "fp32", name="onnxruntime", effective=on_cpu)])
+    (cpu,) = gc.record_rows(gp.Item("onnxruntime", "fp32"),
+                            [_record("fp32", "fp32", name="onnxruntime", effective=on_cpu)])
     assert cpu["placement"] == "CPU 9" and "on the CPU" not in cpu["message"]
     (old,) = gc.record_rows(item, [_record("fp32", "fp32", name="onnxruntime-cuda", effective={"provider": "cuda"})])
     assert old["placement"].startswith("unknown")
