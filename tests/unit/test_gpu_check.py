@@ -291,3 +291,13 @@ def test_the_user_onnx_model_is_written_with_an_open_batch_axis(tmp_path):
     (image,) = onnx.load(str(path)).graph.input
     dims = image.type.tensor_type.shape.dim
     assert image.name == "image" and dims[0].dim_param and [d.dim_value for d in dims[1:]] == [3, 64, 64]
+
+
+def test_missing_dependencies_stop_the_check_before_anything_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(gc, "missing_dependencies", lambda: ["SQLAlchemy"])
+    monkeypatch.setattr(gc, "probe", lambda *a, **k: pytest.fail("probed despite missing dependencies"))
+    assert gc.main(["--budget-s", "60"]) == 2
+    err = capsys.readouterr().err
+    assert "SQLAlchemy do not import" in err and "pip install -c" in err and err.rstrip().endswith("SQLAlchemy")
+    assert not list(tmp_path.iterdir())
