@@ -212,28 +212,3 @@ def test_calibration_digest_follows_the_content(tmp_path):
     assert first == calibration_digest(calibration_files(tmp_path))
     np.save(tmp_path / "a.npy", np.ones((3, 4, 4), np.float32))
     assert calibration_digest(calibration_files(tmp_path)) != first
-
-
-# ---------------------------------------------------------------- scripts/gpu_check.py
-
-
-def test_gpu_check_prints_unavailable_rows_without_a_gpu(in_tmp):
-    """The GPU check script runs (and exits 0) on a machine without a GPU: one row per backend,
-    precision and workload, with the reason."""
-    import subprocess
-
-    from tests.conftest import ROOT
-
-    torch = pytest.importorskip("torch")
-    if torch.cuda.is_available():
-        pytest.skip("a CUDA device is present: the script would measure")
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_check.py"), "--workloads", "autoencoder",
-                           "--backends", "cuda,tensorrt", "--precisions", "fp32,int8"],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    rows = [line.split() for line in done.stdout.splitlines() if line.startswith(("cuda ", "tensorrt "))]
-    assert [(r[0], r[1], r[2], r[3]) for r in rows] == [
-        ("cuda", "fp32", "autoencoder", "unavailable"), ("cuda", "int8", "autoencoder", "unsupported"),
-        ("tensorrt", "fp32", "autoencoder", "unavailable"), ("tensorrt", "int8", "autoencoder", "unavailable"),
-    ]
-    assert "int8_calibration is null" in done.stdout and "0 failed" in done.stdout
