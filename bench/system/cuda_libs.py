@@ -100,11 +100,15 @@ def torch_cuda_version() -> Optional[str]:
         except (OSError, SyntaxError, ValueError, UnicodeDecodeError):
             continue
         for node in tree.body:
-            target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else \
-                node.target if isinstance(node, ast.AnnAssign) else None
-            if isinstance(target, ast.Name) and target.id == "cuda" and isinstance(node.value, ast.Constant):
-                value = node.value.value
-                return value if isinstance(value, str) else None
+            # `cuda: Optional[str] = '13.0'` (an annotated assignment) or `cuda = None`.
+            if isinstance(node, ast.AnnAssign):
+                targets, value = [node.target], node.value
+            elif isinstance(node, ast.Assign):
+                targets, value = node.targets, node.value
+            else:
+                continue
+            if any(isinstance(t, ast.Name) and t.id == "cuda" for t in targets) and isinstance(value, ast.Constant):
+                return value.value if isinstance(value.value, str) else None
         return None
     return None
 
@@ -141,7 +145,8 @@ def gpu_install_command(cuda: Optional[str] = _MISSING, first: str = "") -> str:
     major = cuda_major(cuda)
     if major is not None and major in EXTRAS:
         return first + _command(major)
-    choose = ("then the extra of its CUDA major, NN = 12 or 13 as python -c \"import torch; print(torch.version.cuda)\" "
+    choose = ("then the extra of its CUDA major, NN = 12 or 13 as "
+              "python -c \"import torch; print(torch.version.cuda)\" "
               f"says: {first}grep -v '^torch==' constraints.txt | pip install -c /dev/stdin -c constraints-cuNN.txt "
               "-e '.[gpu-cuNN]'")
     if cuda is None:

@@ -29,7 +29,7 @@ MAPS_TWO_MAJORS = f"""\
 7f1c40000000-7f1c40100000 r-xp 00000000 fd:01 3146001                    {SITE}/tensorrt_libs/libnvinfer.so.10
 7f1c48000000-7f1c48100000 r-xp 00000000 fd:01 3146050                    {SITE}/nvidia/cuda_runtime/lib/libcudart.so.12
 7f1c48100000-7f1c48110000 rw-p 00100000 fd:01 3146050                    {SITE}/nvidia/cuda_runtime/lib/libcudart.so.12
-7f1c50000000-7f1c50100000 r-xp 00000000 fd:01 2097500                    /usr/lib/x86_64-linux-gnu/libnvidia-ml.so.580.95.05
+7f1c50000000-7f1c50100000 r-xp 00000000 fd:01 2097500        /usr/lib/x86_64-linux-gnu/libnvidia-ml.so.580.95.05
 7f1c58000000-7f1c58001000 r--p 00000000 fd:01 4000000                    /opt/my libs/libcudart_static.a
 7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0                          [stack]
 7ffd10000000-7ffd10002000 r-xp 00000000 00:00 0                          [vdso]
@@ -212,7 +212,8 @@ def _fake_site(root: Path, tensorrt: str = FAKE_TENSORRT) -> None:
         "onnxruntime/capi/__init__.py": "",
         "onnxruntime/capi/build_and_package_info.py": "package_name = 'onnxruntime-gpu'\ncuda_version = '12.8'\n",
         "pynvml/__init__.py": FAKE_PYNVML,
-        "nvidia_cuda_runtime-13.0.96.dist-info/METADATA": "Metadata-Version: 2.1\nName: nvidia-cuda-runtime\nVersion: 13.0.96\n",
+        "nvidia_cuda_runtime-13.0.96.dist-info/METADATA":
+            "Metadata-Version: 2.1\nName: nvidia-cuda-runtime\nVersion: 13.0.96\n",
         "nvidia_cuda_runtime-13.0.96.dist-info/RECORD": "nvidia/cu13/lib/libcudart.so.13,,\n",
         "tensorrt_cu12_libs-10.16.1.11.dist-info/METADATA":
             "Metadata-Version: 2.1\nName: tensorrt_cu12_libs\nVersion: 10.16.1.11\n",
