@@ -45,6 +45,7 @@ from bench.backends.artifacts import Artifact, cached_artifact, cached_onnx, des
 from bench.backends.base import Availability, Backend, PrepareContext, Session, lowest_precision
 from bench.backends.onnxruntime_gpu import (CpuNodesError, check_cpu_nodes, cpu_nodes, cuda_major, node_placement,
                                             preload_libraries, preload_note, tensorrt_install, wheel_cuda_version)
+from bench.system.cuda_libs import gpu_install_command
 
 __all__ = ["OrtBackend", "OrtSession", "ProviderFallbackError", "CpuNodesError", "PROVIDERS", "GRAPH_OPTIMIZATION",
            "PROVIDER_PRECISIONS", "check_providers", "cuda_options", "provider_list", "ran_precision"]
@@ -61,8 +62,9 @@ GRAPH_OPTIMIZATION = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
 PROVIDER_PRECISIONS = {"cpu": ("fp32",), "cuda": ("fp32", "tf32", "fp16"), "tensorrt": ("tf32", "fp16")}
 
 _INSTALL_CPU = "pip install -c constraints.txt -e '.[onnx]'"
-_INSTALL_GPU = ("pip uninstall -y onnxruntime && pip install -c constraints.txt -e '.[gpu]'  "
-                "(onnxruntime-gpu; the CPU and GPU wheels must not be installed together)")
+# The extra of this machine's PyTorch CUDA major (gpu-cu12 or gpu-cu13), read from torch/version.py.
+_INSTALL_GPU = (gpu_install_command(first="pip uninstall -y onnxruntime && ")
+                + "  (onnxruntime-gpu; the CPU and GPU wheels must not be installed together)")
 _DEVICE = re.compile(r"cuda(?::(\d+))?")
 _NUMPY_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
                  "tensor(uint8)": "uint8", "tensor(int8)": "int8", "tensor(int32)": "int32",

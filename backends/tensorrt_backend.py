@@ -28,12 +28,14 @@ from typing import Any, NamedTuple, Optional, Sequence
 
 from bench.backends.artifacts import Artifact, cached_artifact, cached_onnx, describe_conversion
 from bench.backends.base import Availability, Backend, PrepareContext, Session, lowest_precision
+from bench.system.cuda_libs import gpu_install_command
 
 __all__ = ["TensorRTBackend", "TensorRTSession", "profile_shapes", "engine_key_parts", "calibration_files",
            "calibration_digest", "calibration_batches", "layer_precisions", "ran_precision", "PRECISION_FLAGS",
            "INSTALL_TENSORRT"]
 
-INSTALL_TENSORRT = "pip install -c constraints.txt -e '.[gpu]'  (TensorRT 10: tensorrt>=10,<11)"
+# The extra of this machine's PyTorch CUDA major (gpu-cu12 or gpu-cu13), read from torch/version.py.
+INSTALL_TENSORRT = f"{gpu_install_command()}  (TensorRT 10: tensorrt-cuNN>=10,<11)"
 _INSTALL_CUDA_TORCH = "install a CUDA build of PyTorch for your driver (pytorch.org, 'Get started'), then rerun"
 # The builder flag each reduced precision needs. TensorRT sets TF32 by default: precision=fp32 clears
 # it (IEEE fp32 products), precision=tf32 keeps it.

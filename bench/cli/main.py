@@ -22,7 +22,8 @@ from bench.errors import BenchError
 
 __all__ = ["main", "console_main"]
 
-SYSINFO_USAGE = "bench sysinfo [--json]            the system fingerprint stored with every result"
+SYSINFO_USAGE = ("bench sysinfo [--json]            the system fingerprint stored with every result, and the\n"
+                 "                                    CUDA libraries (and their CUDA majors) the GPU packages load")
 
 USAGE = f"""bench {__version__}: the same workloads and metrics, with their uncertainty, on every hardware.
 

@@ -64,6 +64,8 @@ PACKAGES: tuple[str, ...] = (
     "onnxruntime-gpu",
     "openvino",
     "tensorrt",
+    "tensorrt-cu12",  # the gpu-cu12 and gpu-cu13 extras' TensorRT; "tensorrt" is NVIDIA's meta-package
+    "tensorrt-cu13",
     "nvidia-ml-py",
     "hydra-core",
     "omegaconf",

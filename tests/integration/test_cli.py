@@ -78,10 +78,32 @@ def test_help_and_version(capsys):
     assert main(["--version"]) == 0
 
 
-def test_sysinfo_json(capsys):
+def test_sysinfo_json(capsys, monkeypatch):
+    # The CUDA probe imports torch in its own process: replaced here, run for real in the test below.
+    from bench.system import cuda_libs
+
+    monkeypatch.setattr(cuda_libs, "probe", lambda: {"error": None, "status": "no CUDA runtime loaded"})
     assert main(["sysinfo", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["cpu"]["logical_cpus"] >= 1 and "hardware" in info
+    assert info["cuda_runtime"] == {"error": None, "status": "no CUDA runtime loaded"}
+
+
+@pytest.mark.slow
+def test_sysinfo_shows_the_cuda_libraries_the_gpu_packages_load(tmp_path):
+    """End to end: the probe imports the GPU packages installed here in a fresh process. On a machine
+    with CPU builds of torch and onnxruntime (this project's), no CUDA library is mapped."""
+    proc = _bench(["sysinfo", "--json"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    cuda = json.loads(proc.stdout)["cuda_runtime"]
+    assert cuda["error"] is None and list(cuda["imports"]) == ["torch", "onnxruntime", "tensorrt", "pynvml"]
+    assert cuda["imports"]["torch"] == "imported"
+    if cuda["torch_cuda"] is None and not cuda.get("onnxruntime_cuda") and cuda["imports"]["tensorrt"] != "imported":
+        assert cuda["status"] == "no CUDA runtime loaded" and cuda["warnings"] == [] and cuda["extra"] is None
+        assert not [lib for lib in cuda["libraries"] if lib["family"] in ("libcudart", "libcublas")]
+    text = _bench(["sysinfo"], tmp_path)
+    assert text.returncode == 0 and "\nCUDA libraries (" in text.stdout
+    assert "\n  status:" in text.stdout and "\n  GPU extra:" in text.stdout
 
 
 @pytest.mark.slow

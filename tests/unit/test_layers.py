@@ -43,7 +43,8 @@ ALLOWED: dict[str, set[str]] = {
     "bench.results": {"bench.system", "bench.measurement"},
     "bench.system": {"bench.measurement"},
     "bench.measurement": set(),
-    "bench.backends": {"bench.measurement"},
+    # cuda_libs: the install hint names the GPU extra of torch's CUDA major (read without importing torch).
+    "bench.backends": {"bench.measurement", "bench.system.cuda_libs"},
     "bench.suites": set(),
 }
 FOUNDATION_ALLOWED = {"bench.errors"}  # bench.plugins may raise bench's errors

@@ -42,7 +42,9 @@ class NvmlSensor(Sensor):
             try:
                 import pynvml  # nvidia-ml-py
             except ImportError:
-                return "nvidia-ml-py is not installed (pip install -c constraints.txt -e '.[gpu]')"
+                from bench.system.cuda_libs import gpu_install_command
+
+                return f"nvidia-ml-py is not installed ({gpu_install_command()})"
             self.nvml = pynvml
         try:
             self.nvml.nvmlInit()

@@ -194,7 +194,7 @@ def test_gpu_providers_unavailable_here_say_why_and_how(provider):
     availability = OrtBackend.available(settings(provider=provider, device="cuda", precision=GPU_PRECISION[provider]))
     assert not availability.ok
     assert GPU_PROVIDERS[provider] in availability.reason
-    assert ".[gpu]" in availability.install and "onnxruntime-gpu" in availability.install
+    assert ".[gpu-cu" in availability.install and "onnxruntime-gpu" in availability.install
 
 
 def test_the_cpu_provider_is_available_and_refuses_fp16():
@@ -224,7 +224,7 @@ def test_missing_library_names_the_extra(monkeypatch):
     availability = OrtBackend.available(settings())
     assert not availability.ok and "not installed" in availability.reason and ".[onnx]" in availability.install
     gpu = OrtBackend.available(settings(provider="cuda", device="cuda"))
-    assert ".[gpu]" in gpu.install
+    assert ".[gpu-cu" in gpu.install and gpu.install.startswith(("pip uninstall -y onnxruntime", "install a CUDA"))
 
 
 def test_available_never_raises():

@@ -51,7 +51,7 @@ def test_without_tensorrt_the_reason_names_the_install(monkeypatch):
     no_tensorrt(monkeypatch)
     answer = TensorRTBackend.available(settings())
     assert not answer.ok and "TensorRT" in answer.reason and "not installed" in answer.reason
-    assert answer.install == INSTALL_TENSORRT and ".[gpu]" in answer.install
+    assert answer.install == INSTALL_TENSORRT and ".[gpu-cu" in answer.install
 
 
 def test_tensorrt_importable_but_no_cuda(monkeypatch):
