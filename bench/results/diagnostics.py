@@ -39,6 +39,7 @@ class Code(str, Enum):
     ARRIVALS_OFF_TARGET = "arrivals_off_target"
     ENGINE_LAG = "engine_lag"
     PRECISION_MISMATCH = "precision_mismatch"
+    CUDA_GRAPH_FALLBACK = "cuda_graph_fallback"
 
 
 THRESHOLDS = {
@@ -148,6 +149,7 @@ def diagnose(
             "raise scenario.min_duration_s so the window spans many sensor updates"))
     if backend:
         out.extend(_precision_warnings(backend))
+        out.extend(_cuda_graph_warnings(backend))
     return out
 
 
@@ -226,6 +228,21 @@ def _precision_warnings(backend: dict[str, Any]) -> list[BenchWarning]:
         f"{ran}{detail}",
         f"compare the figures with a backend.precision={ran} run, not as {asked} (TensorRT, for one, takes "
         f"a lower precision only for the layers where it is faster, and may take it for none)")]
+
+
+def _cuda_graph_warnings(backend: dict[str, Any]) -> list[BenchWarning]:
+    """A CUDA graph asked for whose capture failed: the session measured plain launches instead (as
+    trtexec falls back), and its effective settings say why (``cuda_graph_error``). No threshold:
+    it happened or it did not."""
+    effective = backend.get("effective") or {}
+    error = effective.get("cuda_graph_error")
+    if not error or effective.get("cuda_graph"):
+        return []
+    return [BenchWarning(
+        Code.CUDA_GRAPH_FALLBACK,
+        f"the CUDA graph capture failed ({error}): measured without a graph, one launch per inference",
+        "the figures include each launch's CPU cost: compare them with backend.cuda_graph=false runs, not with "
+        "graph replays, or fix what the error names (a layer or plugin that cannot be captured)")]
 
 
 def _load_warnings(metrics: dict[str, Any], measured: dict[str, Any]) -> list[BenchWarning]:
