@@ -12,6 +12,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
+pytestmark = pytest.mark.slow  # imports torch, exports and quantizes a model
 
 from bench.backends.base import PrepareContext  # noqa: E402
 from bench.backends.tensorrt_backend import (  # noqa: E402
