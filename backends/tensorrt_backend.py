@@ -41,7 +41,7 @@ from bench.backends.artifacts import Artifact, cached_artifact, cached_onnx, des
 from bench.backends.base import Availability, Backend, PrepareContext, Session, lowest_precision
 from bench.backends.tensorrt_int8 import (
     INT8_METHODS, QDQ_SETTINGS, calibration_batches, calibration_digest, calibration_files, calibration_samples,
-    entropy_calibrator, quantize_qdq, quantizer_version, workload_calibration,
+    entropy_calibrator, qdq_nodes, quantize_qdq, quantizer_version, workload_calibration,
 )
 
 __all__ = ["TensorRTBackend", "TensorRTSession", "profile_shapes", "engine_key_parts", "tensorrt_distribution",
@@ -250,7 +250,8 @@ class TensorRTSession(Session):
                     raise ValueError(f"input {name} of shape {list(buffer.shape)} is outside the engine's profile "
                                      f"{[list(d) for d in self.engine.get_tensor_profile_shape(name, 0)]}")
                 if not self.context.set_tensor_address(name, buffer.data_ptr()):
-                    raise RuntimeError(f"TensorRT refused the address of input {name}: " + "; ".join(self.logger.messages[-3:]))
+                    raise RuntimeError(f"TensorRT refused the address of input {name}: "
+                                       + "; ".join(self.logger.messages[-3:]))
                 ins.append(buffer)
             outs = []
             for name in self.output_names:
@@ -260,7 +261,8 @@ class TensorRTSession(Session):
                 out = torch.empty(shape, dtype=_torch_dtype(self._trt, torch, self.engine.get_tensor_dtype(name)),
                                   device=self.device)
                 if not self.context.set_tensor_address(name, out.data_ptr()):
-                    raise RuntimeError(f"TensorRT refused the address of output {name}: " + "; ".join(self.logger.messages[-3:]))
+                    raise RuntimeError(f"TensorRT refused the address of output {name}: "
+                                       + "; ".join(self.logger.messages[-3:]))
                 outs.append(out)
             # The copies ran on the current stream; TensorRT runs on ours.
             torch.cuda.current_stream(self.device).synchronize()
@@ -395,10 +397,12 @@ class TensorRTBackend(Backend):
         if major < 10:
             return Availability(False, f"TensorRT {version} is older than 10, whose API this backend uses",
                                 INSTALL_TENSORRT)
-        if s.precision == "int8" and method == "calibrator" and (major >= 11 or not hasattr(trt, "IInt8EntropyCalibrator2")):
+        no_calibrators = major >= 11 or not hasattr(trt, "IInt8EntropyCalibrator2")
+        if s.precision == "int8" and method == "calibrator" and no_calibrators:
             return Availability(False, f"TensorRT {version} has no INT8 calibrators (backend.int8_method=calibrator "
                                 "needs IInt8EntropyCalibrator2, removed in TensorRT 11)",
-                                "use backend.int8_method=qdq (explicit quantization), or pip install 'tensorrt>=10,<11'")
+                                "use backend.int8_method=qdq (explicit quantization), or "
+                                "pip install 'tensorrt>=10,<11'")
         flag = None if qdq else PRECISION_FLAGS.get(s.precision)
         if flag and not hasattr(trt.BuilderFlag, flag):
             return Availability(False, f"TensorRT {version} has no BuilderFlag.{flag} (TensorRT 11 removed weak "
@@ -407,7 +411,7 @@ class TensorRTBackend(Backend):
         if qdq:
             if not hasattr(getattr(trt, "NetworkDefinitionCreationFlag", None), "STRONGLY_TYPED"):
                 return Availability(False, f"TensorRT {version} has no strongly typed networks, which "
-                                    "int8_method=qdq builds", "pip install 'tensorrt>=10,<12'")
+                                    "int8_method=qdq builds", "pip install 'tensorrt>=10'")
             from importlib.util import find_spec
 
             if find_spec("onnxruntime") is None:  # found, not imported: the parent stays light
@@ -440,7 +444,11 @@ class TensorRTBackend(Backend):
         files: list[Path] = []
         int8: Optional[dict[str, Any]] = None
         build_from, build_key = onnx_path, onnx_artifact.key
-        if strongly_typed:
+        if strongly_typed and qdq_nodes(onnx_path):
+            # A user's file that is quantized already (QAT, ModelOpt): built as it is, never quantized twice.
+            int8 = {"method": "qdq", "source": "the ONNX file's own Q/DQ nodes", "digest": None,
+                    **qdq_nodes(onnx_path)}
+        elif strongly_typed:
             build_from, qdq_artifact, int8 = self._qdq(onnx_path, onnx_artifact, example_inputs, context)
             stages["qdq"], build_key = qdq_artifact, qdq_artifact.key
         elif s.precision == "int8":
@@ -544,7 +552,8 @@ class TensorRTBackend(Backend):
         for i, (low, opt, high) in enumerate(shapes):
             profile.set_shape(network.get_input(i).name, low, opt, high)
         if config.add_optimization_profile(profile) < 0:
-            raise RuntimeError(f"TensorRT refused the optimisation profile {shapes}: " + "; ".join(logger.messages[-5:]))
+            raise RuntimeError(f"TensorRT refused the optimisation profile {shapes}: "
+                               + "; ".join(logger.messages[-5:]))
         calibrator = None
         if s.precision == "int8" and not strongly_typed:
             if len(shapes) != 1:

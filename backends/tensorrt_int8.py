@@ -27,8 +27,8 @@ from typing import Any, Callable, Optional, Sequence
 
 __all__ = ["calibration_files", "calibration_digest", "calibration_samples", "calibration_batches",
            "arrays_digest", "calibration_batch_count", "workload_calibration", "quantizer_version",
-           "quantize_qdq", "entropy_calibrator", "QDQ_SETTINGS", "CALIBRATION_SAMPLES", "CALIBRATION_BATCHES",
-           "INT8_METHODS"]
+           "quantize_qdq", "qdq_nodes", "entropy_calibrator", "QDQ_SETTINGS", "CALIBRATION_SAMPLES",
+           "CALIBRATION_BATCHES", "INT8_METHODS"]
 
 INT8_METHODS = ("qdq", "calibrator")
 # The workload's own inputs as calibration data: at most this many batches and this many samples (a
@@ -141,6 +141,15 @@ def quantizer_version() -> str:
     return f"onnxruntime=={version('onnxruntime')} quantize_static"
 
 
+def qdq_nodes(onnx_file: Path) -> dict[str, int]:
+    """The QuantizeLinear and DequantizeLinear nodes of an ONNX file's graph; {} when it has none."""
+    import onnx
+
+    ops = [n.op_type for n in onnx.load(str(onnx_file), load_external_data=False).graph.node]
+    counts = {"quantize_nodes": ops.count("QuantizeLinear"), "dequantize_nodes": ops.count("DequantizeLinear")}
+    return counts if any(counts.values()) else {}
+
+
 def quantize_qdq(onnx_in: Path, onnx_out: Path, batches: Sequence[Sequence[Any]]) -> dict[str, Any]:
     """Write ``onnx_out``: ``onnx_in`` with QuantizeLinear/DequantizeLinear pairs whose scales are
     calibrated (MinMax) on ``batches``, in the symmetric int8 form TensorRT takes. Runs on the CPU
@@ -170,9 +179,7 @@ def quantize_qdq(onnx_in: Path, onnx_out: Path, batches: Sequence[Sequence[Any]]
         # TensorRT: symmetric int8 (zero point 0) for activations and weights; a float bias.
         extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False},
     )
-    written = onnx.load(str(onnx_out), load_external_data=False)
-    ops = [n.op_type for n in written.graph.node]
-    return {"quantize_nodes": ops.count("QuantizeLinear"), "dequantize_nodes": ops.count("DequantizeLinear")}
+    return qdq_nodes(onnx_out) or {"quantize_nodes": 0, "dequantize_nodes": 0}
 
 
 # ---------------------------------------------------------------- TensorRT's calibrator (deprecated)

@@ -464,7 +464,8 @@ class ICudaEngine:
         if self._session is None:
             import onnxruntime as ort
 
-            self._session = ort.InferenceSession(base64.b64decode(self.spec["onnx"]), providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(base64.b64decode(self.spec["onnx"]),
+                                                 providers=["CPUExecutionProvider"])
         return self._session
 
 
@@ -605,7 +606,8 @@ def make_module(gpu: FakeGpu, version: str = "10.13.0.35") -> types.ModuleType:
     module.__spec__ = importlib.machinery.ModuleSpec("tensorrt", None)
     module.__version__ = version
     module.major = int(version.split(".")[0])
-    names = ["TF32", "DEBUG", "REFIT", "SPARSE_WEIGHTS"] + (["FP16", "BF16", "INT8", "FP8"] if module.major < 11 else [])
+    weak_typing = ["FP16", "BF16", "INT8", "FP8"] if module.major < 11 else []  # removed in TensorRT 11
+    names = ["TF32", "DEBUG", "REFIT", "SPARSE_WEIGHTS", *weak_typing]
     module.BuilderFlag = enum.Enum("BuilderFlag", names)
     module.calibrators = module.major < 11
     if module.calibrators:

@@ -228,7 +228,8 @@ def test_the_cuda_graph_is_captured_thread_local_and_replayed(trt, tmp_path, onn
     assert session.effective_settings()["cuda_graph"] is True
 
 
-@pytest.mark.parametrize("fault, words", [("execute", "execute_async_v3 failed"), ("end", "previous error during capture")])
+@pytest.mark.parametrize("fault, words", [("execute", "execute_async_v3 failed"),
+                                          ("end", "previous error during capture")])
 def test_a_failed_capture_falls_back_to_plain_launches_and_says_why(trt, tmp_path, onnx_file, fault, words):
     trt.gpu.capture_fault = fault
     session = prepare(settings(cuda_graph=True), tmp_path, onnx_file)
@@ -330,6 +331,15 @@ def test_int8_qdq_builds_a_strongly_typed_network_without_precision_flags(trt, t
     again = prepare(settings(precision="int8"), tmp_path, onnx_file, calibration_inputs=more)
     assert len(trt.gpu.builds) == 1 and drawn == list(range(7))
     assert again.effective_settings()["conversion"]["cache_hit"]
+
+
+def test_a_quantized_onnx_file_is_built_as_it_is(trt, tmp_path, onnx_file):
+    rng = np.random.default_rng(3)
+    quantize_qdq(onnx_file, tmp_path / "q.onnx", [(rng.random((2, 3, 12, 12), dtype=np.float32),)])
+    session = prepare(settings(precision="int8"), tmp_path, tmp_path / "q.onnx")
+    int8 = session.effective_settings()["int8"]
+    assert int8["source"] == "the ONNX file's own Q/DQ nodes" and int8["quantize_nodes"] >= 2
+    assert not (tmp_path / "cache" / "onnx-qdq").exists() and trt.gpu.builds[-1]["strongly_typed"]
 
 
 def test_int8_qdq_from_a_folder_keys_on_its_content(trt, tmp_path, onnx_file):
