@@ -279,6 +279,7 @@ class TensorRTSession(Session):
         self._execute()
         self.stream.synchronize()
         graph = torch.cuda.CUDAGraph()
+        current = torch.cuda.current_stream(self.device)
         try:
             # thread_local: only CUDA calls of this thread can invalidate the capture; the worker's
             # sensor threads keep running during it (PyTorch's capture_error_mode, documented values
@@ -287,8 +288,10 @@ class TensorRTSession(Session):
                 self._execute()
         except Exception as exc:  # noqa: BLE001 - any failed capture falls back, as trtexec does
             # Leaving the with-block ended the capture (torch.cuda.graph's exit calls capture_end,
-            # whose own error is the one seen here when the capture was invalidated). The graph is
-            # dropped; the context is unchanged, so plain launches run on, checked once here.
+            # whose own error is the one seen here when the capture was invalidated). When
+            # capture_end raises, that exit never restores the stream it made current: restored here.
+            # The graph is dropped; the context is unchanged, so plain launches run on, checked once.
+            torch.cuda.set_stream(current)
             self.graph, self.graph_error = None, f"{type(exc).__name__}: {exc}".strip()[:500]
             self.stream.synchronize()
             self._execute()

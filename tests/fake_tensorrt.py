@@ -703,13 +703,16 @@ def install(monkeypatch: Any, version: str = "10.13.0.35", gpu: Optional[FakeGpu
         def __enter__(self) -> None:
             gpu.capture_modes.append(self.mode)
             self.cuda_graph.gpu = gpu
+            self.previous, gpu.current_stream = gpu.current_stream, self.stream  # torch.cuda.stream(stream)
             gpu.capture = {"stream": self.stream.cuda_stream, "graph": self.cuda_graph, "mode": self.mode}
 
         def __exit__(self, *exc: Any) -> None:
             gpu.capture = None  # capture_end: the stream leaves capture mode whatever happened
             if gpu.capture_fault == "end":
+                # As torch's exit: capture_end raises before the stream context is exited.
                 raise RuntimeError("CUDA error: operation failed due to a previous error during capture")
             self.cuda_graph.captured = True
+            gpu.current_stream = self.previous
 
     real_empty, real_to = torch.empty, torch.Tensor.to
 
@@ -736,6 +739,7 @@ def install(monkeypatch: Any, version: str = "10.13.0.35", gpu: Optional[FakeGpu
         "Stream": lambda device=None, priority=0: FakeStream(gpu, device),
         "current_stream": lambda device=None: gpu.current_stream,
         "synchronize": lambda device=None: None,
+        "set_stream": lambda s: setattr(gpu, "current_stream", s),
         "mem_get_info": lambda device=None: (gpu.total_bytes - gpu.allocated(), gpu.total_bytes),
         "max_memory_allocated": lambda device=None: gpu.allocated(),
     }.items():

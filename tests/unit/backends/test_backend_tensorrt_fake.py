@@ -217,6 +217,7 @@ def test_the_cuda_graph_is_captured_thread_local_and_replayed(trt, tmp_path, onn
     x = inputs(2, seed=8)
     loaded = session.load_inputs(x)
     assert trt.gpu.capture_modes == ["thread_local"] and trt.gpu.capture is None
+    assert trt.gpu.current_stream.cuda_stream == 0  # the default stream is current again
     kinds = [kind for _, kind in trt.gpu.launches]
     assert kinds == ["run", "captured"]  # the plain run before the capture, then the captured launch
     for output in loaded.outputs:
@@ -236,6 +237,7 @@ def test_a_failed_capture_falls_back_to_plain_launches_and_says_why(trt, tmp_pat
     x = inputs(2, seed=9)
     loaded = session.load_inputs(x)
     assert trt.gpu.capture is None  # the capture was ended
+    assert trt.gpu.current_stream.cuda_stream == 0  # and the stream made current for it is not current any more
     assert session.graph is None
     launches = len(trt.gpu.launches)
     out = session.to_numpy(session.run(loaded))
