@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar, Optional, Sequence
+from typing import Any, Callable, ClassVar, Optional, Sequence
 
 from bench.precision import PARITY_TOLERANCE, PRECISION_ORDER, lowest_precision
 
@@ -38,6 +38,10 @@ class PrepareContext:
     # A model the user brings as an ONNX file: ONNX-based backends run it as it is (there is no
     # torch model to export, and prepare() gets model=None).
     onnx_path: Optional[str] = None
+    # More of the workload's inputs for a backend that calibrates on them (TensorRT int8, Q/DQ):
+    # calibration_inputs(i) is a batch of the measured size drawn as the worker drew the measured one,
+    # with seed suite.seed + 1 + i. None: the example inputs are all there is.
+    calibration_inputs: Optional[Callable[[int], Sequence[Any]]] = None
 
 
 @dataclass(frozen=True)

@@ -3,44 +3,62 @@
 
 Not yet run on a GPU: every CUDA path here follows TensorRT 10's documented Python API (Builder,
 OnnxParser, builder config, optimisation profile, build_serialized_network, Runtime, execution
-context with named tensor addresses) and is tested on this project's machines only where a CPU
-allows: the unavailable paths, the profile shapes, the cache key and the calibration data.
+context with named tensor addresses) and PyTorch's CUDA stream and graph API. It is tested on this
+project's machines against a fake of that API subset (``tests/fake_tensorrt.py``: the build, the
+engine cache, the session, the CUDA graph and its fallback, both int8 methods) and a fake
+``torch.cuda``; the Q/DQ quantization runs for real on the CPU.
 
 Device buffers are torch CUDA tensors (``data_ptr()`` for ``set_tensor_address``) and the stream is
 a ``torch.cuda.Stream`` (``cuda_stream`` for ``execute_async_v3``), the documented pattern that needs
 neither pycuda nor cuda-python. The serialized engine is cached by ``cached_artifact`` under a key
-that names everything an engine depends on: the ONNX export, precision, profile, workspace,
-optimisation level, calibration data, the TensorRT version and the GPU model (an engine runs only
+that names everything an engine depends on: the ONNX export (or its Q/DQ form), precision, profile,
+workspace, optimisation level, int8 method and calibration data, the TensorRT version and the
+distribution that provides the imported ``tensorrt`` module, and the GPU model (an engine runs only
 on the GPU model and TensorRT version that built it).
 
-TensorRT 11 removed the weak-typing builder flags (FP16, BF16, INT8) and calibrators: fp32 builds
-with either major version; fp16, bf16 and int8 need TensorRT 10, and ``available`` says so.
+CUDA graph (``backend.cuda_graph``): one inference captured in thread-local mode and replayed; a
+failed capture is ended, the session falls back to plain ``execute_async_v3`` launches and says so
+(``cuda_graph: false`` with ``cuda_graph_error``; the record's ``cuda_graph_fallback`` warning), as
+trtexec does.
+
+int8 (``bench.backends.tensorrt_int8``): by default explicit quantization, a Q/DQ ONNX file made by
+ONNX Runtime's static quantizer and built as a strongly typed network (no precision flag); or
+TensorRT's entropy calibrator (``backend.int8_method=calibrator``, TensorRT 10 only, deprecated).
+TensorRT 11 removed the weak-typing builder flags (FP16, BF16, INT8) and calibrators: fp32, tf32 and
+Q/DQ int8 build with either major version; fp16, bf16 and calibrator int8 need TensorRT 10, and
+``available`` says so.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import sys
 from pathlib import Path
-from typing import Any, NamedTuple, Optional, Sequence
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 from bench.backends.artifacts import Artifact, cached_artifact, cached_onnx, describe_conversion
 from bench.backends.base import Availability, Backend, PrepareContext, Session, lowest_precision
+from bench.backends.tensorrt_int8 import (
+    INT8_METHODS, QDQ_SETTINGS, calibration_batches, calibration_digest, calibration_files, calibration_samples,
+    entropy_calibrator, qdq_nodes, quantize_qdq, quantizer_version, workload_calibration,
+)
 from bench.system.cuda_libs import gpu_install_command
 
-__all__ = ["TensorRTBackend", "TensorRTSession", "profile_shapes", "engine_key_parts", "calibration_files",
-           "calibration_digest", "calibration_batches", "layer_precisions", "ran_precision", "PRECISION_FLAGS",
-           "INSTALL_TENSORRT"]
+__all__ = ["TensorRTBackend", "TensorRTSession", "profile_shapes", "engine_key_parts", "tensorrt_distribution",
+           "calibration_files", "calibration_digest", "calibration_batches", "layer_precisions", "ran_precision",
+           "PRECISION_FLAGS", "INSTALL_TENSORRT", "CALIBRATOR_DEPRECATED"]
 
 # The extra of this machine's PyTorch CUDA major (gpu-cu12 or gpu-cu13), read from torch/version.py.
 INSTALL_TENSORRT = f"{gpu_install_command()}  (TensorRT 10: tensorrt-cuNN>=10,<11)"
 _INSTALL_CUDA_TORCH = "install a CUDA build of PyTorch for your driver (pytorch.org, 'Get started'), then rerun"
-# The builder flag each reduced precision needs. TensorRT sets TF32 by default: precision=fp32 clears
-# it (IEEE fp32 products), precision=tf32 keeps it.
+# The builder flag each reduced precision needs in a weakly typed network. TensorRT sets TF32 by
+# default: precision=fp32 clears it (IEEE fp32 products), precision=tf32 keeps it. int8 takes the
+# INT8 flag only with the calibrator (int8_method=calibrator); a Q/DQ network is strongly typed.
 PRECISION_FLAGS = {"tf32": "TF32", "fp16": "FP16", "bf16": "BF16", "int8": "INT8"}
 _MIB = 1024 * 1024
+CALIBRATOR_DEPRECATED = ("IInt8EntropyCalibrator2 (implicit quantization) is deprecated since TensorRT 10.1 and "
+                         "removed in 11: backend.int8_method=qdq is the supported int8")
 
 
 # ---------------------------------------------------------------- pure parts (tested without a GPU)
@@ -61,19 +79,51 @@ def profile_shapes(sample_shape: Sequence[int], batch: int, max_batch_size: int,
 
 def engine_key_parts(settings: Any, shapes: Sequence[tuple[tuple[int, ...], ...]], onnx_key: str,
                      trt_version: str, gpu_name: str, capability: tuple[int, int],
-                     calibration: Optional[str] = None) -> dict[str, Any]:
-    """What determines an engine, besides the model (cached_artifact adds the model key)."""
+                     calibration: Optional[str] = None, package: Optional[str] = None) -> dict[str, Any]:
+    """What determines an engine, besides the model (cached_artifact adds the model key). ``onnx_key``
+    is the key of the ONNX file built from (the Q/DQ file's under int8_method=qdq); ``package`` the
+    distribution that provides the imported tensorrt module (tensorrt_distribution)."""
     return {
         "onnx": onnx_key,
         "precision": settings.precision,
+        "int8_method": getattr(settings, "int8_method", "qdq") if settings.precision == "int8" else None,
         "profile": [[list(s) for s in triple] for triple in shapes],
         "workspace_mib": int(settings.workspace_mib),
         "optimization_level": int(settings.optimization_level),
         "calibration": calibration,
         "tensorrt": trt_version,
+        "tensorrt_package": package,
         "gpu": gpu_name,
         "compute_capability": f"{capability[0]}.{capability[1]}",
     }
+
+
+def tensorrt_distribution(module: Any) -> str:
+    """``name==version`` of the installed distribution whose files hold ``module`` (the imported
+    ``tensorrt``: tensorrt, tensorrt-cu12, tensorrt_cu12_bindings, tensorrt-cu13, ... ship the same
+    module name, built against different CUDA majors), read from its ``__file__``; the only
+    candidate packages_distributions() names when the file is not listed; else "unknown"."""
+    from importlib import metadata
+
+    top = str(getattr(module, "__name__", "tensorrt")).partition(".")[0]
+    candidates = list(dict.fromkeys(metadata.packages_distributions().get(top, [])))
+    origin = getattr(module, "__file__", None)
+    if origin:
+        resolved = Path(origin).resolve()
+        for name in candidates:
+            try:
+                dist = metadata.distribution(name)
+            except metadata.PackageNotFoundError:
+                continue
+            for entry in dist.files or []:
+                if entry.name == resolved.name and Path(str(dist.locate_file(entry))).resolve() == resolved:
+                    return f"{dist.metadata['Name']}=={dist.version}"
+    if len(candidates) == 1:
+        try:
+            return f"{candidates[0]}=={metadata.version(candidates[0])}"
+        except metadata.PackageNotFoundError:
+            pass
+    return "unknown"
 
 
 # The engine inspector's "Format/Datatype" of a tensor: the data type's short name without an execution
@@ -116,42 +166,6 @@ def ran_precision(counts: dict[str, int], tf32_allowed: bool) -> dict[str, Any]:
     return out
 
 
-def calibration_files(folder: str | Path) -> list[Path]:
-    """The calibration tensors: ``*.npy`` files, in name order."""
-    return sorted(p for p in Path(folder).expanduser().glob("*.npy") if p.is_file())
-
-
-def calibration_digest(files: Sequence[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.name.encode() + b"\0")
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:32]
-
-
-def calibration_batches(files: Sequence[Path], sample_shape: Sequence[int], batch: int) -> list[Any]:
-    """Full batches of float32 samples from .npy files, each one sample (the input's shape without
-    the batch) or a stack of them. A trailing partial batch is dropped: the engine calibrates at
-    one batch size."""
-    import numpy as np
-
-    sample_shape = tuple(int(d) for d in sample_shape)
-    samples = []
-    for path in files:
-        array = np.load(path, allow_pickle=False)
-        if array.shape == sample_shape:
-            array = array[None]
-        if array.shape[1:] != sample_shape:
-            raise ValueError(f"calibration file {path} has shape {list(array.shape)}; expected one input "
-                             f"{list(sample_shape)} or a stack [N, {', '.join(map(str, sample_shape))}], "
-                             "preprocessed exactly as the workload's input")
-        samples.append(array.astype(np.float32, copy=False))
-    stacked = np.concatenate(samples) if samples else np.zeros((0, *sample_shape), np.float32)
-    if len(stacked) < batch:
-        raise ValueError(f"calibration needs at least one batch of {batch} samples; the files hold {len(stacked)}")
-    return [np.ascontiguousarray(stacked[i:i + batch]) for i in range(0, len(stacked) - batch + 1, batch)]
-
-
 # ---------------------------------------------------------------- TensorRT objects (not yet run on a GPU)
 
 
@@ -169,35 +183,6 @@ def _logger(trt: Any) -> Any:
                 sys.stderr.write(f"[TensorRT] {severity}: {msg}\n")
 
     return _Logger()
-
-
-def _calibrator(trt: Any, torch: Any, batches: list[Any], device: Any, cache: Path) -> Any:
-    """IInt8EntropyCalibrator2 over host batches, copied one at a time into one device buffer."""
-
-    class _EntropyCalibrator(trt.IInt8EntropyCalibrator2):
-        def __init__(self) -> None:
-            trt.IInt8EntropyCalibrator2.__init__(self)  # the bindings require the base constructor
-            self.index = 0
-            self.buffer = torch.empty(batches[0].shape, dtype=torch.float32, device=device)
-
-        def get_batch_size(self) -> int:  # ignored for explicit-batch networks (the profile decides)
-            return int(batches[0].shape[0])
-
-        def get_batch(self, names: list[str]) -> Optional[list[int]]:
-            if self.index >= len(batches):
-                return None
-            self.buffer.copy_(torch.from_numpy(batches[self.index]))
-            torch.cuda.synchronize(device)
-            self.index += 1
-            return [int(self.buffer.data_ptr())]
-
-        def read_calibration_cache(self) -> Optional[bytes]:
-            return cache.read_bytes() if cache.is_file() else None
-
-        def write_calibration_cache(self, data: Any) -> None:
-            cache.write_bytes(bytes(data))
-
-    return _EntropyCalibrator()
 
 
 def _torch_dtype(trt: Any, torch: Any, dtype: Any) -> Any:
@@ -229,6 +214,9 @@ class _Bound(NamedTuple):
 class TensorRTSession(Session):
     """One engine and execution context on one stream. Not yet run on a GPU."""
 
+    use_graph: bool = False
+    graph_error: Optional[str] = None  # why the last capture failed (then plain launches run)
+
     def __init__(self, trt: Any, torch: Any, runtime: Any, engine: Any, logger: Any, device: Any,
                  cuda_graph: bool, info: dict[str, Any]) -> None:
         self._trt, self._torch = trt, torch
@@ -243,6 +231,7 @@ class TensorRTSession(Session):
         self.output_names = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
         self.use_graph = cuda_graph
         self.graph: Any = None
+        self.graph_error = None
         self.bound: Optional[_Bound] = None
         self.info = info
 
@@ -262,7 +251,9 @@ class TensorRTSession(Session):
                 if not self.context.set_input_shape(name, tuple(buffer.shape)):
                     raise ValueError(f"input {name} of shape {list(buffer.shape)} is outside the engine's profile "
                                      f"{[list(d) for d in self.engine.get_tensor_profile_shape(name, 0)]}")
-                self.context.set_tensor_address(name, buffer.data_ptr())
+                if not self.context.set_tensor_address(name, buffer.data_ptr()):
+                    raise RuntimeError(f"TensorRT refused the address of input {name}: "
+                                       + "; ".join(self.logger.messages[-3:]))
                 ins.append(buffer)
             outs = []
             for name in self.output_names:
@@ -271,21 +262,44 @@ class TensorRTSession(Session):
                     raise RuntimeError(f"output {name} has a data-dependent shape {list(shape)}: not supported")
                 out = torch.empty(shape, dtype=_torch_dtype(self._trt, torch, self.engine.get_tensor_dtype(name)),
                                   device=self.device)
-                self.context.set_tensor_address(name, out.data_ptr())
+                if not self.context.set_tensor_address(name, out.data_ptr()):
+                    raise RuntimeError(f"TensorRT refused the address of output {name}: "
+                                       + "; ".join(self.logger.messages[-3:]))
                 outs.append(out)
             # The copies ran on the current stream; TensorRT runs on ours.
             torch.cuda.current_stream(self.device).synchronize()
             self.graph = None
             if self.use_graph:
-                # One plain run first lets TensorRT finish its deferred work, which a capture must not contain.
-                self._execute()
-                self.stream.synchronize()
-                graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph, stream=self.stream):
-                    self._execute()
-                self.graph = graph
+                self._capture()
         self.bound = _Bound(tuple(ins), tuple(outs))
         return self.bound
+
+    def _capture(self) -> None:
+        """Capture one inference in a CUDA graph; on failure fall back to plain launches and keep why."""
+        torch = self._torch
+        # One plain run first lets TensorRT finish its deferred work, which a capture must not contain.
+        self._execute()
+        self.stream.synchronize()
+        graph = torch.cuda.CUDAGraph()
+        current = torch.cuda.current_stream(self.device)
+        try:
+            # thread_local: only CUDA calls of this thread can invalidate the capture; the worker's
+            # sensor threads keep running during it (PyTorch's capture_error_mode, documented values
+            # "global", "thread_local", "relaxed").
+            with torch.cuda.graph(graph, stream=self.stream, capture_error_mode="thread_local"):
+                self._execute()
+        except Exception as exc:  # noqa: BLE001 - any failed capture falls back, as trtexec does
+            # Leaving the with-block ended the capture (torch.cuda.graph's exit calls capture_end,
+            # whose own error is the one seen here when the capture was invalidated). When
+            # capture_end raises, that exit never restores the stream it made current: restored here.
+            # The graph is dropped; the context is unchanged, so plain launches run on, checked once.
+            torch.cuda.set_stream(current)
+            self.graph, self.graph_error = None, f"{type(exc).__name__}: {exc}".strip()[:500]
+            self.stream.synchronize()
+            self._execute()
+            self.stream.synchronize()
+            return
+        self.graph, self.graph_error = graph, None
 
     def run(self, inputs: Any) -> Any:
         if inputs is not self.bound:
@@ -330,7 +344,10 @@ class TensorRTSession(Session):
                          **ran_precision(layers, tf32_allowed=self.info.get("precision") != "fp32")}
         except Exception as exc:  # noqa: BLE001 - the report is not worth failing a run for; no ran_precision then
             precision = {"layer_precisions": {"error": f"{type(exc).__name__}: {exc}"}}
-        return {**self.info, "io": io, "profile_min_opt_max": profile, "cuda_graph": self.graph is not None,
+        graph: dict[str, Any] = {"cuda_graph": self.graph is not None}
+        if self.use_graph and self.graph_error:
+            graph["cuda_graph_error"] = self.graph_error  # asked for, capture failed: plain launches measured
+        return {**self.info, "io": io, "profile_min_opt_max": profile, **graph,
                 **precision, "build_warnings": self.logger.messages[-10:]}
 
 
@@ -359,30 +376,52 @@ class TensorRTBackend(Backend):
                                 "set backend.optimization_level=3 (TensorRT's default)")
         if s.max_batch is not None and int(s.max_batch) < 1:
             return Availability(False, f"backend.max_batch={s.max_batch} must be >= 1 or null", "e.g. 16, or null")
+        method = str(getattr(s, "int8_method", "qdq"))
         if s.precision == "int8":
-            if not s.int8_calibration:
-                return Availability(False, "precision=int8 needs calibration data and backend.int8_calibration is null",
+            if method not in INT8_METHODS:
+                return Availability(False, f"backend.int8_method={method!r} is not one of {', '.join(INT8_METHODS)}",
+                                    "set backend.int8_method=qdq (explicit quantization, the default)")
+            if method == "calibrator" and not s.int8_calibration:
+                return Availability(False, "precision=int8 with int8_method=calibrator needs calibration data and "
+                                    "backend.int8_calibration is null",
                                     "set backend.int8_calibration=FOLDER of .npy input tensors (preprocessed as "
-                                    "the workload's input), or use backend.precision=fp16")
-            if not calibration_files(s.int8_calibration):
+                                    "the workload's input), or use backend.int8_method=qdq (calibrates on the "
+                                    "workload's own inputs), or backend.precision=fp16")
+            if s.int8_calibration and not calibration_files(s.int8_calibration):
                 return Availability(False, f"backend.int8_calibration={s.int8_calibration!r} holds no .npy files",
-                                    "save preprocessed input tensors there with numpy.save (one sample or a stack)")
+                                    "save preprocessed input tensors there with numpy.save (one sample or a stack), "
+                                    "or set backend.int8_calibration=null to calibrate on the workload's inputs")
+        qdq = s.precision == "int8" and method == "qdq"
         try:
             import tensorrt as trt
         except Exception as exc:  # noqa: BLE001 - ImportError, or OSError when its libraries fail to load
             what = "is not installed" if isinstance(exc, ImportError) else f"fails to load ({exc})"
             return Availability(False, f"the TensorRT Python package {what}", INSTALL_TENSORRT)
         version = str(getattr(trt, "__version__", "0"))
-        if int(version.split(".")[0] or 0) < 10:
+        major = int(version.split(".")[0] or 0)
+        if major < 10:
             return Availability(False, f"TensorRT {version} is older than 10, whose API this backend uses",
                                 INSTALL_TENSORRT)
-        flag = PRECISION_FLAGS.get(s.precision)
+        no_calibrators = major >= 11 or not hasattr(trt, "IInt8EntropyCalibrator2")
+        if s.precision == "int8" and method == "calibrator" and no_calibrators:
+            return Availability(False, f"TensorRT {version} has no INT8 calibrators (backend.int8_method=calibrator "
+                                "needs IInt8EntropyCalibrator2, removed in TensorRT 11)",
+                                "use backend.int8_method=qdq (explicit quantization), or "
+                                "pip install 'tensorrt>=10,<11'")
+        flag = None if qdq else PRECISION_FLAGS.get(s.precision)
         if flag and not hasattr(trt.BuilderFlag, flag):
             return Availability(False, f"TensorRT {version} has no BuilderFlag.{flag} (TensorRT 11 removed weak "
                                 f"typing), so precision={s.precision} cannot be built from the fp32 export",
                                 "pip install 'tensorrt>=10,<11', or use backend.precision=fp32")
-        if s.precision == "int8" and not hasattr(trt, "IInt8EntropyCalibrator2"):
-            return Availability(False, f"TensorRT {version} has no INT8 calibrators", "pip install 'tensorrt>=10,<11'")
+        if qdq:
+            if not hasattr(getattr(trt, "NetworkDefinitionCreationFlag", None), "STRONGLY_TYPED"):
+                return Availability(False, f"TensorRT {version} has no strongly typed networks, which "
+                                    "int8_method=qdq builds", "pip install 'tensorrt>=10'")
+            from importlib.util import find_spec
+
+            if find_spec("onnxruntime") is None:  # found, not imported: the parent stays light
+                return Availability(False, "backend.int8_method=qdq quantizes with ONNX Runtime's quantization tools "
+                                    "and onnxruntime is not installed", "pip install onnxruntime (or onnxruntime-gpu)")
         import torch
 
         if torch.version.cuda is None:
@@ -403,16 +442,32 @@ class TensorRTBackend(Backend):
         device = torch.device("cuda", index)
         torch.cuda.set_device(device)  # TensorRT builds and runs on the current CUDA device
         onnx_path, onnx_artifact = cached_onnx(model, example_inputs, context)
+        stages: dict[str, Optional[Artifact]] = {"onnx": onnx_artifact}
         shapes = [profile_shapes(t.shape[1:], int(t.shape[0]), context.max_batch_size, s.max_batch)
                   for t in example_inputs]
-        files = calibration_files(s.int8_calibration) if s.precision == "int8" else []
-        digest = calibration_digest(files) if files else None
-        parts = engine_key_parts(s, shapes, onnx_artifact.key, trt.__version__, torch.cuda.get_device_name(index),
-                                 torch.cuda.get_device_capability(index), digest)
+        strongly_typed = s.precision == "int8" and s.int8_method == "qdq"
+        files: list[Path] = []
+        int8: Optional[dict[str, Any]] = None
+        build_from, build_key = onnx_path, onnx_artifact.key
+        if strongly_typed and qdq_nodes(onnx_path):
+            # A user's file that is quantized already (QAT, ModelOpt): built as it is, never quantized twice.
+            int8 = {"method": "qdq", "source": "the ONNX file's own Q/DQ nodes", "digest": None,
+                    **qdq_nodes(onnx_path)}
+        elif strongly_typed:
+            build_from, qdq_artifact, int8 = self._qdq(onnx_path, onnx_artifact, example_inputs, context)
+            stages["qdq"], build_key = qdq_artifact, qdq_artifact.key
+        elif s.precision == "int8":
+            files = calibration_files(s.int8_calibration)
+            int8 = {"method": "calibrator", "deprecated": CALIBRATOR_DEPRECATED, "source": "folder",
+                    "folder": str(s.int8_calibration), "files": len(files), "digest": calibration_digest(files)}
+        package = tensorrt_distribution(trt)
+        parts = engine_key_parts(s, shapes, build_key, trt.__version__, torch.cuda.get_device_name(index),
+                                 torch.cuda.get_device_capability(index), int8["digest"] if int8 else None,
+                                 package=package)
         logger = _logger(trt)
 
         def build(folder: Path) -> None:
-            self._build(trt, torch, logger, onnx_path, shapes, files, device, folder)
+            self._build(trt, torch, logger, build_from, shapes, files, device, folder)
 
         engine_artifact: Artifact = cached_artifact("tensorrt", context, parts, build)
         runtime = trt.Runtime(logger)
@@ -420,23 +475,69 @@ class TensorRTBackend(Backend):
         if engine is None:
             raise RuntimeError("TensorRT could not deserialize the cached engine: " + "; ".join(logger.messages[-5:]))
         info = {
-            "tensorrt_version": trt.__version__, "torch_version": torch.__version__, "cuda_version": torch.version.cuda,
-            "device": str(device), "gpu_name": parts["gpu"], "compute_capability": parts["compute_capability"],
-            "precision": s.precision, "builder_flag": PRECISION_FLAGS.get(s.precision),
+            "tensorrt_version": trt.__version__, "tensorrt_package": package, "torch_version": torch.__version__,
+            "cuda_version": torch.version.cuda, "device": str(device), "gpu_name": parts["gpu"],
+            "compute_capability": parts["compute_capability"], "precision": s.precision,
+            "builder_flag": None if strongly_typed else PRECISION_FLAGS.get(s.precision),
+            "strongly_typed": strongly_typed,
             "workspace_mib": int(s.workspace_mib), "optimization_level": int(s.optimization_level),
-            "int8_calibration": ({"folder": s.int8_calibration, "files": len(files), "digest": digest}
-                                 if files else None),
+            "int8": int8,
             "engine_mib": (engine_artifact.path / "model.engine").stat().st_size / _MIB,
-            "conversion": describe_conversion({"onnx": onnx_artifact, "engine": engine_artifact}),
+            "conversion": describe_conversion({**stages, "engine": engine_artifact}),
         }
         return TensorRTSession(trt, torch, runtime, engine, logger, device, bool(s.cuda_graph), info)
+
+    def _qdq(self, onnx_path: Path, onnx_artifact: Artifact, example_inputs: Sequence[Any],
+             context: PrepareContext) -> tuple[Path, Artifact, dict[str, Any]]:
+        """The export's Q/DQ form, calibrated on the calibration data and cached: its path, its
+        artifact and what the record says of the int8 conversion (bench.backends.tensorrt_int8)."""
+        s = self.settings
+        produce: Callable[[], list[tuple[Any, ...]]]
+        if s.int8_calibration:
+            if len(example_inputs) != 1:
+                raise ValueError(f"backend.int8_calibration={s.int8_calibration!r}: a folder of .npy tensors "
+                                 f"calibrates a model with one input, this one has {len(example_inputs)}; set "
+                                 "backend.int8_calibration=null to calibrate on the workload's own inputs")
+            files = calibration_files(s.int8_calibration)
+            sample_shape, batch = tuple(example_inputs[0].shape[1:]), int(example_inputs[0].shape[0])
+            info: dict[str, Any] = {"source": "folder", "folder": str(s.int8_calibration), "files": len(files),
+                                    "digest": calibration_digest(files)}
+
+            def produce() -> list[tuple[Any, ...]]:
+                samples = calibration_samples(files, sample_shape)
+                if not len(samples):
+                    raise ValueError(f"backend.int8_calibration={s.int8_calibration!r}: the .npy files hold no sample")
+                step = min(batch, len(samples))  # batches of the size measured; a partial last one dropped
+                return [(samples[i:i + step],) for i in range(0, len(samples) - step + 1, step)]
+        else:
+            info, produce = workload_calibration(example_inputs, context.calibration_inputs)
+        parts = {"onnx": onnx_artifact.key, "calibration": info["digest"], "quantizer": quantizer_version(),
+                 "settings": QDQ_SETTINGS,
+                 "calibration_source": {k: info.get(k) for k in ("source", "batches", "samples", "files")}}
+
+        def build(folder: Path) -> None:
+            nodes = quantize_qdq(onnx_path, folder / "model.onnx", produce())
+            (folder / "qdq.json").write_text(json.dumps(nodes))
+
+        artifact = cached_artifact("onnx-qdq", context, parts, build)
+        nodes = json.loads((artifact.path / "qdq.json").read_text())
+        return artifact.path / "model.onnx", artifact, {"method": "qdq", **info, "quantizer": parts["quantizer"],
+                                                        "quantizer_settings": QDQ_SETTINGS, **nodes}
 
     def _build(self, trt: Any, torch: Any, logger: Any, onnx_path: Path, shapes: list[Any], files: list[Path],
                device: Any, folder: Path) -> None:
         """ONNX file -> serialized engine in ``folder``. Not yet run on a GPU."""
         s = self.settings
+        # Q/DQ int8 builds a strongly typed network: its types come from the graph (int8 between each
+        # Q/DQ pair, fp32 elsewhere), and TensorRT's explicit-quantization guide says precision flags
+        # are then neither needed nor to be set (TensorRT refuses FP16/BF16/INT8 on such a network). A
+        # weakly typed TensorRT 10 network would need BuilderFlag.INT8 for its Q/DQ layers to run in
+        # int8; TensorRT 11 has strongly typed networks only, so this one path serves both.
+        strongly_typed = s.precision == "int8" and s.int8_method == "qdq"
         builder = trt.Builder(logger)
-        network = builder.create_network(0)  # explicit batch is the default (and only mode) in TensorRT 10
+        # Explicit batch is the default (and only mode) since TensorRT 10: no flag but strong typing.
+        flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if strongly_typed else 0
+        network = builder.create_network(flags)
         parser = trt.OnnxParser(network, logger)
         if not parser.parse_from_file(str(onnx_path)):  # from the file, so external weights are found
             errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
@@ -447,7 +548,7 @@ class TensorRTBackend(Backend):
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(s.workspace_mib) * _MIB)
         config.builder_optimization_level = int(s.optimization_level)
         config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # lets the inspector report layer types
-        flag = PRECISION_FLAGS.get(s.precision)
+        flag = None if strongly_typed else PRECISION_FLAGS.get(s.precision)
         if flag:
             config.set_flag(getattr(trt.BuilderFlag, flag))
         if s.precision == "fp32":
@@ -455,13 +556,16 @@ class TensorRTBackend(Backend):
         profile = builder.create_optimization_profile()
         for i, (low, opt, high) in enumerate(shapes):
             profile.set_shape(network.get_input(i).name, low, opt, high)
-        config.add_optimization_profile(profile)
-        if s.precision == "int8":
+        if config.add_optimization_profile(profile) < 0:
+            raise RuntimeError(f"TensorRT refused the optimisation profile {shapes}: "
+                               + "; ".join(logger.messages[-5:]))
+        calibrator = None
+        if s.precision == "int8" and not strongly_typed:
             if len(shapes) != 1:
                 raise RuntimeError("int8 calibration supports models with one input")
             batches = calibration_batches(files, shapes[0][1][1:], shapes[0][1][0])
             # Held in a local: it must outlive build_serialized_network, which calls back into it.
-            calibrator = _calibrator(trt, torch, batches, device, folder / "calibration.cache")
+            calibrator = entropy_calibrator(trt, torch, batches, device, folder / "calibration.cache")
             config.int8_calibrator = calibrator
             config.set_calibration_profile(profile)  # calibration runs at the profile's opt shape
         serialized = builder.build_serialized_network(network, config)
@@ -471,4 +575,4 @@ class TensorRTBackend(Backend):
             handle.write(serialized)
         inputs = [network.get_input(i).name for i in range(network.num_inputs)]
         (folder / "build.json").write_text(json.dumps({"warnings": logger.messages, "layers": network.num_layers,
-                                                       "inputs": inputs}, indent=1))
+                                                       "inputs": inputs, "strongly_typed": strongly_typed}, indent=1))

@@ -120,7 +120,11 @@ class TensorRTBackendConfig(BackendConfig):
     optimization_level: int = _f(3, help="builder optimisation level 0-5 (higher builds longer)")
     cuda_graph: bool = _f(False, help="capture one inference in a CUDA graph and replay it")
     int8_calibration: Optional[str] = _f(None, help="folder of .npy input tensors, preprocessed like the workload's "
-                                                    "input, for int8 calibration; needed for precision=int8")
+                                                    "input, for int8 calibration; null: the workload's own inputs "
+                                                    "(a bounded number of batches; int8_method=qdq only)")
+    int8_method: str = _f("qdq", help="int8: qdq (explicit quantization: a Q/DQ ONNX file calibrated by ONNX "
+                                      "Runtime's quantizer, built strongly typed; TensorRT 10 and 11) or calibrator "
+                                      "(TensorRT's entropy calibrator: deprecated, TensorRT 10 only)")
     max_batch: Optional[int] = _f(None, help="largest batch of the optimisation profile; null: the batch measured")
 
 

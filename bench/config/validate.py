@@ -15,8 +15,8 @@ from typing import Any, Optional
 from bench.config.schema import (INPUT_DTYPES, PRECISIONS, SCENARIOS, TAIL_PERCENTILES, BackendConfig,
                                  CompiledBackendConfig, Config, LoadScenarioConfig, ModelConfig,
                                  MultiStreamScenarioConfig, OpenVinoBackendConfig, OrtBackendConfig, ResultsConfig,
-                                 ScenarioConfig, ServerScenarioConfig, SweepConfig, TorchBackendConfig,
-                                 TrainingScenarioConfig, suite_options)
+                                 ScenarioConfig, ServerScenarioConfig, SweepConfig, TensorRTBackendConfig,
+                                 TorchBackendConfig, TrainingScenarioConfig, suite_options)
 from bench.errors import ConfigError
 from bench.plugins import load_suite, resolve, search_dirs, suite_option_error
 from bench.results.urls import check_url, mask_url, sqlite_file
@@ -122,6 +122,8 @@ def validate(cfg: Config) -> Config:
         _choice(be, "source", ("onnx", "convert_model"))
         _choice(be, "hint", ("auto", "latency", "throughput"))
         _optional_counts(be, ("num_requests", "threads"))
+    if isinstance(be, TensorRTBackendConfig):
+        _choice(be, "int8_method", ("qdq", "calibrator"))
     if isinstance(be, OrtBackendConfig):
         _choice(be, "graph_optimization", ("disable", "basic", "extended", "all"))
         _optional_counts(be, ("intra_op_threads", "inter_op_threads"))

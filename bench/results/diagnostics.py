@@ -40,6 +40,7 @@ class Code(str, Enum):
     ENGINE_LAG = "engine_lag"
     PRECISION_MISMATCH = "precision_mismatch"
     CPU_NODES = "cpu_nodes"
+    CUDA_GRAPH_FALLBACK = "cuda_graph_fallback"
 
 
 THRESHOLDS = {
@@ -153,6 +154,7 @@ def diagnose(
     if backend:
         out.extend(_precision_warnings(backend))
         out.extend(_cpu_node_warnings(backend))
+        out.extend(_cuda_graph_warnings(backend))
     return out
 
 
@@ -254,6 +256,21 @@ def _cpu_node_warnings(backend: dict[str, Any]) -> list[BenchWarning]:
         "the figures are of this mixed placement; backend.allow_cpu_nodes=false makes it an error. ONNX Runtime "
         "keeps small shape computations (Shape, Gather, Concat on shapes) on the CPU on purpose; other ops may "
         "have GPU kernels in a newer onnxruntime-gpu, with another export opset, or on backend=tensorrt")]
+
+
+def _cuda_graph_warnings(backend: dict[str, Any]) -> list[BenchWarning]:
+    """A CUDA graph asked for whose capture failed: the session measured plain launches instead (as
+    trtexec falls back), and its effective settings say why (``cuda_graph_error``). No threshold:
+    it happened or it did not."""
+    effective = backend.get("effective") or {}
+    error = effective.get("cuda_graph_error")
+    if not error or effective.get("cuda_graph"):
+        return []
+    return [BenchWarning(
+        Code.CUDA_GRAPH_FALLBACK,
+        f"the CUDA graph capture failed ({error}): measured without a graph, one launch per inference",
+        "the figures include each launch's CPU cost: compare them with backend.cuda_graph=false runs, not with "
+        "graph replays, or fix what the error names (a layer or plugin that cannot be captured)")]
 
 
 def _load_warnings(metrics: dict[str, Any], measured: dict[str, Any]) -> list[BenchWarning]:

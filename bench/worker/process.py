@@ -175,6 +175,8 @@ def run_item(item: ItemRequest, emit: Callable[[Message], None]) -> dict[str, An
         scenario=item.scenario.name, batch_size=batch_size, max_batch_size=item.max_batch_size,
         cache_dir=item.cache.dir, cache_enabled=item.cache.enabled,
         model_key=model_key(item.suite.catalog, seed, options, workload, inputs), onnx_path=instance.onnx_path,
+        # Drawn only by a backend that calibrates on the workload's inputs (and only on a cache miss).
+        calibration_inputs=lambda i: suite.make(workload, batch_size, seed + 1 + i, options).inputs,
     )
     session = backend.prepare(model, inputs, context)
     # The session's threads and streams (a CUDA stream pool's watchers) end with the item, also when

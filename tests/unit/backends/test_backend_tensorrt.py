@@ -90,16 +90,21 @@ def test_tensorrt_older_than_10_is_refused(monkeypatch):
     assert not answer.ok and "older than 10" in answer.reason
 
 
-def test_int8_without_calibration_is_refused_with_the_fix(monkeypatch, tmp_path):
+def test_int8_calibrator_without_calibration_is_refused_with_the_fix(monkeypatch, tmp_path):
+    """The calibrator needs a folder; Q/DQ (the default) calibrates on the workload's inputs without one."""
     no_tensorrt(monkeypatch)  # refused for the settings, before looking for the library
-    answer = TensorRTBackend.available(settings(precision="int8"))
+    answer = TensorRTBackend.available(settings(precision="int8", int8_method="calibrator"))
     assert not answer.ok and "int8_calibration is null" in answer.reason
     assert "backend.int8_calibration=" in answer.install and "precision=fp16" in answer.install
-    empty = TensorRTBackend.available(settings(precision="int8", int8_calibration=str(tmp_path)))
-    assert not empty.ok and "no .npy files" in empty.reason
+    for method in ("calibrator", "qdq"):
+        empty = TensorRTBackend.available(settings(precision="int8", int8_method=method, int8_calibration=str(tmp_path)))
+        assert not empty.ok and "no .npy files" in empty.reason
     np.save(tmp_path / "a.npy", np.zeros((3, 8, 8), np.float32))
-    with_data = TensorRTBackend.available(settings(precision="int8", int8_calibration=str(tmp_path)))
+    with_data = TensorRTBackend.available(settings(precision="int8", int8_method="calibrator",
+                                                   int8_calibration=str(tmp_path)))
     assert not with_data.ok and "not installed" in with_data.reason  # the settings are fine now
+    qdq = TensorRTBackend.available(settings(precision="int8"))
+    assert not qdq.ok and "not installed" in qdq.reason
 
 
 @pytest.mark.parametrize("kw, words", [

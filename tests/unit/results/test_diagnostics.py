@@ -73,8 +73,8 @@ def ran(asked, ran_precision, **effective):
 
 
 def test_new_codes_come_last_in_the_order_they_were_added():
-    assert list(Code)[-2:] == [Code.PRECISION_MISMATCH, Code.CPU_NODES]
-    assert (Code.PRECISION_MISMATCH.value, Code.CPU_NODES.value) == ("precision_mismatch", "cpu_nodes")
+    assert list(Code)[-3:] == [Code.PRECISION_MISMATCH, Code.CPU_NODES, Code.CUDA_GRAPH_FALLBACK]
+    assert [c.value for c in list(Code)[-3:]] == ["precision_mismatch", "cpu_nodes", "cuda_graph_fallback"]
 
 
 def test_precision_agreeing_or_not_reported_gives_no_warning():

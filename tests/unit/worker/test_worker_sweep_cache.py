@@ -85,3 +85,31 @@ def test_another_model_is_not_served_the_sweeps_export(tmp_path):
     with pytest.raises(ValueError, match="MAX_BATCH"):
         cached_onnx(model, x(1), PrepareContext(batch_size=1, max_batch_size=10**6, cache_dir=str(tmp_path),
                                                 model_key=key(1)))
+
+
+def test_the_worker_lets_a_backend_draw_more_of_the_workloads_inputs(tmp_path, monkeypatch):
+    """PrepareContext.calibration_inputs(i): the workload's inputs at the batch measured, drawn as the
+    measured ones are, with seed suite.seed + 1 + i (what TensorRT's Q/DQ int8 calibrates on)."""
+    import torch
+
+    from bench.backends.onnxruntime_backend import OrtBackend
+    from bench.suites.base import load_suite
+    from bench.worker.process import run_item
+
+    cfg = to_config(compose(["suite=fake", "backend=onnxruntime", "batch_size=3", "suite.seed=5",
+                             f"results.dir={tmp_path / 'results'}", f"cache.dir={tmp_path / 'cache'}", *SHORT],
+                            config_dirs=[str(ROOT / "tests" / "conf")]))
+    seen = {}
+    real_prepare = OrtBackend.prepare
+
+    def recording_prepare(self, model, example_inputs, context):
+        seen["measured"], seen["more"] = example_inputs, [context.calibration_inputs(i) for i in range(2)]
+        return real_prepare(self, model, example_inputs, context)
+
+    monkeypatch.setattr(OrtBackend, "prepare", recording_prepare)
+    run_item(decode(ItemRequest.from_config(cfg, "tiny", 3, "run1").to_wire()), lambda event: None)
+    suite = load_suite("tests.fakes:SUITE")
+    for i, drawn in enumerate(seen["more"]):
+        expected = suite.make(suite.get("tiny"), 3, 5 + 1 + i, {}).inputs
+        assert len(drawn) == len(expected) and all(torch.equal(a, b) for a, b in zip(drawn, expected))
+        assert drawn[0].shape == seen["measured"][0].shape and not torch.equal(drawn[0], seen["measured"][0])
