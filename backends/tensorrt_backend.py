@@ -294,7 +294,12 @@ class TensorRTSession(Session):
             # capture_end raises, that exit never restores the stream it made current: restored here.
             # The graph is dropped; the context is unchanged, so plain launches run on, checked once.
             torch.cuda.set_stream(current)
-            self.graph, self.graph_error = None, f"{type(exc).__name__}: {exc}".strip()[:500]
+            # When capture_end's error masks the body's, the body's (the cause) is kept as its context.
+            cause = exc.__context__ if exc.__context__ is not None and exc.__cause__ is None else None
+            error = f"{type(exc).__name__}: {exc}".strip()
+            if cause is not None:
+                error = f"{type(cause).__name__}: {cause}; then {error}"
+            self.graph, self.graph_error = None, error[:500]
             self.stream.synchronize()
             self._execute()
             self.stream.synchronize()

@@ -543,7 +543,7 @@ class IExecutionContext:
             if capture["stream"] != stream_handle and capture["mode"] != "relaxed":
                 self._error("execute_async_v3 on a stream other than the one being captured")
                 return False
-            if self.gpu.capture_fault == "execute":
+            if self.gpu.capture_fault in ("execute", "both"):
                 self._error("enqueue: operation not permitted when stream is capturing")
                 return False
             capture["graph"].work.append(self._run)
@@ -708,7 +708,7 @@ def install(monkeypatch: Any, version: str = "10.13.0.35", gpu: Optional[FakeGpu
 
         def __exit__(self, *exc: Any) -> None:
             gpu.capture = None  # capture_end: the stream leaves capture mode whatever happened
-            if gpu.capture_fault == "end":
+            if gpu.capture_fault in ("end", "both"):
                 # As torch's exit: capture_end raises before the stream context is exited.
                 raise RuntimeError("CUDA error: operation failed due to a previous error during capture")
             self.cuda_graph.captured = True

@@ -230,7 +230,10 @@ def test_the_cuda_graph_is_captured_thread_local_and_replayed(trt, tmp_path, onn
 
 
 @pytest.mark.parametrize("fault, words", [("execute", "execute_async_v3 failed"),
-                                          ("end", "previous error during capture")])
+                                          ("end", "previous error during capture"),
+                                          # capture_end's error raised over the body's: both are kept
+                                          ("both", "execute_async_v3 failed: 1: enqueue: operation not permitted "
+                                                   "when stream is capturing; then RuntimeError: CUDA error")])
 def test_a_failed_capture_falls_back_to_plain_launches_and_says_why(trt, tmp_path, onnx_file, fault, words):
     trt.gpu.capture_fault = fault
     session = prepare(settings(cuda_graph=True), tmp_path, onnx_file)
