@@ -19,12 +19,13 @@ Why not a worker thread behind a queue (the first design): LoadGen's Python bind
 every IssueQuery, and an eager PyTorch launch holds the GIL between its kernel launches (hundreds of
 short releases per batch), so each arrival handed the GIL over in the middle of a launch, and the
 launch waited for it to come back (a thread switch, longer on a busy host). On an NVIDIA H200 (STFPM,
-eager CUDA) LoadGen's Server at 300 queries/s reported p50 16.4 ms, p99 38.8 ms (INVALID)
-where bench's own engine measured p50 3.9 ms, p99 17.4 ms at 295/s: near saturation a little more
-service time per query is a lot more queueing. The mechanism is reproduced on the CPU (benchmarks/test_loadgen_vs_server.py,
-figures in docs/architecture.md); the fix is not yet run on a GPU, so whether it closes all of that gap is open. Measured before that, on a CPU
-model that releases the GIL throughout, the thread's hand-off cost less than the machine's noise
-(SingleStream, 0.5 ms inference: mean 598-609 us through the thread, 597-604 us run inline).
+eager CUDA) LoadGen's Server at 300 queries/s reported p50 16.4 ms, p99 38.8 ms (INVALID) where
+bench's own engine measured p50 3.9 ms, p99 17.4 ms at 295/s: near saturation a little more service
+time per query is a lot more queueing. The mechanism is reproduced on the CPU
+(benchmarks/test_loadgen_vs_server.py, figures in docs/architecture.md); the fix is not yet run on a
+GPU, so whether it closes all of that gap is open. Measured before that, on a CPU model that releases
+the GIL throughout, the thread's hand-off cost less than the machine's noise (SingleStream, 0.5 ms
+inference: mean 598-609 us through the thread, 597-604 us run inline).
 
 What LoadGen does that a caller must know:
 - Offline issues a single query of max(min_query_count, 1.1 x min_duration x expected qps) samples;
