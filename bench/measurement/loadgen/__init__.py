@@ -21,9 +21,9 @@ short releases per batch), so each arrival handed the GIL over in the middle of 
 launch waited for it to come back (a thread switch, longer on a busy host). On an NVIDIA H200 (STFPM,
 eager CUDA) LoadGen's Server at 300 queries/s reported p50 16.4 ms, p99 38.8 ms (INVALID) where
 bench's own engine measured p50 3.9 ms, p99 17.4 ms at 295/s: near saturation a little more service
-time per query is a lot more queueing. The mechanism is reproduced on the CPU
-(benchmarks/test_loadgen_vs_server.py, figures in docs/architecture.md); the fix is not yet run on a
-GPU, so whether it closes all of that gap is open. Measured before that, on a CPU model that releases
+time per query is a lot more queueing. The mechanism is reproduced on the CPU, where a busy host
+magnifies it and a quiet one hides it in the noise (benchmarks/test_loadgen_vs_server.py, figures in
+docs/architecture.md); the fix is not yet run on a GPU, so whether it closes all of that gap is open. Measured before that, on a CPU model that releases
 the GIL throughout, the thread's hand-off cost less than the machine's noise (SingleStream, 0.5 ms
 inference: mean 598-609 us through the thread, 597-604 us run inline).
 
