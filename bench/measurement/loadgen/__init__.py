@@ -4,15 +4,28 @@ bench's own loop (bench.measurement.loop) times a backend back to back. LoadGen 
 scenario (one query at a time, 8-sample queries, Poisson arrivals, or one huge query) and judges the
 run against MLPerf's rules; its summary log is the result, parsed here into numbers.
 
-The system under test is one worker thread in front of ``run_batch``. Every scenario goes through it:
-``issue_query`` only queues the samples and returns, so LoadGen's issuing thread is never held by an
-inference (in Server it must keep to its arrival schedule), and the worker takes whatever is queued,
-up to ``batch_size`` samples, as one call (a Server burst is batched; Offline's one huge query is cut
-into full batches). It never waits for a fuller batch, so ``flush_queries`` has nothing to release.
-One thread, not a pool, because ``run_batch`` is one model on one device: concurrent calls would only
-contend for it, and the caller's padded input buffer need not be thread-safe. Measured here, the
-hand-off to the thread costs less than this machine's noise (SingleStream, 0.5 ms inference: mean
-598-609 us through the thread, 597-604 us run inline in ``issue_query``).
+The system under test runs ``run_batch`` on LoadGen's own issuing thread, which is the thread that
+called StartTest (``server_num_issue_query_threads`` = 0): ``issue_query`` runs the query's samples
+in batches of at most ``batch_size`` and completes each batch as soon as it has run, before it
+returns. LoadGen documents this as allowed (IssueQuery "may block and signal completion on the
+current stack"), and it keeps the schedule: a query's latency runs from its *scheduled* time to
+QuerySamplesComplete (loadgen.cc), so a query issued late because the model was busy counts its wait,
+as in bench's own server engine. In Server, the queries that came due meanwhile arrive in one call
+(``server_coalesce_queries``, each keeping its scheduled time) and run as one batch; Offline's one
+huge query is cut into full batches. The model thus runs on the thread that built and warmed it, and
+no second Python thread exists during the run.
+
+Why not a worker thread behind a queue (the first design): LoadGen's Python binding takes the GIL for
+every IssueQuery, and an eager PyTorch launch holds the GIL between its kernel launches (hundreds of
+short releases per batch), so each arrival handed the GIL over in the middle of a launch, and the
+launch waited for it to come back (a thread switch, longer on a busy host). On an NVIDIA H200 (STFPM,
+eager CUDA) LoadGen's Server at 300 queries/s reported p50 16.4 ms, p99 38.8 ms (INVALID) where
+bench's own engine measured p50 3.9 ms, p99 17.4 ms at 295/s: near saturation a little more service
+time per query is a lot more queueing. The mechanism is reproduced on the CPU, where a busy host
+magnifies it and a quiet one hides it in the noise (benchmarks/test_loadgen_vs_server.py, figures in
+docs/architecture.md); the fix is not yet run on a GPU, so whether it closes all of that gap is open. Measured before that, on a CPU model that releases
+the GIL throughout, the thread's hand-off cost less than the machine's noise (SingleStream, 0.5 ms
+inference: mean 598-609 us through the thread, 597-604 us run inline).
 
 What LoadGen does that a caller must know:
 - Offline issues a single query of max(min_query_count, 1.1 x min_duration x expected qps) samples;

@@ -18,7 +18,7 @@ from bench.measurement.loadgen.settings import (
     apply_preset,
     loadgen_settings_values,
 )
-from bench.measurement.loadgen.sut import Progress, _BatchingSUT
+from bench.measurement.loadgen.sut import RUNS_ON, Progress, _BatchingSUT
 from bench.measurement.timing import timed_runs
 
 __all__ = ["INSTALL_HINT", "loadgen_available", "run_loadgen"]
@@ -122,10 +122,10 @@ def run_loadgen(run_batch: Callable[[int], None], batch_size: int, settings: Loa
     sut.start()
     try:
         # A path that does not exist: LoadGen must not pick up an audit.config from the current directory.
+        # LoadGen calls sut.issue_query from this thread (server_num_issue_query_threads=0): run_batch runs here.
         lg.StartTestWithLogSettings(sut_handle, qsl_handle, test_settings, log_settings,
                                     os.path.join(os.path.abspath(log_dir), "no-audit.config"))
     finally:
-        sut.stop()
         lg.DestroyQSL(qsl_handle)
         lg.DestroySUT(sut_handle)
     if sut.error is not None:
@@ -162,7 +162,7 @@ def run_loadgen(run_batch: Callable[[int], None], batch_size: int, settings: Loa
             "expected_generated_queries": _expected_generated_queries(values),
             "loadgen": {k[len("effective_"):]: v for k, v in dv.items() if k.startswith("effective_")},
         },
-        "sut": {**sut.stats(), "threads": 1},
+        "sut": {**sut.stats(), "runs_on": RUNS_ON},
         "loadgen_messages": {"errors": detail["errors"], "warnings": detail["warnings"]},
         "summary_text": summary_text,
         "log_dir": log_dir,

@@ -410,15 +410,18 @@ class Sample:
         self.id, self.index = id, 0
 
 
-def test_sut_batches_what_is_queued_and_completes_everything():
-    lg, sizes = FakeLoadGen(), []
-    sut = _BatchingSUT(lg, sizes.append, 4, lambda phase, info: None, time.perf_counter_ns)
-    sut.issue_query([Sample(i) for i in range(10)])  # one Offline-like query, queued before the worker starts
+def test_sut_runs_each_query_on_the_issuing_thread_and_completes_it_before_returning():
+    # One Python thread only: a second one (a worker behind a queue) would contend with LoadGen's
+    # issuing thread for the GIL at every issue, which inflated the Server latencies on a GPU.
+    lg, runs = FakeLoadGen(), []
+    sut = _BatchingSUT(lg, lambda n: runs.append((threading.get_ident(), n, len(lg.completed))), 4,
+                       lambda phase, info: None, time.perf_counter_ns)
     sut.start()
+    sut.issue_query([Sample(i) for i in range(10)])  # an Offline-like query, or coalesced Server queries
+    assert lg.completed == list(range(10))  # all of it, before issue_query returned
+    # Full batches in order, each completed before the next ran, all on the caller's thread.
+    assert runs == [(threading.get_ident(), 4, 0), (threading.get_ident(), 4, 4), (threading.get_ident(), 2, 8)]
     sut.flush_queries()
-    sut.stop()
-    assert sizes == [4, 4, 2]
-    assert lg.completed == list(range(10))
     assert sut.stats() == {"issue_calls": 1, "samples_issued": 10, "samples_completed": 10, "batches": 3,
                            "largest_batch": 4, "flush_calls": 1}
     assert sut.error is None
@@ -432,11 +435,11 @@ def test_sut_completes_the_rest_unrun_after_run_batch_fails():
         raise MemoryError("fake out of memory")
 
     sut = _BatchingSUT(lg, run_batch, 2, lambda phase, info: None, time.perf_counter_ns)
-    sut.issue_query([Sample(i) for i in range(5)])
     sut.start()
-    sut.stop()
+    sut.issue_query([Sample(i) for i in range(5)])  # raises nothing: LoadGen would abort the process
+    sut.issue_query([Sample(5)])
     assert calls == [2]
-    assert lg.completed == [0, 1, 2, 3, 4]
+    assert lg.completed == [0, 1, 2, 3, 4, 5]
     assert isinstance(sut.error, MemoryError)
 
 
@@ -501,6 +504,9 @@ def test_short_run_of_each_scenario(scenario, tmp_path, empty_cwd):
     if scenario == "throughput":
         assert result["query_count"] == sut["issue_calls"] == 1
         assert result["samples_per_query"] == sut["samples_issued"]
+    elif scenario == "server":  # overdue queries come coalesced into one call (one sample each)
+        assert result["query_count"] == sut["samples_issued"] >= sut["issue_calls"] >= 1
+        assert result["query_count"] >= 20
     else:
         assert result["query_count"] == sut["issue_calls"] >= 20
         assert sut["samples_issued"] == sut["issue_calls"] * result["samples_per_query"]
@@ -549,3 +555,40 @@ def test_run_batch_error_is_raised_after_loadgen_ends(tmp_path):
     with pytest.raises(RuntimeError, match="fake backend failure"):
         run_loadgen(model, 1, settings, str(tmp_path))
     assert len(model.calls) == 11  # nothing ran after the failure
+
+
+@needs_loadgen
+@pytest.mark.slow
+def test_server_runs_the_model_on_the_thread_that_started_the_test(tmp_path):
+    """LoadGen issues from the thread that called StartTest; the model runs there and no other Python
+    thread exists during the run, so none contends with it for the GIL (a worker thread behind a
+    queue did: each issue handed the GIL over in the middle of an eager launch)."""
+    threads_before = threading.active_count()
+    seen = []
+
+    def run_batch(n):
+        seen.append((threading.get_ident(), threading.active_count()))
+        time.sleep(0.001)
+
+    settings = LoadGenSettings(scenario="server", min_duration_s=0.3, min_query_count=50, target_qps=200.0,
+                               target_latency_ms=100.0, target_latency_percentile=0.9)
+    out = run_loadgen(run_batch, 1, settings, str(tmp_path))
+    assert len(seen) == out["sut"]["samples_completed"] >= 50
+    assert set(seen) == {(threading.get_ident(), threads_before)}
+    assert out["sut"]["runs_on"] == "loadgen_issue_thread"
+
+
+@needs_loadgen
+@pytest.mark.slow
+def test_server_batches_the_queries_that_came_due_while_the_model_ran(tmp_path):
+    # 2 ms per batch of up to 4 at 1500 queries/s: about three come due during each batch, and LoadGen
+    # coalesces them into the next call (server_coalesce_queries); one at a time would serve only 500/s.
+    model = SleepyModel()
+    settings = LoadGenSettings(scenario="server", min_duration_s=0.3, min_query_count=100, target_qps=1500.0,
+                               target_latency_ms=1000.0, target_latency_percentile=0.9)
+    out = run_loadgen(model, 4, settings, str(tmp_path))
+    sut, result = out["sut"], out["result"]
+    assert out["effective"]["test_settings"]["server_coalesce_queries"] is True
+    assert sut["largest_batch"] == 4 == max(model.calls)
+    assert sut["issue_calls"] < result["query_count"] == sut["samples_issued"] == sut["samples_completed"]
+    assert sum(model.calls) == result["query_count"] and len(model.calls) == sut["batches"]
