@@ -68,6 +68,16 @@ class Workload:
     input_norm: str = "imagenet"
     resize: Optional[int] = None
     description: str = ""
+    # What an engineer filters the catalog on (`bench list task=... domain=...`): the task solved
+    # ("anomaly detection", "forecasting", "action recognition", ...), the application domain, the
+    # architecture's category ("CNN", "transformer", "RNN", "MLP", "flow", "GCN", ...), the smallest input
+    # the model is meant for ("" when resolution means nothing, e.g. a sensor window), and the
+    # licence of the data set the model's published weights were trained on ("" when not applicable).
+    task: str = ""
+    domain: str = ""
+    category: str = ""
+    min_resolution: str = ""
+    dataset_licence: str = ""
 
     def build(self, seed: int) -> Any:
         import torch
@@ -107,6 +117,11 @@ class Workload:
             "reference": self.reference,
             "outputs": list(self.outputs),
             "description": self.description,
+            "task": self.task,
+            "domain": self.domain,
+            "category": self.category,
+            "min_resolution": self.min_resolution,
+            "dataset_licence": self.dataset_licence,
         }
 
 
