@@ -18,8 +18,11 @@ _SUITES = Path(__file__).resolve().parent.parent / "suites"
 
 
 class _CheckoutSuites:
-    """Finds ``bench.suites`` in a checkout's ``suites/`` folder; asked last, after the installed
-    package (or an editable install's own finder) had the chance to answer."""
+    """Finds ``bench.suites`` in the ``suites/`` folder beside the ``bench/`` this module was imported
+    from, when that is a checkout (setup.py beside it). Asked first: a checkout used through
+    PYTHONPATH next to an editable install of another checkout must not run the other's suites with
+    its own harness. Installed from a wheel there is no checkout around, and the installed package
+    answers."""
 
     @staticmethod
     def find_spec(fullname: str, path: object = None, target: object = None) -> object:
@@ -29,5 +32,6 @@ class _CheckoutSuites:
                                                       submodule_search_locations=[str(_SUITES)])
 
 
-if not any(isinstance(f, type) and f.__name__ == "_CheckoutSuites" for f in sys.meta_path):
-    sys.meta_path.append(_CheckoutSuites)
+if (_SUITES.parent / "setup.py").is_file() and not any(
+        isinstance(f, type) and f.__name__ == "_CheckoutSuites" for f in sys.meta_path):
+    sys.meta_path.insert(0, _CheckoutSuites)
