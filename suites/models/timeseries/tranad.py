@@ -13,7 +13,8 @@ channels).
 
 One departure: the reference builds its activation as ``nn.LeakyReLU(True)``, which sets the negative
 slope to 1.0 (an identity); LeakyReLU's default slope 0.01 is used here, as the code intends. Dropout
-is inactive at inference and left out.
+is inactive at inference and left out. Attention has nn.MultiheadAttention's parameters and arithmetic
+(the reference uses that module), written out (``_Attention``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = ["TranAD", "build_tranad", "WINDOW"]
@@ -29,27 +31,53 @@ WINDOW = 10
 FEEDFORWARD = 16
 
 
+class _Attention(nn.Module):
+    """Multi-head attention on sequence-first tensors with nn.MultiheadAttention's parameters (one
+    packed input projection, one output projection), written out so that it exports to ONNX as a few
+    matrix products instead of the fused operator's decomposition."""
+
+    def __init__(self, d: int, heads: int) -> None:
+        super().__init__()
+        self.heads, self.head_dim = heads, d // heads
+        self.in_proj = nn.Linear(d, 3 * d)
+        self.out_proj = nn.Linear(d, d)
+
+    def _split(self, x: Tensor) -> Tensor:  # (length, batch, d) -> (batch, heads, length, head_dim)
+        length, n, _ = x.shape
+        return x.reshape(length, n, self.heads, self.head_dim).permute(1, 2, 0, 3)
+
+    def forward(self, query: Tensor, key: Tensor, value: Tensor) -> Tensor:
+        d = query.shape[-1]
+        w, b = self.in_proj.weight, self.in_proj.bias
+        q = self._split(F.linear(query, w[:d], b[:d]))
+        k = self._split(F.linear(key, w[d:2 * d], b[d:2 * d]))
+        v = self._split(F.linear(value, w[2 * d:], b[2 * d:]))
+        attended = torch.softmax(torch.matmul(q, k.transpose(2, 3)) * self.head_dim ** -0.5, dim=-1) @ v
+        length, n = query.shape[0], query.shape[1]
+        return self.out_proj(attended.permute(2, 0, 1, 3).reshape(length, n, d))
+
+
 class _EncoderLayer(nn.Module):
     def __init__(self, d: int, heads: int) -> None:
         super().__init__()
-        self.self_attn = nn.MultiheadAttention(d, heads)
+        self.self_attn = _Attention(d, heads)
         self.ff = nn.Sequential(nn.Linear(d, FEEDFORWARD), nn.LeakyReLU(), nn.Linear(FEEDFORWARD, d))
 
     def forward(self, src: Tensor) -> Tensor:
-        src = src + self.self_attn(src, src, src, need_weights=False)[0]
+        src = src + self.self_attn(src, src, src)
         return src + self.ff(src)
 
 
 class _DecoderLayer(nn.Module):
     def __init__(self, d: int, heads: int) -> None:
         super().__init__()
-        self.self_attn = nn.MultiheadAttention(d, heads)
-        self.cross_attn = nn.MultiheadAttention(d, heads)
+        self.self_attn = _Attention(d, heads)
+        self.cross_attn = _Attention(d, heads)
         self.ff = nn.Sequential(nn.Linear(d, FEEDFORWARD), nn.LeakyReLU(), nn.Linear(FEEDFORWARD, d))
 
     def forward(self, tgt: Tensor, memory: Tensor) -> Tensor:
-        tgt = tgt + self.self_attn(tgt, tgt, tgt, need_weights=False)[0]
-        tgt = tgt + self.cross_attn(tgt, memory, memory, need_weights=False)[0]
+        tgt = tgt + self.self_attn(tgt, tgt, tgt)
+        tgt = tgt + self.cross_attn(tgt, memory, memory)
         return tgt + self.ff(tgt)
 
 

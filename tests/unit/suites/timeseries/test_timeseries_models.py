@@ -128,6 +128,19 @@ def test_forecasters_follow_the_data_units():
         torch.testing.assert_close(dlinear.moving_average(flat, 25), flat)
 
 
+def test_tranad_attention_is_multihead_attention():
+    """The written-out attention computes what nn.MultiheadAttention does with the same parameters."""
+    ours = tranad._Attention(8, 4)
+    reference = torch.nn.MultiheadAttention(8, 4)
+    with torch.no_grad():
+        reference.in_proj_weight.copy_(ours.in_proj.weight)
+        reference.in_proj_bias.copy_(ours.in_proj.bias)
+        reference.out_proj.weight.copy_(ours.out_proj.weight)
+        reference.out_proj.bias.copy_(ours.out_proj.bias)
+        q, kv = torch.randn(1, 3, 8), torch.randn(5, 3, 8)
+        torch.testing.assert_close(ours(q, kv, kv), reference(q, kv, kv, need_weights=False)[0])
+
+
 def test_weights_are_seeded():
     a, b, c = (usad.build_usad(seed=s, channels=3, window=4, latent_per_step=2) for s in (0, 0, 1))
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
