@@ -16,6 +16,8 @@ latency per new sample of a sliding window with stride 1; ``scenario=multistream
 data set's rate>`` is N machines each sending at its sampling rate, and searches the most machines
 whose p99 meets the sampling period; ``scenario=throughput batch_size=256`` (or more) is backfill,
 windows per second over a stored history.
+
+Run on the CPU backends (torch, ONNX Runtime); not yet run on a GPU.
 """
 
 from __future__ import annotations
