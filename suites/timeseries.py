@@ -222,8 +222,11 @@ def describe(workload: Workload, options: dict[str, Any]) -> dict[str, Any]:
     info: dict[str, Any] = {**dataset.describe(), "boundary": boundary, "window": workload.input_shape[0],
                             "channels": workload.input_shape[1],
                             "latency_budget": f"the sampling period, {dataset.period_s:g} s"}
-    if _SHAPES[workload.name].forecasting:
+    forecasting = _SHAPES[workload.name].forecasting
+    if forecasting:
         info["horizon"] = HORIZON
+    if boundary == "pipeline":  # the stream's state comes back beside the result
+        info["outputs"] = ["forecast" if forecasting else "score", "ring", "head"]
     if data_path:
         info["data_path"] = data_path
     return info

@@ -94,3 +94,4 @@ def test_bench_run_end_to_end(in_tmp):
     assert workload["input_shapes"] == [[1, 1, 3], [1, 336, 3], [1]]
     assert workload["latency_tier_ms"] == 1000 and workload["dataset"].startswith("SWaT")
     assert workload["params"] == 64_704 and workload["boundary"] == "pipeline"
+    assert workload["outputs"] == ["forecast", "ring", "head"]
