@@ -102,7 +102,8 @@ def catalog(suite_filter: Optional[str] = None, sort: str = "name", config_dirs:
             continue
         options = suite_options(cfg)
         selected = set(cfg.suite.only or suite.names())
-        rows = [{**suite.workload_info(w, options), **cached_cost(w, cfg.suite.seed), "default": w.name in selected}
+        rows = [{**suite.workload_info(w, options), **cached_cost(suite.adapted(w, options), cfg.suite.seed),
+                 "default": w.name in selected}
                 for w in suite.workloads]
         if sort != "name":
             key = "flops_per_sample" if sort == "flops" else "params"
