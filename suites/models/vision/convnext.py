@@ -1,6 +1,6 @@
 """ConvNeXt-T (Liu et al.: "A ConvNet for the 2020s", CVPR 2022, arXiv:2201.03545).
 
-Layer shapes from the paper (Section 2 and Table 9) and facebookresearch/ConvNeXt (MIT) and
+Layer shapes from the paper (Section 2) and facebookresearch/ConvNeXt (MIT) and
 torchvision's ``convnext_tiny`` (BSD-3-Clause), read for their facts, no code copied: a 4x4/4 "patchify"
 stem to 96 channels with a LayerNorm; four stages of 3, 3, 9, 3 blocks at 96, 192, 384, 768 channels,
 separated by a LayerNorm and a 2x2/2 convolution; a block is a 7x7 depthwise convolution, LayerNorm

@@ -11,8 +11,8 @@ expansion 1), depthwise kxk, squeeze-and-excitation to a quarter of the block's 
 (SiLU, then sigmoid), 1x1 projection without activation, residual when stride 1 and the channels
 match (stochastic depth and dropout are the identity at inference).
 
-Counts: the paper gives 5.3 M parameters and 0.39 B "FLOPs", which are multiply-adds (the paper's
-footnote: FLOPS = multiply-adds); torchvision counts 5,288,548 parameters.
+Counts: the paper gives 5.3 M parameters and 0.39 B "FLOPs", which are multiply-adds (0.386 G here;
+twice them would be 0.77 G); torchvision counts 5,288,548 parameters.
 """
 
 from __future__ import annotations

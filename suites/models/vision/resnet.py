@@ -5,12 +5,12 @@ arXiv:1512.03385), 50 layers: a 7x7/2 stem convolution, a 3x3/2 max pool, four s
 bottleneck blocks (3, 4, 6, 3 blocks; 64, 128, 256, 512 planes, four times as many outputs), global
 average pooling and a 1000-way fully connected layer. "v1.5" is the variant MLPerf, NVIDIA and
 torchvision use: a down-sampling block strides in its 3x3 convolution, not in its first 1x1 (the
-paper's v1), which costs about 0.2 GMACs more (4.1 instead of 3.9).
+paper's v1), which costs more: 4.1 GMACs at 224x224 where the paper gives 3.8 G for v1.
 
 The blocks are bench.suites.models.backbones' ``Bottleneck`` (the same v1.5 block the anomaly suite's
 Wide ResNet-50-2 uses, at width 64). References, read for their facts, no code copied: the paper
 (Table 1), MLPerf Inference's reference (github.com/mlcommons/inference, vision/classification_and_detection,
-Apache-2.0: the model is "resnet50-v1.5", 25.6 M parameters) and torchvision's ``resnet50``
+Apache-2.0: the model "resnet50-v1.5" and its preprocessing) and torchvision's ``resnet50``
 (BSD-3-Clause: 25,557,032 parameters, 4.09 GMACs at 224x224).
 
 Weights are PyTorch's default initialisation under the seed; the head's bias separates six classes

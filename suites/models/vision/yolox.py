@@ -1,7 +1,8 @@
 """YOLOX-S, a real-time object detector (Ge, Liu, Wang, Li, Sun: "YOLOX: Exceeding YOLO Series in
 2021", arXiv:2107.08430), at 640x640 on COCO's 80 classes.
 
-Why YOLOX-S: its paper publishes its parameters and FLOPs (Table 3: 9.0 M, 26.8 GFLOPs at 640x640),
+Why YOLOX-S: its paper publishes its parameters and FLOPs (9.0 M, 26.8 GFLOPs at 640x640, two FLOPs
+per multiply-add),
 and its reference implementation (github.com/Megvii-BaseDetection/YOLOX) is Apache-2.0, which an
 industrial user can deploy (the YOLOv5/v8 references are AGPL-3.0).
 

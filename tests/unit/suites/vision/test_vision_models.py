@@ -4,8 +4,8 @@ second each); ONNX export with a dynamic batch axis and ONNX Runtime parity on s
 of the same code paths (the full ViT-B/16 has 86 M parameters; exporting it would cost a minute).
 
 Like with like: the papers count multiply-accumulates (ResNet's "FLOPs", MobileNetV3's "MAdds",
-EfficientNet's "FLOPs" per its footnote, ViT-B/16's 17.6 and ConvNeXt's 4.5 "GFLOPs" counted with
-fvcore, which counts one per multiply-add), except YOLOX, whose 26.8 GFLOPs are two per
+EfficientNet's "FLOPs" (0.39 B: the multiply-adds; twice them would be 0.77 B), ViT-B/16's 17.6 and
+ConvNeXt's 4.5 "GFLOPs" counted with fvcore, which counts one per multiply-add), except YOLOX, whose 26.8 GFLOPs are two per
 multiply-add (its get_model_info doubles thop's MACs). bench.suites.cost counts two FLOPs per
 multiply-add of the convolutions, linear layers and attention products, so the tests halve it for
 the MAC figures. A figure matches when within 1%, or within half a unit of the published figure's
@@ -25,12 +25,12 @@ from tests.onnx_parity import assert_onnx_matches  # noqa: E402
 
 # name: (builder, input size, published params, published figure, FLOPs per published unit, paper)
 PUBLISHED = {
-    "resnet50": (resnet.build_resnet50, 224, 25.56e6, 4.1e9, 2, "MLPerf resnet50-v1.5: 25.6 M; 4.1 GMACs"),
-    "mobilenetv3_large": (mobilenetv3.build_mobilenetv3_large, 224, 5.4e6, 219e6, 2, "Table 3: 5.4 M, 219 M MAdds"),
-    "efficientnet_b0": (efficientnet.build_efficientnet_b0, 224, 5.3e6, 0.39e9, 2, "Table 2: 5.3 M, 0.39 B FLOPs"),
+    "resnet50": (resnet.build_resnet50, 224, 25.56e6, 4.1e9, 2, "v1.5: 25.56 M, 4.1 GMACs (paper, v1: 3.8 G)"),
+    "mobilenetv3_large": (mobilenetv3.build_mobilenetv3_large, 224, 5.4e6, 219e6, 2, "5.4 M, 219 M MAdds"),
+    "efficientnet_b0": (efficientnet.build_efficientnet_b0, 224, 5.3e6, 0.39e9, 2, "5.3 M, 0.39 B FLOPs (MACs)"),
     "vit_b16": (vit.build_vit_b16, 224, 86.6e6, 17.6e9, 2, "86.6 M, 17.6 GFLOPs (fvcore MACs)"),
-    "convnext_tiny": (convnext.build_convnext_tiny, 224, 28.6e6, 4.5e9, 2, "Table 9: 28.6 M, 4.5 GFLOPs (fvcore)"),
-    "yolox_s": (yolox.build_yolox_s, 640, 9.0e6, 26.8e9, 1, "Table 3: 9.0 M, 26.8 GFLOPs (2 per MAC)"),
+    "convnext_tiny": (convnext.build_convnext_tiny, 224, 28.6e6, 4.5e9, 2, "28.6 M, 4.5 GFLOPs (fvcore MACs)"),
+    "yolox_s": (yolox.build_yolox_s, 640, 9.0e6, 26.8e9, 1, "9.0 M, 26.8 GFLOPs (2 per MAC)"),
 }
 # The reference implementations' exact parameter counts (torchvision's model table; YOLOX's
 # get_model_info prints 8.97 M for yolox_s).
