@@ -18,8 +18,7 @@ _SUITES = Path(__file__).resolve().parent.parent / "suites"
 
 
 class _CheckoutSuites:
-    """Finds ``bench.suites`` in a checkout's ``suites/`` folder; asked last, after the installed
-    package (or an editable install's own finder) had the chance to answer."""
+    """Finds ``bench.suites`` in the ``suites/`` folder beside the ``bench/`` this module was imported from."""
 
     @staticmethod
     def find_spec(fullname: str, path: object = None, target: object = None) -> object:
@@ -29,5 +28,8 @@ class _CheckoutSuites:
                                                       submodule_search_locations=[str(_SUITES)])
 
 
+# Asked first, not last: a checkout used through PYTHONPATH (a git worktree, a second clone) must import
+# its own suites/, not the one an editable install of another checkout maps ``bench.suites`` to; an
+# installed wheel has no suites/ beside bench/, so there the finder answers None and the package's own wins.
 if not any(isinstance(f, type) and f.__name__ == "_CheckoutSuites" for f in sys.meta_path):
-    sys.meta_path.append(_CheckoutSuites)
+    sys.meta_path.insert(0, _CheckoutSuites)
