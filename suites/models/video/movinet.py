@@ -179,12 +179,14 @@ class MoViNetStream(nn.Module):
         parts = torch.split(state, [_numel(shape) for shape in shapes], dim=1)
         return [part.reshape(state.shape[0], *shape) for part, shape in zip(parts, shapes)]
 
-    def forward(self, frames: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
-        """``frames`` (N, 3, T, H, W), ``state`` (N, S) packed -> logits of the last frame (N, classes)
-        and the new packed state. One packed tensor rather than 28: an exporter or runtime sees two
-        inputs and two outputs of fixed shape, whatever the network's layout."""
+    def forward(self, frames: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``frames`` (N, 3, T, H, W), ``state`` (N, S) packed (None: a fresh stream's zeros) -> logits
+        of the last frame (N, classes) and the new packed state. One packed tensor rather than 28: an
+        exporter or runtime sees two inputs and two outputs of fixed shape, whatever the network's layout."""
         height, width = frames.shape[-2:]
-        expected = self.initial_state(1, height, width).shape[1]
+        expected = sum(_numel(shape[1:]) for _, shape in self.state_shapes(1, height, width))
+        if state is None:  # also lets bench.suites.cost count the model on the meta device from the frame alone
+            state = frames.new_zeros((frames.shape[0], expected))
         if state.dim() != 2 or state.shape[1] != expected:
             raise ValueError(f"MoViNetStream takes a packed state of shape (N, {expected}) for {height}x{width} "
                              f"frames, got {tuple(state.shape)} (see initial_state)")
