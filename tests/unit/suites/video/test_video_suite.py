@@ -92,8 +92,8 @@ def test_h264_encode_and_decode_round_trip():
 
 
 def test_pipeline_decodes_samples_scales_crops_and_normalises():
-    frames = synthetic_frames(8, 60, 80, seed=1)
-    data, lengths = pack([encode_mp4(frames, fps=30)] * 2)
+    video = encode_mp4(synthetic_frames(8, 60, 80, seed=1), fps=30)
+    data, lengths = pack([video] * 2)
     clip = ClipSpec(frames=4, stride=2, short_side=30, crop=24, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
     recorder = Recorder()
     pipe = build_video_pipeline(recorder, clip)
@@ -103,7 +103,7 @@ def test_pipeline_decodes_samples_scales_crops_and_normalises():
     seen = recorder.seen
     assert seen.shape == (2, 3, 4, 24, 24)
     # The same by hand from the decoded frames: short side 60 -> 30 (80 -> 40), centre crop 24, normalise.
-    decoded = torch.from_numpy(decode_frames(encode_mp4(frames, fps=30), 8, 2)).permute(0, 3, 1, 2).float() / 255
+    decoded = torch.from_numpy(decode_frames(video, 8, 2)).permute(0, 3, 1, 2).float() / 255
     scaled = torch.nn.functional.interpolate(decoded, size=(30, 40), mode="bilinear", align_corners=False,
                                              antialias=True)[:, :, 3:27, 8:32]
     torch.testing.assert_close(seen[0].transpose(0, 1), (scaled - 0.5) / 0.25)
