@@ -28,6 +28,8 @@ class _CheckoutSuites:
     def find_spec(fullname: str, path: object = None, target: object = None) -> object:
         if fullname != "bench.suites" or not (_SUITES / "__init__.py").is_file():
             return None
+        if (Path(__file__).resolve().parent / "suites").is_dir():  # an installed bench has its own: not a checkout
+            return None
         return importlib.util.spec_from_file_location(fullname, _SUITES / "__init__.py",
                                                       submodule_search_locations=[str(_SUITES)])
 
