@@ -434,8 +434,9 @@ def _measured_lines(rows: list[dict[str, Any]], width: int) -> list[str]:
             for k, result in enumerate(entry["results"]):
                 lead = row["name"] if k == 0 else ""
                 text = (f"{result['rank_text']:>3} {result['hardware']} / {result['backend_text']} / "
-                        f"{result['precision']}, batch {result['batch_size']}: {_fmt(result['value'])} "
-                        f"[{_fmt(result['ci_low'])}, {_fmt(result['ci_high'])}] ({result['record_id'][:8]})")
+                        f"{result['precision']}, batch {result['batch_size']}: {_fmt(result['value'])}"
+                        + (f" [{_fmt(result['ci_low'])}, {_fmt(result['ci_high'])}]" if result.get("has_ci", True)
+                           else " (no interval)") + f" ({result['record_id'][:8]})")
                 lines += _wrapped(f"{lead:<20} {text}", width, indent="    ", hanging=" " * 29)
     return lines
 

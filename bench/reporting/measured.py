@@ -27,7 +27,8 @@ def _result(row: lb.Row, spec: lb.MetricSpec) -> dict[str, Any]:
     return {"rank": row.rank, "tie": row.tie, "rank_text": row.rank_text, "hardware": row.hardware,
             "backend": row.backend, "device": row.device, "backend_text": row.backend_text,
             "precision": row.precision, "batch_size": row.record.workload.get("batch_size"),
-            "value": figure.value, "ci_low": figure.low, "ci_high": figure.high,
+            "value": figure.value, "ci_low": figure.low if figure.has_ci else None,
+            "ci_high": figure.high if figure.has_ci else None, "has_ci": figure.has_ci,
             "converged": support.converged(row.record), "record_id": row.record.id,
             "created_at": row.record.created_at}
 
