@@ -13,7 +13,7 @@ import yaml
 
 from bench.cli.main import main
 from bench.config import catalog as cat
-from bench.config.catalog import CatalogQuery, Term, render_catalog
+from bench.config.catalog import CatalogQuery, render_catalog
 from bench.errors import ConfigError
 from bench.plugins import group_options, load_suite
 from bench.results.store import ResultsStore
