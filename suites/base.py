@@ -87,12 +87,16 @@ class Workload:
     category: str = ""
     min_resolution: str = ""
     dataset_licence: str = ""
+    # Keyword arguments of the builder besides the seed, as (name, value) pairs so the workload stays
+    # hashable: the sizes a suite derives from its options (a time series model's channel count and
+    # window follow the data set; see Suite.adapt).
+    builder_args: tuple[tuple[str, Any], ...] = ()
 
     def build(self, seed: int) -> Any:
         import torch
 
         torch.manual_seed(seed)
-        model = resolve(self.builder)(seed=seed)
+        model = resolve(self.builder)(seed=seed, **dict(self.builder_args))
         return model.eval()
 
     def make_inputs(self, batch_size: int, seed: int) -> tuple[Any, ...]:
@@ -147,6 +151,9 @@ class Suite:
     check_options: Optional[Callable[["Suite", dict[str, Any]], None]] = None
     describe: Optional[Callable[[Workload, dict[str, Any]], dict[str, Any]]] = None
     model_options: bool = False  # reads model.* (a model the user brings); other suites' configs refuse them
+    # The workload as the options make it, when they change the model itself (a time series model's
+    # channel count, window and latency budget follow the data set); None: the catalog's entry as it is.
+    adapt: Optional[Callable[[Workload, dict[str, Any]], Workload]] = None
 
     def make(self, workload: Workload, batch_size: int, seed: int, options: dict[str, Any]) -> Instance:
         if self.instantiate is not None:
@@ -157,8 +164,13 @@ class Suite:
         if self.check_options is not None:
             self.check_options(self, options)
 
+    def adapted(self, workload: Workload, options: dict[str, Any]) -> Workload:
+        """``workload`` as the options make it (``adapt``); what the worker builds, counts and budgets."""
+        return self.adapt(workload, options) if self.adapt is not None else workload
+
     def workload_info(self, workload: Workload, options: dict[str, Any]) -> dict[str, Any]:
         """The catalog entry as these options make it (the data set chosen, the boundary, ...)."""
+        workload = self.adapted(workload, options)
         info = workload.catalog()
         if self.describe is not None:
             info.update(self.describe(workload, options))
@@ -191,6 +203,8 @@ def code_hash(workload: Workload) -> str:
                 digest.update(handle.read())
         digest.update(path.encode())
     digest.update(repr(workload.input_shape).encode())
+    if workload.builder_args:  # the same code builds another model with other sizes
+        digest.update(repr(workload.builder_args).encode())
     return digest.hexdigest()[:16]
 
 

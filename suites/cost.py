@@ -72,7 +72,7 @@ def workload_cost(workload: Any, seed: int = 0) -> dict[str, Any]:
             torch.manual_seed(seed)
             from bench.suites.base import resolve
 
-            model = resolve(workload.builder)(seed=seed).eval()
+            model = resolve(workload.builder)(seed=seed, **dict(workload.builder_args)).eval()
             inputs = tuple(torch.empty((1, *shape), dtype=dtype) for shape, dtype in specs)
         cost = model_cost(model, inputs)
         counted_on = "meta"

@@ -244,7 +244,8 @@ def catalog(suite_filter: Optional[str] = None, sort: Optional[str] = None, conf
             info = {"suite": name, **suite.workload_info(w, options)}
             everything.append(info)
             if query.keep(info):  # filtered before counting: a filtered-out model is never built
-                rows.append(_row(info, costs.get(w, cfg.suite.seed), w.name in selected))
+                # Counted as the options make it (Suite.adapt: sizes that follow the data set).
+                rows.append(_row(info, costs.get(suite.adapted(w, options), cfg.suite.seed), w.name in selected))
         if rows:
             out["suites"].append({"name": name, "description": suite.description, "workloads": query.order(rows)})
     costs.save()
@@ -357,6 +358,15 @@ def _table(header: list[str], rows: list[list[str]], right: set[int], wrap: set[
     return [line for cells in [header, *rows] for line in lines(cells)]
 
 
+def _narrowest(columns: Sequence[tuple[str, Any, bool, bool]], rows: list[dict[str, Any]]) -> int:
+    """The width of a table of these columns with every wrappable column at its longest word."""
+    total = 2 + 2 * (len(columns) - 1)
+    for i, (heading, cell, _, wraps) in enumerate(columns):
+        texts = [("  " if i == 0 else "") + heading, *(cell(r) for r in rows)]
+        total += max(len(w) for t in texts for w in (t.split() or [""])) if wraps else max(len(t) for t in texts)
+    return total
+
+
 def _wrapped(text: str, width: int, indent: str = "  ", hanging: str = "      ") -> list[str]:
     return textwrap.wrap(text, width, initial_indent=indent, subsequent_indent=hanging, break_on_hyphens=False)
 
@@ -396,11 +406,17 @@ def _suite_lines(suite: dict[str, Any], width: int) -> list[str]:
         shared.append(f"boundary: {first['boundary']}")
     if shared:
         lines += _wrapped("; ".join(shared), width)
+    moved = []
+    if "data set" in [c[0] for c in columns] and _narrowest(columns, rows) > width:
+        # Its cells are the longest; listed below the table rather than cut mid-word.
+        columns = [c for c in columns if c[0] != "data set"]
+        moved = _grouped("data set", rows, "dataset", width)
     header = [("  " if i == 0 else "") + c[0] for i, c in enumerate(columns)]
     table = [[c[1](r) for c in columns] for r in rows]
     right = {i for i, c in enumerate(columns) if c[2]}
     wrap = {i for i, c in enumerate(columns) if c[3]}
     lines += _table(header, table, right, wrap, width)
+    lines += moved
     lines += _wrapped("* = run by default (suite.only); FLOPs per sample; ONNX: the export's size, estimated from "
                       "the weights", width)
     lines += _grouped("data set licence", rows, "dataset_licence", width)

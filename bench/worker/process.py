@@ -138,7 +138,8 @@ def run_item(item: ItemRequest, emit: Callable[[Message], None]) -> dict[str, An
     phase("build")
     t0 = time.perf_counter()
     suite = load_suite(item.suite.catalog)
-    workload = suite.get(item.workload)
+    # As the options make it: a model whose sizes and budget follow the data set (Suite.adapt).
+    workload = suite.adapted(suite.get(item.workload), options)
     instance = suite.make(workload, batch_size, seed, options)
     model, inputs = instance.model, instance.inputs
     build_s = time.perf_counter() - t0

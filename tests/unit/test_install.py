@@ -86,3 +86,31 @@ def test_the_keep_torch_command_drops_the_torch_pin_and_nothing_else() -> None:
     lines = (ROOT / "constraints.txt").read_text().splitlines()
     assert len([line for line in lines if line.startswith("torch==")]) == 1
     assert out.splitlines() == [line for line in lines if not line.startswith("torch==")]
+
+
+def test_a_checkout_on_pythonpath_runs_its_own_suites(tmp_path):
+    """A checkout used through PYTHONPATH beside an editable install of another checkout (a second
+    worktree, say) gets its own suites/, not the installed one's: bench.suites follows bench."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    checkout = tmp_path / "checkout"
+    (checkout / "bench").mkdir(parents=True)
+    shutil.copy(ROOT / "bench" / "__init__.py", checkout / "bench" / "__init__.py")
+    shutil.copy(ROOT / "setup.py", checkout / "setup.py")
+    (checkout / "suites").mkdir()
+    (checkout / "suites" / "__init__.py").write_text("WHERE = 'the checkout'\n")
+    code = "import bench.suites as s; print(s.WHERE if hasattr(s, 'WHERE') else s.__file__)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(checkout)}, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "the checkout"
+    # Without setup.py beside it (a wheel's site-packages), the finder does not answer.
+    (checkout / "setup.py").unlink()
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(checkout)}, timeout=60)
+    assert done.stdout.strip() != "the checkout", done.stdout

@@ -67,23 +67,3 @@ def test_cd_and_hydra_searchpath_compose_together(tmp_path):
     args = parse_hydra_args(["-cd", str(a), f"hydra.searchpath=['file://{b}']", "batch_size=2"])
     assert args.config_folders == [str(a), str(b)]
     assert HydraArgs().config_folders == []
-
-
-def test_bench_suites_comes_from_the_checkout_bench_is_imported_from(tmp_path):
-    """A second checkout (a git worktree) on PYTHONPATH gets its own suites/, not those of the checkout
-    bench is installed editable from: the editable finder maps bench.suites to the latter."""
-    import shutil
-    import subprocess
-
-    from tests.conftest import ROOT
-
-    (tmp_path / "bench").mkdir()
-    shutil.copy(ROOT / "bench" / "__init__.py", tmp_path / "bench" / "__init__.py")
-    (tmp_path / "suites").mkdir()
-    (tmp_path / "suites" / "__init__.py").write_text("WHERE = 'the other checkout'\n")
-    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'bench'\n")
-    proc = subprocess.run([sys.executable, "-c", "import bench.suites as s; print(s.WHERE)"], cwd=tmp_path,
-                          env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
-                          timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "the other checkout"

@@ -144,6 +144,14 @@ def test_the_text_fits_100_columns_wrapping_cells_and_says_shared_fields_once():
     # Wrapped between words, none cut.
     assert {"time-series", "forecasting", "(k-NN)", "explanation", "512"} <= set(text.split())
     words = " ".join(text.split())
+    # A data set that differs between rows is a column while it fits, else listed under the table.
+    wide = render_catalog({"suites": [{"name": "s", "description": "d", "workloads": [
+        _workload("mobilenetv3_large", task="image classification", category="transformer",
+                  dataset="ImageNet-1k validation"), _workload("yolox_s", dataset="COCO val2017")]}],
+        "backends": [], "notes": []}, width=100)
+    assert max(len(line) for line in wide.splitlines()) <= 100, wide
+    assert "data set mobilenetv3_large: ImageNet-1k validation" in " ".join(wide.split())
+    assert {"classification", "transformer"} <= set(wide.split())
     assert "licence forecaster: MIT" in words and "reference forecaster: Nie et al., PatchTST, ICLR 2023" in words
 
 
