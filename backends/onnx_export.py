@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
-__all__ = ["export_onnx", "MAX_BATCH"]
+__all__ = ["export_onnx", "check_batch_axes", "MAX_BATCH"]
 
 # The largest batch the exported graph promises to accept; a sweep beyond it needs a new export.
 MAX_BATCH = 4096
@@ -27,7 +27,8 @@ def export_onnx(
     output_names: Sequence[str] | None = None,
     external_data: bool = True,
 ) -> Path:
-    """Write ``model`` to ``path`` with axis 0 of every input dynamic; returns the path.
+    """Write ``model`` to ``path`` with axis 0 of every input dynamic; returns the path. Raises
+    ValueError when an input or output of the export has no symbolic batch axis (check_batch_axes).
 
     The example batch should be at least 2: exporters specialise a dimension whose example size is 1.
     """
@@ -46,4 +47,26 @@ def export_onnx(
             input_names=names, output_names=list(output_names) if output_names else None,
             dynamic_shapes=tuple({0: batch} for _ in example_inputs),
         )
+    check_batch_axes(path)
     return path
+
+
+def check_batch_axes(path: str | Path) -> None:
+    """Every input and output of the file has a symbolic first axis (the batch). A workload's outputs
+    keep the batch first, a state output too (one state per sample, as the state input): an output
+    whose first axis the exporter fixed would serve only the exported batch, and fail or mislead at
+    the others. Raises ValueError naming the tensor and what to change."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    initializers = {t.name for t in graph.initializer}
+    for kind, values in (("input", graph.input), ("output", graph.output)):
+        for value in values:
+            if value.name in initializers:
+                continue
+            dims = value.type.tensor_type.shape.dim
+            if not dims or not dims[0].dim_param:
+                first = "no axes" if not dims else f"a fixed first axis of {dims[0].dim_value}"
+                raise ValueError(f"the ONNX export's {kind} {value.name!r} has {first}, not the batch: a workload's "
+                                 "model must take and return the batch as the first axis of every tensor (a state "
+                                 "too, one per sample)")

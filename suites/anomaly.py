@@ -49,7 +49,11 @@ DEFAULT_DATASET = "mvtec_ad"
 _ANOMALIB = "Apache-2.0 (anomalib reference implementation)"
 
 
-def _w(name: str, family: str, builder: str, size: int, tier: int, reference: str, *,
+TASK = "anomaly detection"
+DOMAIN = "manufacturing inspection"
+
+
+def _w(name: str, family: str, builder: str, size: int, tier: int, reference: str, category: str, *,
        norm: str = "imagenet", resize: Optional[int] = None, description: str = "",
        licence: str = _ANOMALIB) -> Workload:
     crop = f"resize to {resize}, centre crop {size}" if resize else f"resize to {size}x{size}"
@@ -57,41 +61,50 @@ def _w(name: str, family: str, builder: str, size: int, tier: int, reference: st
     return Workload(
         name=name, family=family, builder=builder, input_shape=(3, size, size), dataset="MVTec AD",
         preprocessing=f"{crop}; {norm_text}", latency_tier_ms=tier, licence=licence, reference=reference,
-        input_norm=norm, resize=resize, description=description,
+        input_norm=norm, resize=resize, description=description, task=TASK, domain=DOMAIN, category=category,
+        # The size the papers report their results at (and anomalib trains at): smaller inputs lose the
+        # small defects the methods are tuned for.
+        min_resolution=f"{size}x{size}", dataset_licence=DATASETS[DEFAULT_DATASET].licence,
     )
 
 
 _EFFICIENTAD = "Batzner et al., EfficientAD, WACV 2024; anomalib efficient_ad"
+# Categories by architecture, "CNN, <how the score is made>": `bench list category=flow` or
+# category=student finds a kind of method; category=cnn finds them all.
+_STUDENT = "CNN, student-teacher"
+_GAUSSIAN = "CNN, Gaussian embedding"
+_RECONSTRUCTION = "CNN, reconstruction"
 WORKLOADS = (
     # EfficientAD normalises inside the model (anomalib's convention): the pipeline only scales to [0, 1].
     _w("efficientad_s", "EfficientAD", "bench.suites.models.efficientad:build_efficientad_s", 256, 20, _EFFICIENTAD,
-       norm="none", description="PDN-S teacher, student and autoencoder; anomaly map and image score"),
+       _STUDENT, norm="none", description="PDN-S teacher, student and autoencoder; anomaly map and image score"),
     _w("efficientad_m", "EfficientAD", "bench.suites.models.efficientad:build_efficientad_m", 256, 50, _EFFICIENTAD,
-       norm="none", description="PDN-M teacher, student and autoencoder; anomaly map and image score"),
+       _STUDENT, norm="none", description="PDN-M teacher, student and autoencoder; anomaly map and image score"),
     _w("patchcore", "PatchCore", "bench.suites.models.patchcore:build_patchcore", 224, 100,
-       "Roth et al., PatchCore, CVPR 2022; anomalib patchcore", resize=256,
+       "Roth et al., PatchCore, CVPR 2022; anomalib patchcore", "CNN, memory bank (k-NN)", resize=256,
        description="WRN-50-2 layer2+3, 3x3 averaging, k-NN against a 10% coreset memory bank, reweighted score"),
     _w("padim_resnet18", "PaDiM", "bench.suites.models.padim:build_padim_resnet18", 256, 50,
-       "Defard et al., PaDiM, ICPR 2021; anomalib padim",
+       "Defard et al., PaDiM, ICPR 2021; anomalib padim", _GAUSSIAN,
        description="ResNet-18 layers 1-3, 100 random channels, Mahalanobis distance per position"),
     _w("padim_wrn50", "PaDiM", "bench.suites.models.padim:build_padim_wrn50", 256, 100,
-       "Defard et al., PaDiM, ICPR 2021; anomalib padim",
+       "Defard et al., PaDiM, ICPR 2021; anomalib padim", _GAUSSIAN,
        description="WRN-50-2 layers 1-3, 550 channels; memory-bound (about 5 GB of inverse covariance)"),
     _w("fastflow", "FastFlow", "bench.suites.models.fastflow:build_fastflow", 256, 50,
-       "Yu et al., FastFlow, 2021; anomalib fastflow",
+       "Yu et al., FastFlow, 2021; anomalib fastflow", "CNN, normalizing flow",
        description="ResNet-18 layers 1-3, 8 affine-coupling flow steps per scale"),
     _w("stfpm", "STFPM", "bench.suites.models.stfpm:build_stfpm", 256, 20,
-       "Wang et al., STFPM, BMVC 2021; anomalib stfpm",
+       "Wang et al., STFPM, BMVC 2021; anomalib stfpm", _STUDENT,
        description="ResNet-18 teacher and student, layers 1-3, feature-pyramid cosine distance"),
     _w("reverse_distillation", "Reverse Distillation", "bench.suites.models.reverse_distillation:build_reverse_distillation",
-       256, 100, "Deng & Li, Reverse Distillation, CVPR 2022; anomalib reverse_distillation; hq-deng/RD4AD",
+       256, 100, "Deng & Li, Reverse Distillation, CVPR 2022; anomalib reverse_distillation; hq-deng/RD4AD", _STUDENT,
        description="WRN-50-2 encoder, one-class bottleneck embedding, mirrored decoder"),
     _w("draem", "DRAEM", "bench.suites.models.draem:build_draem", 256, 100,
-       "Zavrtanik et al., DRAEM, ICCV 2021; anomalib draem; VitjanZ/DRAEM", norm="none",
+       "Zavrtanik et al., DRAEM, ICCV 2021; anomalib draem; VitjanZ/DRAEM", _RECONSTRUCTION, norm="none",
        licence="Apache-2.0 (anomalib); the authors' code is MIT",
        description="reconstructive and discriminative sub-networks on the raw image"),
     _w("autoencoder", "Autoencoder", "bench.suites.models.autoencoder:build_conv_autoencoder", 256, 20,
-       "this project's baseline convolutional autoencoder (no reference implementation)", norm="none",
+       "this project's baseline convolutional autoencoder (no reference implementation)", _RECONSTRUCTION,
+       norm="none",
        licence="Apache-2.0 (this project's own design)",
        description="4 strided conv blocks, 64-channel latent, mirrored decoder; blurred squared error"),
 )

@@ -52,6 +52,15 @@ class Workload:
     model with an ImageNet backbone); with "normal" a standard normal tensor.
     ``resize`` is the size an image is resized to before a centre crop to ``input_shape`` (None: no
     crop, resize straight to the input shape).
+
+    Several inputs, inputs that are not images (sensor windows, token ids, a state) and state carried
+    between calls all go through ``inputs``: a stateful model takes its state as extra inputs and
+    returns the new state as extra outputs (what a streaming ONNX model does), named in ``outputs``,
+    so that backends, the parity check and every scenario handle it as any other model. Every input
+    and output keeps the batch as its first axis, a state too (one per sample): the ONNX export
+    refuses an output without it (bench.backends.onnx_export.check_batch_axes). ``input_shape`` is
+    then the first input's shape; the catalog shows every input's, as counted by bench.suites.cost.
+    tests/integration/test_suite_contract.py runs such a workload end to end.
     """
 
     name: str

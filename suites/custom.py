@@ -245,7 +245,9 @@ SUITE = Suite(
     description="a model you bring: model.path=<file.onnx> or model.target=<package.module:function>",
     workloads=(Workload(name="custom", family="user model", builder="", input_shape=(), dataset="user model",
                         preprocessing="as the user's model expects", latency_tier_ms=100, licence="the user's",
-                        reference="the user's model", outputs=()),),
+                        reference="the user's model", outputs=(), dataset_licence="the user's",
+                        # task, domain, category: unknown until the model is given (empty: no filter matches)
+                        description="the model given with model.path or model.target"),),
     instantiate=instantiate,
     check_options=check_options,
     describe=describe,

@@ -107,3 +107,53 @@ class SegfaultAtTwoBackend(TorchBackend):
         if example_inputs[0].shape[0] == 2:
             ctypes.string_at(0)
         return super().prepare(model, example_inputs, context)
+
+
+# A stateful workload with two inputs, one of them not an image, and two outputs: the suite contract
+# for streaming models (bench.suites.base.Workload: state in as an extra input, out as an extra output),
+# run end to end by tests/integration/test_suite_contract.py on every backend this CPU has.
+STATE = 8
+
+
+class _Stateful:
+    """A camera frame and the previous state in; a score per sample and the new state out."""
+
+    def __new__(cls, seed: int):
+        import torch
+
+        class Stateful(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.conv = torch.nn.Conv2d(3, 4, 3, stride=2, padding=1)
+                self.cell = torch.nn.GRUCell(4, STATE)
+                self.head = torch.nn.Linear(STATE, 1)
+
+            def forward(self, frame, state):
+                features = self.conv(frame).relu().mean(dim=(2, 3))
+                new_state = self.cell(features, state)
+                return self.head(new_state).squeeze(1), new_state
+
+        return Stateful()
+
+
+def build_stateful(seed: int):
+    return _Stateful(seed)
+
+
+def stateful_inputs(batch_size: int, seed: int):
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    frame = torch.rand((batch_size, 3, 16, 16), generator=generator)
+    state = torch.randn((batch_size, STATE), generator=generator)
+    return frame, state
+
+
+STATEFUL_SUITE = Suite(
+    name="fake_stateful",
+    description="a two-input stateful fake: frame and state in, score and new state out",
+    workloads=(Workload(name="stateful", family="fake", builder="tests.fakes:build_stateful", input_shape=(3, 16, 16),
+                        dataset="none", preprocessing="none", latency_tier_ms=100, licence="n/a", reference="n/a",
+                        outputs=("score", "state"), inputs="tests.fakes:stateful_inputs", task="tracking",
+                        domain="test", category="RNN", min_resolution="16x16", dataset_licence="n/a"),),
+)

@@ -30,7 +30,6 @@ USAGE = f"""bench {__version__}: the same workloads and metrics, with their unce
 usage:
   bench run [OVERRIDES...]          measure (Hydra app: bench run --help, --cfg job, -m for sweeps)
   {LIST_USAGE}
-                                    suites with their workloads, backends with their availability
   {SYSINFO_USAGE}
 {RESULTS_USAGE}
 
@@ -55,7 +54,7 @@ def _err(message: str) -> None:
 def _command_help(command: str) -> str:
     """`bench COMMAND --help` of the commands that are not Hydra apps (`bench run --help` is Hydra's)."""
     if command == "list":
-        return f"usage:\n  {LIST_USAGE}\n{' ' * 36}suites with their workloads, backends with their availability"
+        return f"usage:\n  {LIST_USAGE}"
     if command == "sysinfo":
         return f"usage:\n  {SYSINFO_USAGE}"
     if command == "store":

@@ -107,21 +107,27 @@ def test_sysinfo_shows_the_cuda_libraries_the_gpu_packages_load(tmp_path):
 
 
 @pytest.mark.slow
-def test_list_json_shows_workloads_with_computed_cost_and_backends(in_tmp, capsys):
+def test_list_json_shows_workloads_with_computed_cost_and_backends(in_tmp, capsys, monkeypatch):
     assert main(["list", "--json", "--sort=flops"]) == 0
     data = json.loads(capsys.readouterr().out)
     anomaly = next(s for s in data["suites"] if s["name"] == "anomaly")
     effad = next(w for w in anomaly["workloads"] if w["name"] == "efficientad_s")
     assert effad["input_shape"] == [3, 256, 256] and effad["dataset"] == "MVTec AD"
     assert effad["params"] > 1_000_000 and effad["flops_per_sample"] > 1e9
+    assert effad["input_shapes"] == [[3, 256, 256]] and effad["task"] == "anomaly detection"
+    assert effad["dataset_licence"] == "CC BY-NC-SA 4.0" and 30e6 < effad["onnx_bytes"] < 35e6
+    flops = [w["flops_per_sample"] for w in anomaly["workloads"]]
+    assert flops == sorted(flops)
     backends = {b["name"]: b for b in data["backends"]}
     assert backends["cpu"]["available"] is True
     if not backends["cuda"]["available"]:
         assert backends["cuda"]["reason"] and backends["cuda"]["install"]
-    # The text form shows the same catalog.
+    # The text form shows the same catalog, within a 100-column terminal.
+    monkeypatch.setenv("COLUMNS", "100")
     assert main(["list"]) == 0
     text = capsys.readouterr().out
-    assert "efficientad_s" in text and "3x256x256" in text and "MVTec AD" in text
+    assert "efficientad_s" in text and "3x256x256" in text and "MVTec AD" in text and "32.5 MB" in text
+    assert max(len(line) for line in text.splitlines()) <= 100
 
 
 def _bench(args, cwd, env=None):
