@@ -322,7 +322,7 @@ _COLUMNS: tuple[tuple[str, Any, bool, bool], ...] = (
     ("category", lambda r: r.get("category") or "-", False, True),
     ("data set", lambda r: r.get("dataset") or "-", False, True),
     ("input", _shapes, False, True),
-    ("min res", lambda r: r.get("min_resolution") or "-", False, False),
+    ("min res", lambda r: r.get("min_resolution") or "-", False, True),
     ("params", lambda r: _si(r.get("params"), ""), True, False),
     ("FLOPs", lambda r: _si(r.get("flops_per_sample"), ""), True, False),
     ("ONNX", lambda r: _si(r.get("onnx_bytes"), "B"), True, False),
@@ -407,10 +407,13 @@ def _suite_lines(suite: dict[str, Any], width: int) -> list[str]:
     if shared:
         lines += _wrapped("; ".join(shared), width)
     moved = []
-    if "data set" in [c[0] for c in columns] and _narrowest(columns, rows) > width:
-        # Its cells are the longest; listed below the table rather than cut mid-word.
-        columns = [c for c in columns if c[0] != "data set"]
-        moved = _grouped("data set", rows, "dataset", width)
+    # Columns of long text, listed below the table (one line per value) rather than cut mid-word,
+    # longest first, while the table would not fit even with every cell wrapped at its longest word.
+    for heading, field, label in (("data set", "dataset", "data set"), ("min res", "min_resolution", "min resolution"),
+                                  ("task", "task", "task"), ("category", "category", "category")):
+        if heading in [c[0] for c in columns] and _narrowest(columns, rows) > width:
+            columns = [c for c in columns if c[0] != heading]
+            moved += _grouped(label, rows, field, width)
     header = [("  " if i == 0 else "") + c[0] for i, c in enumerate(columns)]
     table = [[c[1](r) for c in columns] for r in rows]
     right = {i for i, c in enumerate(columns) if c[2]}
