@@ -110,8 +110,10 @@ class Workload:
             return (torch.randn(shape, generator=generator),)
         image = torch.rand(shape, generator=generator)
         if self.input_norm == "imagenet":
-            mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-            std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+            # Channels first after the batch: (N, 3, H, W) images and (N, 3, T, H, W) clips alike.
+            spread = (1, 3, *([1] * (len(shape) - 2)))
+            mean = torch.tensor(IMAGENET_MEAN).view(spread)
+            std = torch.tensor(IMAGENET_STD).view(spread)
             image = (image - mean) / std
         return (image,)
 

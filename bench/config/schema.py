@@ -60,10 +60,12 @@ class SuiteConfig:
     catalog: str = _f(help="import path of the suite's Suite object, 'module:attribute'")
     only: list[str] = _f([], help="run only these workloads of the suite, e.g. [efficientad_s]; empty runs all")
     seed: int = _f(0, help="seed of the model weights and of the generated inputs")
-    dataset: str = _f("", help="the data set the inputs represent (anomaly: mvtec_ad, visa, mvtec_ad_2); "
-                               "empty: the suite's default")
-    boundary: str = _f("model", help="model: a preprocessed tensor in, outputs out; pipeline: a uint8 image "
-                                     "of the data set's native size in, pre- and post-processing included")
+    dataset: str = _f("", help="the data set the inputs represent (anomaly: mvtec_ad, visa, mvtec_ad_2; "
+                               "timeseries: smd, swat, psm, msl, smap, etth1, tep; video: kinetics400, ntu_rgbd, "
+                               "ur_fall, toyota_smarthome; vision: imagenet, coco); empty: the suite's default")
+    boundary: str = _f("model", help="model: a preprocessed tensor in, outputs out; pipeline: the raw input "
+                                     "(a uint8 image of the data set's size, an encoded video, one new sensor "
+                                     "sample) in, the suite's pre- and post-processing included")
     tile_size: int = _f(256, help="tile size in pixels for data sets processed as tiles (MVTec AD 2)")
 
 
@@ -213,8 +215,9 @@ class ResultsConfig:
 
 @dataclass
 class DataConfig:
-    path: Optional[str] = _f(None, help="a folder of your own images for the pipeline boundary "
-                                        "(decoded with Pillow before timing); null: generated images")
+    path: Optional[str] = _f(None, help="your own data for the pipeline boundary, read before timing: a folder "
+                                        "of images (anomaly, vision), of video files (video), or a CSV or "
+                                        "Parquet file of sensor columns (timeseries); null: generated data")
 
 
 @dataclass

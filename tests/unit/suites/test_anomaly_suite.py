@@ -153,3 +153,18 @@ def test_empty_image_folder_through_the_cli(in_tmp, capsys):
     assert main(["run", "suite.boundary=pipeline", f"data.path={in_tmp / 'imgs'}"]) == 2
     assert "holds no image" in capsys.readouterr().err
     assert [p.name for p in in_tmp.iterdir()] == ["imgs"]
+
+
+@pytest.mark.parametrize("shape", [(3, 8, 8), (3, 4, 8, 8)], ids=["image", "clip"])
+def test_imagenet_inputs_are_normalised_per_channel_for_images_and_clips(shape):
+    """Workload.make_inputs draws a [0, 1] tensor and normalises channel c (the axis after the batch)
+    with ImageNet's mean and std, whatever the rank: (N, 3, H, W) images and (N, 3, T, H, W) clips."""
+    from bench.suites.base import Workload
+
+    workload = Workload(name="w", family="f", builder="m:f", input_shape=shape, dataset="d", preprocessing="p",
+                        latency_tier_ms=1, licence="l", reference="r", input_norm="imagenet")
+    (x,) = workload.make_inputs(2, seed=3)
+    assert x.shape == (2, *shape)
+    raw = torch.rand((2, *shape), generator=torch.Generator().manual_seed(3))
+    for c in range(3):
+        torch.testing.assert_close(x[:, c], (raw[:, c] - IMAGENET_MEAN[c]) / IMAGENET_STD[c])
