@@ -188,9 +188,33 @@ class Suite:
         raise KeyError(name)
 
 
+def _source_digest(origin: str) -> bytes:
+    """The source a module's code can depend on, hashed: for a module of bench's suites, every .py
+    file under suites/ (models share backbones and heads across files and folders, pipelines live
+    beside the catalogs) but the training losses and fits (``*_train.py``, ``training.py``), which no
+    model imports, so that a change of loss keeps the cached conversions; for another package's module,
+    the .py files of its own folder (the modules it most likely imports). Reading them costs
+    milliseconds; a stale cached conversion costs a wrong number."""
+    import hashlib
+    from pathlib import Path
+
+    here = Path(origin).resolve()
+    suites = Path(__file__).resolve().parent
+    if here.is_relative_to(suites):
+        files = sorted(p for p in suites.rglob("*.py") if not (p.name.endswith("_train.py") or p == suites / "training.py"))
+    else:
+        files = sorted(here.parent.glob("*.py"))
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(str(file.relative_to(file.parent.parent)).encode() + b"\0")
+        digest.update(file.read_bytes())
+    return digest.digest()
+
+
 def code_hash(workload: Workload) -> str:
-    """A hash of the source of the modules that build a workload's model and inputs, and of its
-    input shape: a change of the model code changes the hash, and invalidates what was cached."""
+    """A hash of the source the workload's model and inputs are built from (``_source_digest``) and
+    of its input shape: a change of the model code, or of a module it shares, changes the hash and
+    invalidates what was cached."""
     import hashlib
     import importlib.util
     import os
@@ -201,8 +225,7 @@ def code_hash(workload: Workload) -> str:
             continue
         spec = importlib.util.find_spec(path.partition(":")[0])
         if spec and spec.origin and os.path.exists(spec.origin):
-            with open(spec.origin, "rb") as handle:
-                digest.update(handle.read())
+            digest.update(_source_digest(spec.origin))
         digest.update(path.encode())
     digest.update(repr(workload.input_shape).encode())
     if workload.builder_args:  # the same code builds another model with other sizes

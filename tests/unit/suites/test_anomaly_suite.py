@@ -3,6 +3,8 @@ PNG files, tiling and stitching, and bad input refused before any work."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -168,3 +170,41 @@ def test_imagenet_inputs_are_normalised_per_channel_for_images_and_clips(shape):
     raw = torch.rand((2, *shape), generator=torch.Generator().manual_seed(3))
     for c in range(3):
         torch.testing.assert_close(x[:, c], (raw[:, c] - IMAGENET_MEAN[c]) / IMAGENET_STD[c])
+
+
+def test_code_hash_follows_the_modules_a_model_shares(tmp_path, monkeypatch):
+    """A cached conversion is keyed by code_hash: a change of a module the builder imports (a shared
+    backbone or head) must change it, not only a change of the builder's own file."""
+    from bench.suites.base import Workload, _source_digest, code_hash
+
+    package = tmp_path / "plugin_models"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "heads.py").write_text("SCALE = 1\n")
+    (package / "net.py").write_text("from plugin_models.heads import SCALE\n\ndef build(seed):\n    return SCALE\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    workload = Workload(name="w", family="f", builder="plugin_models.net:build", input_shape=(3,), dataset="d",
+                        preprocessing="p", latency_tier_ms=1, licence="l", reference="r")
+    before = code_hash(workload)
+    assert code_hash(workload) == before
+    (package / "heads.py").write_text("SCALE = 2\n")
+    assert code_hash(workload) != before
+    # bench's own suites: one digest over suites/, so a model in one folder and a backbone in another count.
+    import bench.suites.anomaly as anomaly
+
+    suites = Path(anomaly.__file__).parent
+    assert _source_digest(str(suites / "models" / "vision" / "resnet.py")) == _source_digest(str(suites / "anomaly.py"))
+
+
+def test_a_training_loss_is_outside_the_models_code_hash(monkeypatch):
+    from bench.suites.base import _source_digest
+    import bench.suites.anomaly as anomaly
+
+    suites = Path(anomaly.__file__).parent
+    assert (suites / "models" / "padim_train.py").is_file()  # the losses and fits live apart from the models
+    digest = _source_digest(str(suites / "anomaly.py"))
+    read = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: b"changed" if self.name.endswith("_train.py") else read(self))
+    assert _source_digest(str(suites / "anomaly.py")) == digest
+    monkeypatch.setattr(Path, "read_bytes", lambda self: b"changed" if self.name == "backbones.py" else read(self))
+    assert _source_digest(str(suites / "anomaly.py")) != digest
