@@ -1,6 +1,6 @@
 """What the harness reports for an ONNX Runtime session against a bare loop over the same session.
 
-Run with:  python -m pytest benchmarks/test_backend_overhead.py --benchmark-only -s
+Run with:  python -m pytest benchmarks/test_backend_overhead.py -n 0 --benchmark-only -s
 The workload is a real suite model at its real size (STFPM, 1x3x256x256, batch 1) on the CPU
 provider with one intra-op thread. Each round measures both, in alternating order so that a drift of the machine's load
 falls on both alike: the harness (bench.measurement.loop.warm_up, then measure in the throughput scenario on an

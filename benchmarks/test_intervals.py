@@ -1,6 +1,6 @@
 """Do the published intervals hold across fresh runs, and what do they cost?
 
-Run with:  python -m pytest benchmarks/test_intervals.py --benchmark-only -s
+Run with:  python -m pytest benchmarks/test_intervals.py -n 0 --benchmark-only -s
 (about an hour on a 2-core machine with BENCH_BASELINE_REF; run it on a quiet machine, nothing else busy).
 
 - ``test_calibration``: RUNS fresh records of one item per backend (PyTorch eager and ONNX Runtime

@@ -1,7 +1,7 @@
 """The server engine's bias: the latency it reports against the time the request itself took, at a
 light load, on the same ~2 ms function; and that function's time in the latency loop beside it.
 
-Run with:  python -m pytest benchmarks/test_load_engine.py --benchmark-only -s
+Run with:  python -m pytest benchmarks/test_load_engine.py -n 0 --benchmark-only -s
 At 50 requests per second a 2 ms request rarely waits for another (rho = 0.1), so the engine's
 latency is the request's own time (its service time, timed inside the engine) plus the engine's
 dispatch delay (sleep's wake-up and bookkeeping). Printed and stored in extra_info, from five

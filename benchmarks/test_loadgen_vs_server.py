@@ -2,7 +2,7 @@
 PyTorch on a GPU, and against M/D/1 queueing theory: the CPU reproduction of the disagreement seen on
 an NVIDIA H200 (LoadGen p50 16.4 ms / p99 38.8 ms at 300/s where bench's engine had 3.9 / 17.4 ms).
 
-Run with:  python -m pytest benchmarks/test_loadgen_vs_server.py --benchmark-only -s
+Run with:  python -m pytest benchmarks/test_loadgen_vs_server.py -n 0 --benchmark-only -s
 The fake model's launch is PIECES operations, each PIECE_US of Python that holds the GIL followed by
 a ~5 us C call that releases it (an eager op: Python dispatch, then the kernel launch without the
 GIL); its "GPU" finishes GPU_MS after the launch began, and synchronize sleeps until then (the GIL

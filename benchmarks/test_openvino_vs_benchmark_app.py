@@ -1,6 +1,6 @@
 """The harness on OpenVINO against OpenVINO's own ``benchmark_app`` and a bare loop.
 
-Run with:  python -m pytest benchmarks/test_openvino_vs_benchmark_app.py --benchmark-only -s
+Run with:  python -m pytest benchmarks/test_openvino_vs_benchmark_app.py -n 0 --benchmark-only -s
 One real suite workload (STFPM, 256x256, batch 1) exported to ONNX once; the same device (CPU), hint
 (the scenario's) and inference precision (f32) everywhere. Each round runs, in a rotating order:
 - benchmark_app (a subprocess: ``-m model.onnx -d CPU -hint H -infer_precision f32 -t T -shape [...]``;

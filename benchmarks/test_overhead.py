@@ -1,6 +1,6 @@
 """The harness's per-iteration overhead against a bare loop around the same function.
 
-Run with:  python -m pytest benchmarks/ --benchmark-only
+Run with:  python -m pytest benchmarks/ -n 0 --benchmark-only
 Both loops call the same ~20 us function; they are measured side by side, interleaved in one run,
 and two ratios are printed and stored in the benchmark's extra_info: what the harness reports per
 iteration over the bare loop's time per iteration (the bias the harness adds to a measurement; goal

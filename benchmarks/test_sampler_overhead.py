@@ -1,6 +1,6 @@
 """The cost of sampling power and memory during a measurement.
 
-Run with:  python -m pytest benchmarks/test_sampler_overhead.py --benchmark-only -s
+Run with:  python -m pytest benchmarks/test_sampler_overhead.py -n 0 --benchmark-only -s
 On a workload of about 1 ms, the median latency measured with the sampler process running (20 Hz
 power, 50 Hz memory) and without it, side by side, interleaved in one run; the goal is a difference
 under 1%. The sampler reads what this machine has (the process's memory; powercap and NVML where
