@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from bench.suites.base import Instance, Suite, SuiteOptionError, Workload
+from bench.suites.base import Instance, Suite, SuiteOptionError, Workload, choose
 
 __all__ = ["SUITE", "DATASETS", "DataSet", "BOUNDARIES"]
 
@@ -118,13 +118,8 @@ def _options(options: dict[str, Any]) -> tuple[DataSet, str, int, Optional[str]]
 
 
 def check_options(suite: Suite, options: dict[str, Any]) -> None:
-    key = options.get("dataset") or DEFAULT_DATASET
-    if key not in DATASETS:
-        raise SuiteOptionError("suite.dataset", key, f"use one of {', '.join(DATASETS)}", "is not a known data set")
-    boundary = options.get("boundary") or "model"
-    if boundary not in BOUNDARIES:
-        raise SuiteOptionError("suite.boundary", boundary, f"use one of {', '.join(BOUNDARIES)}",
-                               "is not a measurement boundary")
+    choose("suite.dataset", options.get("dataset"), DEFAULT_DATASET, DATASETS, "is not a known data set")
+    boundary = choose("suite.boundary", options.get("boundary"), "model", BOUNDARIES, "is not a measurement boundary")
     dataset, _, tile, data_path = _options(options)
     if data_path is not None and boundary != "pipeline":
         raise SuiteOptionError("data.path", data_path, "add suite.boundary=pipeline (images in, map and score out)",

@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional
 # the code that imports them from bench.suites.base.
 from bench.plugins import load_suite, resolve
 
-__all__ = ["Workload", "Suite", "resolve", "SuiteOptionError", "Instance"]
+__all__ = ["Workload", "Suite", "resolve", "SuiteOptionError", "Instance", "choose"]
 
 
 class SuiteOptionError(ValueError):
@@ -24,6 +24,15 @@ class SuiteOptionError(ValueError):
     def __init__(self, key: str, value: Any, fix: str, problem: str) -> None:
         self.key, self.value, self.fix, self.problem = key, value, fix, problem
         super().__init__(f"{key}={value!r} {problem}: {fix}")
+
+
+def choose(key: str, value: Any, default: str, choices: Any, problem: str) -> str:
+    """A suite option that must be one of ``choices`` (a data set, a boundary): the value, or the
+    default when it is empty; otherwise a SuiteOptionError naming the key, the value and the choices."""
+    value = value or default
+    if value not in choices:
+        raise SuiteOptionError(key, value, f"use one of {', '.join(choices)}", problem)
+    return value
 
 
 @dataclass

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Optional
 
-from bench.suites.base import Instance, Suite, SuiteOptionError, Workload
+from bench.suites.base import Instance, Suite, SuiteOptionError, Workload, choose
 
 __all__ = ["SUITE", "DATASETS", "DataSet", "BOUNDARIES", "DEFAULT_DATASET", "LOOKBACK", "HORIZON"]
 
@@ -199,13 +199,8 @@ WORKLOADS = tuple(adapt(t, {}) for t in _TEMPLATES)
 
 
 def check_options(suite: Suite, options: dict[str, Any]) -> None:
-    key = options.get("dataset") or DEFAULT_DATASET
-    if key not in DATASETS:
-        raise SuiteOptionError("suite.dataset", key, f"use one of {', '.join(DATASETS)}", "is not a known data set")
-    boundary = options.get("boundary") or "model"
-    if boundary not in BOUNDARIES:
-        raise SuiteOptionError("suite.boundary", boundary, f"use one of {', '.join(BOUNDARIES)}",
-                               "is not a measurement boundary")
+    key = choose("suite.dataset", options.get("dataset"), DEFAULT_DATASET, DATASETS, "is not a known data set")
+    choose("suite.boundary", options.get("boundary"), "model", BOUNDARIES, "is not a measurement boundary")
     data_path = options.get("data_path")
     if data_path:
         from bench.suites.series import series_info

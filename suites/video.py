@@ -29,7 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from bench.suites.base import IMAGENET_MEAN, IMAGENET_STD, Instance, Suite, SuiteOptionError, Workload
+from bench.suites.base import (IMAGENET_MEAN, IMAGENET_STD, Instance, Suite, SuiteOptionError, Workload,
+                               choose)
 from bench.suites.video_io import ClipSpec
 
 __all__ = ["SUITE", "DATASETS", "DataSet", "BOUNDARIES", "CLIPS", "WORKLOADS"]
@@ -216,13 +217,8 @@ def _options(options: dict[str, Any]) -> tuple[DataSet, str, str | None]:
 
 
 def check_options(suite: Suite, options: dict[str, Any]) -> None:
-    key = options.get("dataset") or DEFAULT_DATASET
-    if key not in DATASETS:
-        raise SuiteOptionError("suite.dataset", key, f"use one of {', '.join(DATASETS)}", "is not a known data set")
-    boundary = options.get("boundary") or "model"
-    if boundary not in BOUNDARIES:
-        raise SuiteOptionError("suite.boundary", boundary, f"use one of {', '.join(BOUNDARIES)}",
-                               "is not a measurement boundary")
+    choose("suite.dataset", options.get("dataset"), DEFAULT_DATASET, DATASETS, "is not a known data set")
+    boundary = choose("suite.boundary", options.get("boundary"), "model", BOUNDARIES, "is not a measurement boundary")
     data_path = options.get("data_path") or None
     if data_path is not None and boundary != "pipeline":
         raise SuiteOptionError("data.path", data_path, "add suite.boundary=pipeline (video files in, logits out)",
