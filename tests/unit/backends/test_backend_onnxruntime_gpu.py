@@ -301,15 +301,7 @@ def tiny(tmp_path_factory):
     pytest.importorskip("onnxscript")
     from bench.backends.base import PrepareContext
 
-    class TinyNet(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.c1 = torch.nn.Conv2d(3, 8, 3, padding=1)
-            self.c2 = torch.nn.Conv2d(8, 1, 3, padding=1)
-
-        def forward(self, x):
-            amap = self.c2(torch.relu(self.c1(x)))
-            return amap, amap.flatten(1).amax(1)
+    from tests.unit.backends.test_backend_onnxruntime import TinyNet
 
     torch.manual_seed(0)
     model = TinyNet().eval()
