@@ -85,6 +85,15 @@ class TrainTask:
     # and for fit tasks a maker of n seeded training images like those of the batch.
     optimizer_options: dict[str, Any] = field(default_factory=dict)
     make_images: Optional[Callable[[int], Any]] = None
+    # Continual learning (scenario=continual) adapts the task on recent samples: ``model`` is the whole
+    # inference module whose parts the task trains or fits (exported once adapted); ``make_batch(samples)``
+    # turns samples (N, *input shape, the model's input space) into a step's batch; None: ``(samples,)``.
+    model: Any = None
+    make_batch: Optional[Callable[[Any], tuple[Any, ...]]] = None
+
+    def batch_of(self, samples: Any) -> tuple[Any, ...]:
+        """A training step's batch made of ``samples`` (host tensors): what adaptation trains on."""
+        return tuple(self.make_batch(samples)) if self.make_batch is not None else (samples,)
 
     def set_modes(self) -> None:
         """Train mode for each module that owns a trained parameter, eval mode for the others: a
@@ -129,6 +138,7 @@ def training_task(workload: str, batch_size: int, seed: int, options: dict[str, 
         return spec.make_inputs(n, seed + offset)[0]
 
     task = resolve(_METHODS[workload])(model, make_images, int(batch_size), seed)
+    task.model = model
     task.info.update(workload=workload, kind=task.kind, input_shape=list(spec.input_shape),
                      input_norm=spec.input_norm, batch_size=int(batch_size), seed=seed,
                      **_parameter_counts(task))
@@ -229,6 +239,7 @@ def _custom_task(batch_size: int, seed: int, options: dict[str, Any]) -> TrainTa
         optimizer="Adam", lr=1e-3,
         info={**instance.info, "method": "user model", "loss": loss_path, "trained": ["model"], "frozen": [],
               "simplified": []},
+        model=module,
     )
     task.info.update(workload=CUSTOM_WORKLOAD, kind="backprop", batch_size=batch_size, seed=seed,
                      **_parameter_counts(task))

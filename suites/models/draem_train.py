@@ -91,6 +91,12 @@ def synthetic_anomalies(images: Any, seed: int, p_anomaly: float = 0.5, threshol
     return augmented, masks
 
 
+def _batch(clean: Any, seed: int) -> tuple[Any, Any, Any]:
+    """A step's batch from clean images: (with synthetic anomalies, clean, mask)."""
+    augmented, mask = synthetic_anomalies(clean, seed)
+    return augmented, clean, mask
+
+
 def draem_task(model: Any, make_images: Callable[..., Any], batch_size: int, seed: int) -> TrainTask:
     import torch
     import torch.nn.functional as F
@@ -111,7 +117,7 @@ def draem_task(model: Any, make_images: Callable[..., Any], batch_size: int, see
     return TrainTask(
         kind="backprop", modules={"reconstructive": reconstructive, "discriminative": discriminative},
         parameters=trainable(reconstructive, discriminative), batch=(augmented, clean, mask), loss=loss,
-        optimizer="Adam", lr=1e-4,
+        optimizer="Adam", lr=1e-4, make_batch=lambda images: _batch(images, seed + 1),
         info={"method": "DRAEM", "loss": "L2 + (1 - SSIM) of the reconstruction against the clean image, + focal "
               "loss (gamma 2) of the segmentation against the anomaly mask",
               "trained": ["reconstructive", "discriminative"], "frozen": [],

@@ -102,6 +102,7 @@ def efficientad_task(model: Any, make_images: Callable[..., Any], batch_size: in
         kind="backprop", modules={"teacher": teacher, "student": student, "autoencoder": ae, "normalisation": stats},
         parameters=trainable(student, ae), batch=batch, loss=loss, optimizer="Adam", lr=1e-4,
         optimizer_options={"weight_decay": 1e-5},
+        make_batch=lambda images: (images, colour_jitter(images, seed + 1), make_images(images.shape[0], 2)),
         info={"method": f"EfficientAD-{model.model_size.upper()}",
               "loss": "hard student-teacher (0.999 quantile) + ImageNet penalty + autoencoder-teacher + "
                       "student-autoencoder, mean squared distances",
