@@ -177,6 +177,18 @@ class Backend(ABC):
         """Convert, compile or place ``model`` (a torch nn.Module in eval mode) for this runtime.
         What the conversion cost and whether a cache served it go into effective_settings()."""
 
+    def convert(self, model: Any, example_inputs: Sequence[Any], context: PrepareContext) -> dict[str, Any]:
+        """Build the conversions ``prepare`` would use (ONNX export, IR, engine) into the context's
+        cache, without keeping a session, and return what they cost (bench.backends.artifacts
+        describe_conversion's shape). scenario=continual runs it in the trainer process, so that the
+        serving process's ``prepare`` of the adapted model finds them cached and only loads them. The
+        default prepares a session and closes it; a backend overrides it to skip the session."""
+        session = self.prepare(model, example_inputs, context)
+        try:
+            return dict(session.effective_settings().get("conversion") or {})
+        finally:
+            session.close()
+
     def prepare_training(self, task: Any, context: TrainingContext) -> TrainingSession:
         """Place a suite's training task (bench.suites.training.TrainTask: its modules, batch and loss,
         or its fit) on this runtime's device, with its optimizer and the context's precision. A

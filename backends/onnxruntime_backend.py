@@ -410,6 +410,18 @@ class OrtBackend(Backend):
         return OrtSession(session, s, {"providers": [p if isinstance(p, str) else p[0] for p in providers]},
                           conversions, self._preload)
 
+    def convert(self, model: Any, example_inputs: Sequence[Any], context: PrepareContext) -> dict[str, Any]:
+        """The ONNX export (and its fp16 version for the cuda provider in fp16) without a session; the
+        tensorrt provider builds its engine in a session, so it takes the default."""
+        s = self.settings
+        if s.provider == "tensorrt":
+            return super().convert(model, example_inputs, context)
+        onnx_path, onnx_artifact = cached_onnx(model, example_inputs, context)
+        conversions: dict[str, Artifact] = {"onnx": onnx_artifact}
+        if s.provider == "cuda" and s.precision == "fp16":
+            _, conversions["onnx_fp16"] = _fp16_onnx(onnx_path, onnx_artifact, context)
+        return describe_conversion(conversions)
+
     def session_options(self, ort: Any) -> Any:
         s = self.settings
         options = ort.SessionOptions()

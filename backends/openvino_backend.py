@@ -370,6 +370,13 @@ class OpenVinoBackend(Backend):
             return OpenVinoQueueSession(compiled, info, jobs)
         return OpenVinoSession(compiled, info)
 
+    def convert(self, model: Any, example_inputs: Sequence[Any], context: PrepareContext) -> dict[str, Any]:
+        """The IR (and the ONNX export it is read from) without compiling it for the device."""
+        import openvino as ov
+
+        _, artifact, onnx_artifact = self._ir(ov.Core(), model, example_inputs, context)
+        return describe_conversion({"onnx": onnx_artifact, "openvino_model": artifact})
+
     def _ir(self, core: Any, model: Any, example_inputs: Sequence[Any],
             context: PrepareContext) -> tuple[Any, Artifact, Optional[Artifact]]:
         """The IR (model.xml + model.bin), from the cache or converted now: batch-dynamic from the ONNX

@@ -195,6 +195,11 @@ class TorchBackend(Backend):
             session.use_streams(streams)
         return session
 
+    def convert(self, model: Any, example_inputs: Sequence[Any], context: PrepareContext) -> dict[str, Any]:
+        """Nothing to convert ahead: the module itself is served (a compiled backend compiles in the
+        serving process's prepare, in-process, as it does for any item)."""
+        return {"cache_hit": True, "build_s": 0.0, "stages": {}}
+
     def streams_for(self, device: Any, context: PrepareContext) -> int:
         """How many CUDA streams to serve with: backend.streams, which config validation allows above 1
         only on a CUDA device in the load scenarios. Asked for elsewhere it is an error here too,

@@ -157,3 +157,55 @@ STATEFUL_SUITE = Suite(
                         outputs=("score", "state"), inputs="tests.fakes:stateful_inputs", task="tracking",
                         domain="test", category="RNN", min_resolution="16x16", dataset_licence="n/a"),),
 )
+
+
+# --- scenario=continual: tiny models the custom suite builds and trains (model.target, model.loss) ---
+
+
+def build_tiny_conv(seed: int):
+    """A tiny convolutional autoencoder on (3, 16, 16) images: (reconstruction, per-image score)."""
+    import torch
+
+    class TinyConvAE(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encode = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU())
+            self.decode = torch.nn.Conv2d(8, 3, 3, padding=1)
+
+        def forward(self, x):
+            reconstruction = self.decode(self.encode(x))
+            return reconstruction, (reconstruction - x).pow(2).mean(dim=(1, 2, 3))
+
+    torch.manual_seed(seed)
+    return TinyConvAE().eval()
+
+
+def build_tiny_series(seed: int):
+    """A tiny recurrent model on (20, 4) windows: the next sample's forecast."""
+    import torch
+
+    class TinySeries(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = torch.nn.GRU(4, 8, batch_first=True)
+            self.head = torch.nn.Linear(8, 4)
+
+        def forward(self, x):
+            out, _ = self.rnn(x)
+            return self.head(out[:, -1])
+
+    torch.manual_seed(seed)
+    return TinySeries().eval()
+
+
+def reconstruction_loss(model, inputs):
+    """model.loss of build_tiny_conv: the reconstruction's mean squared error."""
+    (x,) = inputs
+    reconstruction, _ = model(x)
+    return (reconstruction - x).pow(2).mean()
+
+
+def forecast_loss(model, inputs):
+    """model.loss of build_tiny_series: the last sample forecast from the ones before it."""
+    (x,) = inputs
+    return (model(x[:, :-1]) - x[:, -1]).pow(2).mean()

@@ -17,7 +17,7 @@ from typing import Any, Optional, Sequence
 from bench.config.explain import explain
 from bench.config.help import help_text
 from bench.config.schema import (CONF_DIR, CompiledBackendConfig, Config, MultiStreamScenarioConfig, OpenVinoBackendConfig,
-                                 OrtBackendConfig, ResultsConfig, ScenarioConfig, ServerScenarioConfig, SuiteConfig,
+                                 ContinualScenarioConfig, OrtBackendConfig, ResultsConfig, ScenarioConfig, ServerScenarioConfig, SuiteConfig,
                                  SweepConfig, TensorRTBackendConfig, TorchBackendConfig, TrainingScenarioConfig)
 from bench.config.validate import validate
 from bench.errors import BackendUnavailable, ConfigError
@@ -187,6 +187,7 @@ def register_schemas(config_dirs: Sequence[str] = ()) -> None:
     cs.store(group="schema/scenario", name="server", node=ServerScenarioConfig, package="scenario")
     cs.store(group="schema/scenario", name="multistream", node=MultiStreamScenarioConfig, package="scenario")
     cs.store(group="schema/scenario", name="training", node=TrainingScenarioConfig, package="scenario")
+    cs.store(group="schema/scenario", name="continual", node=ContinualScenarioConfig, package="scenario")
     cs.store(group="schema/results", name="results", node=ResultsConfig, package="results")
     cs.store(group="schema/sweep", name="sweep", node=SweepConfig, package="sweep")
     cs.store(group="hydra/help", name="bench", node={"app_name": "bench", "template": help_text(config_dirs)})

@@ -23,6 +23,7 @@ __all__ = [
     "OpenVinoBackendConfig",
     "TensorRTBackendConfig",
     "ScenarioConfig",
+    "ContinualScenarioConfig",
     "ResultsConfig",
     "WorkerConfig",
     "DataConfig",
@@ -39,7 +40,7 @@ __all__ = [
 ]
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-SCENARIOS = ("latency", "throughput", "server", "multistream", "training")
+SCENARIOS = ("latency", "throughput", "server", "multistream", "training", "continual")
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8")
 TAIL_PERCENTILES = (0.9, 0.95, 0.99)
 # model.input_dtype: torch's names of the dtypes bench.suites.custom draws inputs of, kept here so that
@@ -143,7 +144,8 @@ class LoadGenConfig:
 @dataclass
 class ScenarioConfig:
     name: str = _f(help="latency (one request at a time), throughput (back-to-back batches), server (Poisson "
-                        "arrivals), multistream (camera streams) or training (timed training steps)")
+                        "arrivals), multistream (camera streams), training (timed training steps) or continual "
+                        "(serving while the inputs drift and the model adapts)")
     default_batch_size: int = _f(1, help="batch size when batch_size is not given")
     warmup_iterations: int = _f(5, help="warm-up runs at least this many iterations ...")
     warmup_s: float = _f(1.0, help="... and for at least this long (seconds)")
@@ -206,6 +208,78 @@ class TrainingScenarioConfig(ScenarioConfig):
 
 
 @dataclass
+class DriftConfig:
+    at_s: float = _f(20.0, help="seconds into the timeline at which the inputs drift")
+    brightness: float = _f(0.15, help="images: brightness shift, a fraction of the steady inputs' value range")
+    contrast: float = _f(1.0, help="images: contrast factor about the steady mean (1: unchanged)")
+    texture: float = _f(0.05, help="images: amplitude of a fixed seeded texture, a fraction of the range (0: none)")
+    level: float = _f(1.0, help="series: level shift, in each channel's steady standard deviations")
+    scale: float = _f(2.0, help="series: variance factor, the deviation from each channel's steady mean times this")
+
+
+@dataclass
+class DetectorConfig:
+    method: str = _f("ks", help="ks: Kolmogorov-Smirnov per feature, Bonferroni-corrected; mmd: maximum mean "
+                                "discrepancy (Gaussian kernel) with a permutation p-value")
+    reference: int = _f(64, help="the first samples served: the reference the test compares with")
+    window: int = _f(32, help="the most recent samples compared with the reference")
+    check_every: int = _f(16, help="test once every this many samples")
+    alpha: float = _f(0.001, help="a check fires when its p-value is below this (its false-alarm probability)")
+    permutations: int = _f(200, help="mmd: permutations of its p-value")
+
+
+@dataclass
+class AdaptConfig:
+    steps: int = _f(20, help="backprop methods: fine-tuning steps of one adaptation (K)")
+    batch_size: int = _f(8, help="samples per fine-tuning step")
+    replay_ratio: float = _f(0.5, help="fraction of each step's samples (of a fit's images) replayed from the "
+                                       "steady inputs; the rest are recent drifted ones")
+    recent: int = _f(64, help="the most recent served samples the adaptation learns from (at most the pool)")
+    fit_images: int = _f(32, help="PatchCore, PaDiM: images of the re-fit (memory bank and coreset, covariance)")
+    lr: Optional[float] = _f(None, help="fine-tuning learning rate; null: the method's own")
+
+
+@dataclass
+class TrainerConfig:
+    device: str = _f("cpu", help="where the adaptation trains (PyTorch): cpu, cuda, cuda:1, ...")
+    precision: str = _f("fp32", help="training precision: fp32, or fp16/bf16 (AMP)")
+    threads: Optional[int] = _f(None, help="the trainer's intra-op threads (a limit on its share of the CPU); "
+                                           "null: PyTorch's default")
+    cpus: list[int] = _f([], help="CPU cores the trainer may run on (sched_setaffinity); empty: all")
+    nice: int = _f(0, help="the trainer's nice increment (0-19: lower CPU priority than serving)")
+    cuda_stream_priority: Optional[int] = _f(None, help="CUDA: the trainer's stream priority (lower numbers are "
+                                                        "higher priority); null: the default stream (not yet run on a GPU)")
+    alone_steps: int = _f(5, help="steps (a fit: fits) timed before the timeline with nothing served: training "
+                                  "throughput alone")
+
+
+@dataclass
+class ContinualScenarioConfig(LoadScenarioConfig):
+    """One timeline: steady serving, drift, adaptation while serving, the adapted model served."""
+
+    arrival: str = _f("poisson", help="poisson (scenario.rate_qps) or streams (scenario.streams cameras at scenario.fps)")
+    rate_qps: float = _f(5.0, help="poisson: arrival rate in requests per second")
+    streams: int = _f(1, help="streams: camera streams")
+    fps: float = _f(10.0, help="streams: frames per second of each stream")
+    duration_s: float = _f(90.0, help="length of the timeline's arrivals (drift, detection and adaptation fall in it)")
+    serve_cpus: list[int] = _f([], help="CPU cores serving may run on (sched_setaffinity); empty: all")
+    pool: int = _f(128, help="distinct generated samples per input distribution (steady, drifted), served in turn")
+    require_parity: bool = _f(True, help="swap only an adapted model that passes the parity check against its "
+                                         "PyTorch fp32 outputs; false swaps it anyway (recorded)")
+    find_peak: bool = _f(False, help="search the highest rate at which serving meets the requirement while adapting "
+                                     "(a whole timeline per probe; reported as max_qps_while_adapting)")
+    peak_tolerance: float = _f(0.1, help="find_peak stops when the bracket is within this fraction of its top")
+    drift: DriftConfig = field(default_factory=lambda: DriftConfig(), metadata={
+        "help": "when and how the inputs drift (scenario.drift.*)"})
+    detector: DetectorConfig = field(default_factory=lambda: DetectorConfig(), metadata={
+        "help": "the drift detector (scenario.detector.*)"})
+    adapt: AdaptConfig = field(default_factory=lambda: AdaptConfig(), metadata={
+        "help": "what one adaptation does (scenario.adapt.*)"})
+    train: TrainerConfig = field(default_factory=lambda: TrainerConfig(), metadata={
+        "help": "the trainer process: device, precision, its share of the machine (scenario.train.*)"})
+
+
+@dataclass
 class ResultsConfig:
     name: str = _f("local", help="results profile, the file name in conf/results/")
     dir: str = _f("results", help="folder for the JSON records and the embedded database")
@@ -230,6 +304,8 @@ class WorkerConfig:
 class ModelConfig:
     path: Optional[str] = _f(None, help="suite=custom: an ONNX file to benchmark on the ONNX-based backends")
     target: Optional[str] = _f(None, help="suite=custom: package.module:function that builds a torch module")
+    loss: Optional[str] = _f(None, help="model.target, scenario=training or continual: package.module:function, "
+                                        "(model, inputs) -> scalar loss tensor, inputs the tuple of input tensors")
     input_shape: list[int] = _f([], help="model.target: one sample's input shape without the batch, e.g. [3,224,224]")
     input_dtype: str = _f("float32", help="model.target: the input's dtype (a torch name: float32, float16, bfloat16, "
                                           "float64, int64, int32, int16, int8, uint8 or bool)")

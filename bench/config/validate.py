@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from bench.config.schema import (INPUT_DTYPES, PRECISIONS, SCENARIOS, TAIL_PERCENTILES, BackendConfig,
-                                 CompiledBackendConfig, Config, LoadScenarioConfig, ModelConfig,
+                                 CompiledBackendConfig, Config, ContinualScenarioConfig, LoadScenarioConfig, ModelConfig,
                                  MultiStreamScenarioConfig, OpenVinoBackendConfig, OrtBackendConfig, ResultsConfig,
                                  ScenarioConfig, ServerScenarioConfig, SweepConfig, TensorRTBackendConfig,
                                  TorchBackendConfig, TrainingScenarioConfig, suite_options)
@@ -171,6 +171,8 @@ def validate(cfg: Config) -> Config:
     if cfg.resume is not None and sw.name != "batch":
         raise ConfigError("resume", cfg.resume, "add sweep=batch (only sweeps resume)", "needs a sweep")
     _validate_model(cfg, suite)
+    if isinstance(cfg.scenario, ContinualScenarioConfig):
+        _validate_continual(cfg, suite)
     try:
         suite.check(suite_options(cfg))
     except suite_option_error() as exc:
@@ -239,6 +241,102 @@ def _validate_scenario_kind(cfg: Config) -> None:
             raise ConfigError("scenario.engine", "loadgen",
                               "pip install -c constraints.txt -e '.[loadgen]'  (mlcommons-loadgen)",
                               "needs MLPerf LoadGen, which is not installed")
+
+
+def _cpu_list(key: str, cpus: list[int]) -> None:
+    usable = sorted(os.sched_getaffinity(0))
+    wrong = [c for c in cpus if isinstance(c, bool) or c not in usable]
+    if wrong:
+        raise ConfigError(key, list(cpus), f"give cores this process may use ({', '.join(map(str, usable))}), or [] "
+                          "for all", f"names core {wrong[0]}, which is not one of them")
+
+
+def _validate_continual(cfg: Config, suite: Any) -> None:
+    """scenario=continual: the timeline, the drift, the detector, the adaptation and the trainer, and
+    what can adapt at all (a workload with a training task, at the model boundary)."""
+    sc: ContinualScenarioConfig = cfg.scenario
+    if sc.engine != "native":
+        raise ConfigError("scenario.engine", sc.engine, "use scenario.engine=native", "does not drive scenario=continual")
+    if sc.arrival not in ("poisson", "streams"):
+        raise ConfigError("scenario.arrival", sc.arrival, "use poisson or streams", "is not an arrival process")
+    _positive("scenario.rate_qps", sc.rate_qps, "give requests per second, e.g. scenario.rate_qps=5")
+    _positive("scenario.streams", sc.streams, "give a whole number >= 1")
+    _positive("scenario.fps", sc.fps, "give frames per second, e.g. 10")
+    _positive("scenario.duration_s", sc.duration_s, "give the timeline's length in seconds, e.g. 90")
+    if not 0.0 < sc.drift.at_s < sc.duration_s:
+        raise ConfigError("scenario.drift.at_s", sc.drift.at_s,
+                          f"give a time between 0 and scenario.duration_s ({sc.duration_s:g} s), leaving time to adapt",
+                          "is not within the timeline" if sc.drift.at_s > 0 else "must be > 0")
+    rate = sc.rate_qps if sc.arrival == "poisson" else sc.streams * sc.fps
+    det = sc.detector
+    if det.method not in ("ks", "mmd"):
+        raise ConfigError("scenario.detector.method", det.method, "use ks or mmd", "is not a drift detector")
+    for key, low in (("reference", 2), ("window", 2), ("check_every", 1), ("permutations", 1)):
+        if getattr(det, key) < low:
+            raise ConfigError(f"scenario.detector.{key}", getattr(det, key), f"give a whole number >= {low}",
+                              f"must be >= {low}")
+    if not 0.0 < det.alpha < 1.0:
+        raise ConfigError("scenario.detector.alpha", det.alpha, "give a probability in (0, 1), e.g. 0.001",
+                          "must be in (0, 1)")
+    if rate * sc.drift.at_s < det.reference:
+        raise ConfigError("scenario.drift.at_s", sc.drift.at_s,
+                          f"drift after at least {math.ceil(det.reference / rate)} s at {rate:g} requests/s, or lower "
+                          f"scenario.detector.reference", f"comes before the detector's reference of {det.reference} "
+                          f"samples is served ({rate * sc.drift.at_s:.0f} expected)")
+    ad = sc.adapt
+    for key in ("steps", "batch_size", "recent"):
+        if getattr(ad, key) < 1:
+            raise ConfigError(f"scenario.adapt.{key}", getattr(ad, key), "give a whole number >= 1, e.g. "
+                              f"scenario.adapt.{key}={getattr(type(ad)(), key)}", "must be >= 1")
+    if ad.fit_images < 2:
+        raise ConfigError("scenario.adapt.fit_images", ad.fit_images, "give a whole number >= 2", "must be >= 2")
+    if not 0.0 <= ad.replay_ratio < 1.0:
+        raise ConfigError("scenario.adapt.replay_ratio", ad.replay_ratio, "give a fraction in [0, 1), e.g. 0.5",
+                          "must be in [0, 1) (1 would learn nothing new)")
+    if ad.lr is not None:
+        _positive("scenario.adapt.lr", ad.lr, "give a learning rate, e.g. 1e-4, or null for the method's")
+    if sc.pool < max(ad.recent, 2):
+        raise ConfigError("scenario.pool", sc.pool, f"give at least scenario.adapt.recent ({ad.recent}) samples",
+                          "is smaller than what one adaptation learns from")
+    tr = sc.train
+    if not (tr.device == "cpu" or tr.device.startswith("cuda")):
+        raise ConfigError("scenario.train.device", tr.device, "use cpu or cuda[:N] (the trainer is PyTorch)",
+                          "is not a training device")
+    if tr.precision not in ("fp32", "fp16", "bf16"):
+        raise ConfigError("scenario.train.precision", tr.precision, "use fp32, fp16 or bf16 (AMP)",
+                          "is not a training precision")
+    if tr.threads is not None:
+        _positive("scenario.train.threads", tr.threads, "give a whole number >= 1, or null for PyTorch's default")
+    if not 0 <= tr.nice <= 19:
+        raise ConfigError("scenario.train.nice", tr.nice, "give 0 to 19 (higher: lower priority)", "is out of range")
+    _positive("scenario.train.alone_steps", tr.alone_steps, "give a whole number >= 1, e.g. 5")
+    _cpu_list("scenario.train.cpus", tr.cpus)
+    _cpu_list("scenario.serve_cpus", sc.serve_cpus)
+    if not 0.0 < sc.peak_tolerance < 1.0:
+        raise ConfigError("scenario.peak_tolerance", sc.peak_tolerance, "give a fraction in (0, 1), e.g. 0.1",
+                          "must be in (0, 1)")
+    if cfg.sweep.name != "none":
+        raise ConfigError("sweep", cfg.sweep.name, "use sweep=none and batch_size=N with scenario=continual",
+                          "is not run with scenario=continual")
+    if cfg.suite.boundary != "model":
+        raise ConfigError("suite.boundary", cfg.suite.boundary, "use suite.boundary=model with scenario=continual",
+                          "is not adapted (the adaptation trains on the model's input tensors)")
+    if cfg.model.path and not cfg.model.target:
+        raise ConfigError("model.path", cfg.model.path, "give model.target and model.loss (a torch module can be "
+                          "trained and converted again; an ONNX file cannot)", "cannot be adapted")
+    try:
+        trainable = resolve("bench.suites.training:TRAINABLE")
+    except (ImportError, ValueError):
+        trainable = {}
+    names = list(cfg.suite.only) or suite.names()
+    custom = getattr(suite, "model_options", False)
+    fixed = [name for name in names if name not in trainable and not custom]
+    if fixed:
+        able = [name for name in suite.names() if name in trainable]
+        raise ConfigError("suite.only", fixed[0] if len(fixed) == 1 else fixed,
+                          f"choose among {', '.join(able)}" if able else "choose a suite whose models can adapt "
+                          "(suite=anomaly, or suite=custom with model.target and model.loss)",
+                          "has no adaptation method (no training task)")
 
 
 def _validate_model(cfg: Config, suite: Any) -> None:

@@ -25,7 +25,8 @@ from bench.config.schema import Config, as_plain
 from bench.results.diagnostics import diagnose
 from bench.results.energy import energy_summary
 from bench.measurement.loop import LoopResult
-from bench.results.metrics import fit_metrics, load_metrics, loadgen_metrics, loop_metrics, training_metrics
+from bench.results.metrics import (adaptation_window, continual_metrics, fit_metrics, load_metrics, loadgen_metrics,
+                                  loop_metrics, training_metrics)
 from bench.results.records import RunRecord, new_id, utc_now
 from bench.results.store import ResultsStore
 from bench.system.oom import OomEvidence, OomWatch
@@ -412,6 +413,8 @@ class Runner:
         idle = sensors.get("idle_window_ns")
         energy = energy_summary(sensors, loop_window, processed, tuple(idle) if idle else None, estimate)
         metrics.update(energy["metrics"])
+        if "continual" in res:
+            metrics.update(_adaptation_energy(res["continual"], sensors))
         device_memory = res["backend"].get("device_memory") or {}
         if "peak_device_mib" not in metrics and device_memory.get("torch_max_reserved_mib") is not None:
             metrics["peak_device_mib"] = device_memory["torch_max_reserved_mib"]
@@ -424,7 +427,7 @@ class Runner:
             status="ok", workload=res["workload"], backend=res["backend"], metrics=metrics,
             setup=res["setup"], parity=res["parity"], noise=res["noise"], energy=energy["energy"],
             warnings=[w.to_dict() for w in warnings],
-            raw={**{k: res[k] for k in ("loop", "load", "loadgen", "training") if k in res},
+            raw={**{k: res[k] for k in ("loop", "load", "loadgen", "training", "continual") if k in res},
                  "memory": res["memory"], "sensors": sensors},
             **common,
         )
@@ -436,6 +439,9 @@ class Runner:
         if "load" in res:
             metrics, window, processed = load_metrics(res["load"], confidence)
             return res["load"], metrics, window, processed
+        if "continual" in res:
+            metrics, window, processed = continual_metrics(res["continual"], confidence)
+            return res["continual"], metrics, window, processed
         if "loadgen" in res:
             metrics, window, processed = loadgen_metrics(res["loadgen"])
             return res["loadgen"], metrics, window, processed
@@ -447,3 +453,21 @@ class Runner:
         if "training" in res:
             metrics.update(training_metrics(res["training"]))
         return res["loop"], metrics, (loop.start_monotonic_ns, loop.end_monotonic_ns), loop.iterations * loop.batch_size
+
+
+def _adaptation_energy(continual: dict[str, Any], sensors: dict[str, Any]) -> dict[str, Any]:
+    """Energy of the one adaptation (detection to swap, serving included) from the sensors, and what it
+    cost beyond serving: minus the steady phase's mean power over the adaptation's length."""
+    windows = adaptation_window(continual)
+    if windows is None:
+        return {}
+    adapting, steady = windows
+    during = energy_summary(sensors, adapting, 1)["metrics"].get("energy_j")
+    if during is None:
+        return {}
+    out = {"energy_per_adaptation_j": during}
+    before = energy_summary(sensors, steady, 1)["metrics"].get("energy_j") if steady[1] > steady[0] else None
+    if before is not None:
+        out["energy_per_adaptation_extra_j"] = during - before / ((steady[1] - steady[0]) / 1e9) * (
+            (adapting[1] - adapting[0]) / 1e9)
+    return out

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Optional
 
 from bench.measurement.loop import LoopResult
 from bench.measurement.stats import PERCENTILES, Sample, throughput_estimate
 
 __all__ = ["PERCENTILES", "loop_metrics", "load_metrics", "loadgen_metrics", "training_metrics", "fit_metrics",
-           "METRIC_UNITS"]
+           "continual_metrics", "continual_run", "adaptation_window", "ADAPT_STAGES", "METRIC_UNITS"]
 
 METRIC_UNITS = {
     "_ms": "milliseconds",
@@ -149,3 +150,134 @@ def fit_metrics(training: dict[str, Any]) -> tuple[dict[str, Any], tuple[int, in
                          "iterations": fit["repeats"], "measured_s": sum(fit["total_s_all"])}
     window = training.get("window_ns") or [0, 0]
     return m, (int(window[0]), int(window[1])), int(fit["images"]) * int(fit["repeats"])
+
+
+# The stages of one adaptation, in order, as the worker times them (bench.worker.continual): their sum
+# is the time from detection to swap.
+ADAPT_STAGES = ("samples_written_s", "train_s", "save_s", "reference_s", "convert_s", "trainer_overhead_s", "load_s",
+                "parity_s", "swap_s")
+
+
+def continual_run(out: dict[str, Any]) -> dict[str, Any]:
+    """The timeline a continual record reports: the only one, or with scenario.find_peak the probe at
+    the highest rate that met the requirement while adapting (else the last probe)."""
+    runs = out["runs"]
+    search = out.get("search") or {}
+    best = search.get("best")
+    if best is not None:
+        for run in runs:
+            if run.get("rate_qps") == best:
+                return run
+    return runs[-1]
+
+
+def continual_metrics(out: dict[str, Any], confidence: float) -> tuple[dict[str, Any], tuple[int, int], int]:
+    """scenario=continual: each phase's latency with intervals (steady_, drifted_, adapting_, adapted_
+    latency_p50_ms ...), late and dropped; the degradation while adapting (ratio to steady, with a
+    conservative interval); the time to adapt and its stages; training throughput co-located and alone;
+    the verdict against the latency requirement while adapting. Returns the metrics, the timeline's
+    window (for energy) and the requests served."""
+    from bench.measurement.continual import ContinualResult, degradation, phase_summaries
+
+    run = continual_run(out)
+    result = ContinualResult.from_dict(run["timeline"])
+    duration = int(run["duration_ns"])
+    phases = phase_summaries(result, duration, confidence)
+    m: dict[str, Any] = {"slo_ms": out.get("slo_ms"), "percentile": out.get("percentile")}
+    for name, summary in phases.items():
+        for key in ("queries", "late_queries", "dropped_queries", "achieved_qps", "latency_p50_ms",
+                    "latency_p50_ci_low_ms", "latency_p50_ci_high_ms", "latency_p99_ms", "latency_p99_ci_low_ms",
+                    "latency_p99_ci_high_ms", "latency_max_ms"):
+            if summary.get(key) is not None:
+                m[f"{name}_{key}"] = summary[key]
+        m[f"{name}_start_s"], m[f"{name}_end_s"] = summary["start_s"], summary["end_s"]
+    if "steady" in phases:
+        for name in ("adapting", "drifted", "adapted"):
+            if name in phases:
+                for q in ("p50", "p99"):
+                    ratio = degradation(phases["steady"], phases[name], q)
+                    if ratio["ratio"] is not None:
+                        m[f"{name}_degradation_{q}"] = ratio["ratio"]
+                        m[f"{name}_degradation_{q}_ci_low"] = ratio["ci_low"]
+                        m[f"{name}_degradation_{q}_ci_high"] = ratio["ci_high"]
+    marks = result.marks_ns
+    adaptation = run.get("adaptation") or {}
+    stages = adaptation.get("stages_s") or {}
+    if marks.get("detected") is not None:
+        m["false_alarm"] = marks["detected"] < marks.get("drift", 0)
+        m["detection_delay_s"] = (marks["detected"] - marks["drift"]) / 1e9
+    detection = (result.detector or {}).get("detection") or {}
+    if result.detector:
+        m["detector_checks"] = result.detector.get("checks")
+        m["detector_check_ms"] = result.detector.get("check_cost_ms_median")
+    if result.detector_ns:
+        ordered = sorted(result.detector_ns)
+        m["detector_ms_per_batch"] = ordered[len(ordered) // 2] / 1e6
+    if detection:
+        m["detection_p_value"] = detection.get("p_value")
+    m["adapted"] = bool(adaptation.get("swapped"))
+    if adaptation.get("error"):
+        m["adaptation_error"] = adaptation["error"]
+    if marks.get("swapped") is not None:
+        m["time_to_adapt_s"] = (marks["swapped"] - marks["drift"]) / 1e9
+        m["adapt_total_s"] = (marks["swapped"] - marks["detected"]) / 1e9
+        m["adapted_within_run"] = not adaptation.get("finished_after_serving")
+    for key in ADAPT_STAGES:
+        if stages.get(key) is not None:
+            m[f"adapt_{key}"] = stages[key]
+    reply = adaptation.get("trainer_reply") or {}
+    trainer = out.get("trainer") or {}
+    alone = (trainer.get("alone") or {}).get("samples_per_s")
+    if reply.get("ok") and reply.get("train_s"):
+        m["adapt_steps"] = reply.get("steps")
+        m["adapt_samples"] = reply.get("samples")
+        m["train_sps_colocated"] = reply["samples"] / reply["train_s"]
+        m["trainer_peak_rss_mib"] = reply.get("peak_rss_mib")
+        if alone:
+            m["train_sps_alone"] = alone
+            m["train_slowdown"] = alone / m["train_sps_colocated"]
+    # The verdict: the adapting phase's percentile within the requirement (late requests, dropped
+    # included, within what the percentile allows), and the adaptation finished while serving.
+    adapting = phases.get("adapting")
+    if adapting is not None and m["adapted"]:
+        from bench.measurement.load.dispatch import allowed_late
+
+        n = adapting["queries"]
+        q = float(out.get("percentile") or 0.99)
+        m["serves_within_budget_while_adapting"] = n > 0 and adapting["late_queries"] <= allowed_late(n, q)
+        m["adapting_requests_bound_percentile"] = n >= math.ceil(1.0 / (1.0 - q))
+    elif m["adapted"] is False:
+        m["serves_within_budget_while_adapting"] = None
+    steady = phases.get("steady")
+    if steady is not None and steady["queries"]:
+        from bench.measurement.load.dispatch import allowed_late
+
+        q = float(out.get("percentile") or 0.99)
+        m["serves_within_budget_steady"] = steady["late_queries"] <= allowed_late(steady["queries"], q)
+    search = out.get("search")
+    if search:
+        m["max_qps_while_adapting"] = search.get("best")
+        m["capacity_estimate_qps"] = search.get("capacity_estimate_qps")
+    m["rate_qps"] = run.get("rate_qps")
+    if run.get("streams"):
+        m["streams"], m["fps"] = run["streams"], run["fps"]
+    serve = result.serve
+    served = len(serve.latencies_ns) - serve.dropped
+    m["samples"] = served
+    m["iterations"] = len(serve.batch_sizes)
+    m["measured_s"] = serve.elapsed_ns / 1e9
+    m["throughput_sps"] = served / (serve.elapsed_ns / 1e9) if serve.elapsed_ns > 0 else None
+    origin = int(run["origin_monotonic_ns"])
+    return m, (origin, origin + int(serve.elapsed_ns)), served
+
+
+def adaptation_window(out: dict[str, Any]) -> Optional[tuple[tuple[int, int], tuple[int, int]]]:
+    """(the adaptation's window, the steady phase's window) in monotonic ns, for its energy; None
+    when there was no swap."""
+    run = continual_run(out)
+    marks = run["timeline"]["marks_ns"]
+    if marks.get("swapped") is None or marks.get("detected") is None:
+        return None
+    origin = int(run["origin_monotonic_ns"])
+    steady_end = min(marks.get("drift", 0), marks["detected"])
+    return (origin + marks["detected"], origin + marks["swapped"]), (origin, origin + steady_end)

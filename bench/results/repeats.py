@@ -37,8 +37,15 @@ POOLED: dict[str, tuple[str, str]] = {
     "throughput_sps": ("throughput_ci_low_sps", "throughput_ci_high_sps"),
     **{f"latency_{p}_ms": (f"latency_{p}_ci_low_ms", f"latency_{p}_ci_high_ms") for p in ("p50", "p90", "p95", "p99")},
 }
+# scenario=continual: each phase's latency percentiles (the processes' mean, with the between-process
+# prediction interval or the processes' own intervals, whichever is wider, as above).
+POOLED.update({f"{phase}_latency_{p}_ms": (f"{phase}_latency_{p}_ci_low_ms", f"{phase}_latency_{p}_ci_high_ms")
+               for phase in ("steady", "drifted", "adapting", "adapted") for p in ("p50", "p99")})
 # Figures without an interval in a single record, pooled as a mean with the spread beside it.
 MEANS = ("latency_mean_ms", "max_qps_at_slo", "max_streams_at_slo", "fit_s_per_image")
+# Figures without an interval in a single record, pooled as a mean with the between-process prediction
+# interval (<name>_ci_low / _ci_high before the unit): scenario=continual's time to adapt and its peak.
+PREDICTED = ("time_to_adapt_s", "adapt_total_s", "detection_delay_s", "adapt_train_s", "max_qps_while_adapting")
 # Counts over the whole record: summed across processes.
 SUMMED = ("samples", "iterations", "measured_s", "train_steps", "energy_j", "energy_net_j", "energy_estimated_j")
 
@@ -133,6 +140,15 @@ def _pool_metrics(records: Sequence[RunRecord], confidence: float) -> dict[str, 
         values = [_num(p.get(key)) for p in per]
         if values and all(v is not None for v in values):
             m[key] = fmean(values)  # type: ignore[arg-type]
+            m[_cv_name(key)] = _cv(values)  # type: ignore[arg-type]
+    for key in PREDICTED:
+        values = [_num(p.get(key)) for p in per]
+        if values and all(v is not None for v in values):
+            stem, _, unit = key.rpartition("_") if key.endswith("_s") else (key, "", "")
+            low, high = prediction_interval(values, confidence)  # type: ignore[arg-type]
+            m[key] = fmean(values)  # type: ignore[arg-type]
+            m[f"{stem}_ci_low{'_' + unit if unit else ''}"] = max(low, 0.0)
+            m[f"{stem}_ci_high{'_' + unit if unit else ''}"] = high
             m[_cv_name(key)] = _cv(values)  # type: ignore[arg-type]
     if pooled is not None and per[0].get("tail_percentile") is not None:
         tail = f"latency_p{round(per[0]['tail_percentile'] * 100)}"

@@ -68,7 +68,7 @@ class ServeResult:
     slo_ns: int
     start_monotonic_ns: int = 0
     end_monotonic_ns: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)  # in_flight_limit, engine_lag_*_us
+    extra: dict[str, Any] = field(default_factory=dict)  # in_flight_limit, engine_lag_*_us, unserved (indices)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,10 +119,12 @@ class _Batch:
 
 
 def dispatch(arrivals_ns: np.ndarray, submit: Submit, capacity: int, settings: LoadSettings, duration_ns: int,
-             clock: Optional[Clock] = None, offered_qps: Optional[float] = None) -> ServeResult:
+             clock: Optional[Clock] = None, offered_qps: Optional[float] = None,
+             origin_ns: Optional[int] = None) -> ServeResult:
     """Serve the scheduled arrivals in real (or fake) time through ``submit``, at most ``capacity``
     batches in flight; see the module's docstring. ``offered_qps`` (default: the arrivals over the
-    window) is recorded as the rate the probe was meant to offer."""
+    window) is recorded as the rate the probe was meant to offer. ``origin_ns`` (default: now) is the
+    clock time the arrival offsets count from, for a caller that times other events on that clock."""
     clock = clock or REAL_CLOCK
     arrivals = np.asarray(arrivals_ns, dtype=np.int64)
     n = int(arrivals.size)
@@ -135,7 +137,7 @@ def dispatch(arrivals_ns: np.ndarray, submit: Submit, capacity: int, settings: L
     allowed = allowed_late(n, settings.percentile)
     cond = threading.Condition()
     start_mono = time.monotonic_ns()
-    origin = clock.now()
+    origin = clock.now() if origin_ns is None else int(origin_ns)
     absolute = arrivals + origin
     times = absolute.tolist()  # the dispatch path uses Python ints and bisect: no numpy call before a run
     stop_at = origin + duration_ns + settings.drain_ns
@@ -208,7 +210,8 @@ def dispatch(arrivals_ns: np.ndarray, submit: Submit, capacity: int, settings: L
         offered_qps=rate, arrivals_ns=arrivals.tolist(), latencies_ns=latencies.tolist(), dropped=int(unserved.size),
         batch_sizes=sizes, service_ns=service_ns, duration_ns=int(duration_ns), elapsed_ns=int(last_done - origin),
         stop_reason=reason, late=late, slo_ns=int(slo), start_monotonic_ns=start_mono,
-        end_monotonic_ns=time.monotonic_ns(), extra={"in_flight_limit": capacity, **_lag_summary(lags)},
+        end_monotonic_ns=time.monotonic_ns(),
+        extra={"in_flight_limit": capacity, **_lag_summary(lags), "unserved": unserved.tolist()},
     )
 
 
