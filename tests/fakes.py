@@ -209,3 +209,15 @@ def forecast_loss(model, inputs):
     """model.loss of build_tiny_series: the last sample forecast from the ones before it."""
     (x,) = inputs
     return (model(x[:, :-1]) - x[:, -1]).pow(2).mean()
+
+
+class WrongAfterAdaptingBackend(TorchBackend):
+    """The eager CPU backend, except that a model adapted by scenario=continual (its conversion key
+    says so) comes out wrong: its parity check fails, so the served model must stay version 0."""
+
+    def prepare(self, model, example_inputs, context):
+        session = super().prepare(model, example_inputs, context)
+        if "-adapted-" in context.model_key:
+            to_numpy = session.to_numpy
+            session.to_numpy = lambda outputs: [array + 1.0 for array in to_numpy(outputs)]
+        return session

@@ -225,7 +225,8 @@ class DetectorConfig:
     window: int = _f(32, help="the most recent samples compared with the reference")
     check_every: int = _f(16, help="test once every this many samples")
     alpha: float = _f(0.001, help="a check fires when its p-value is below this (its false-alarm probability)")
-    permutations: int = _f(200, help="mmd: permutations of its p-value")
+    permutations: int = _f(1000, help="mmd: permutations of its p-value (its smallest is 1/(1 + permutations): "
+                                      "more than 1/alpha - 1 are needed)")
 
 
 @dataclass
@@ -261,7 +262,10 @@ class ContinualScenarioConfig(LoadScenarioConfig):
     rate_qps: float = _f(5.0, help="poisson: arrival rate in requests per second")
     streams: int = _f(1, help="streams: camera streams")
     fps: float = _f(10.0, help="streams: frames per second of each stream")
-    duration_s: float = _f(90.0, help="length of the timeline's arrivals (drift, detection and adaptation fall in it)")
+    duration_s: float = _f(300.0, help="the longest timeline (s): arrivals stop here if the adaptation has not ended "
+                                      "scenario.after_swap_s before")
+    after_swap_s: float = _f(20.0, help="serve the adapted model this long after the swap (or after a failed "
+                                        "adaptation), then end the timeline")
     serve_cpus: list[int] = _f([], help="CPU cores serving may run on (sched_setaffinity); empty: all")
     pool: int = _f(128, help="distinct generated samples per input distribution (steady, drifted), served in turn")
     require_parity: bool = _f(True, help="swap only an adapted model that passes the parity check against its "

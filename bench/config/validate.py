@@ -262,7 +262,8 @@ def _validate_continual(cfg: Config, suite: Any) -> None:
     _positive("scenario.rate_qps", sc.rate_qps, "give requests per second, e.g. scenario.rate_qps=5")
     _positive("scenario.streams", sc.streams, "give a whole number >= 1")
     _positive("scenario.fps", sc.fps, "give frames per second, e.g. 10")
-    _positive("scenario.duration_s", sc.duration_s, "give the timeline's length in seconds, e.g. 90")
+    _positive("scenario.duration_s", sc.duration_s, "give the longest timeline in seconds, e.g. 300")
+    _positive("scenario.after_swap_s", sc.after_swap_s, "give seconds, e.g. 20")
     if not 0.0 < sc.drift.at_s < sc.duration_s:
         raise ConfigError("scenario.drift.at_s", sc.drift.at_s,
                           f"give a time between 0 and scenario.duration_s ({sc.duration_s:g} s), leaving time to adapt",
@@ -278,6 +279,10 @@ def _validate_continual(cfg: Config, suite: Any) -> None:
     if not 0.0 < det.alpha < 1.0:
         raise ConfigError("scenario.detector.alpha", det.alpha, "give a probability in (0, 1), e.g. 0.001",
                           "must be in (0, 1)")
+    if det.method == "mmd" and 1.0 / (1.0 + det.permutations) >= det.alpha:
+        raise ConfigError("scenario.detector.permutations", det.permutations,
+                          f"give at least {math.floor(1.0 / det.alpha)}, or raise scenario.detector.alpha",
+                          f"cannot give a p-value below alpha={det.alpha:g} (the smallest is 1/(1 + permutations))")
     if rate * sc.drift.at_s < det.reference:
         raise ConfigError("scenario.drift.at_s", sc.drift.at_s,
                           f"drift after at least {math.ceil(det.reference / rate)} s at {rate:g} requests/s, or lower "

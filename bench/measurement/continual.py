@@ -110,11 +110,13 @@ def run_timeline(arrivals_ns: np.ndarray, settings: LoadSettings, duration_ns: i
                  slot: ModelSlot, run_batch: RunBatch, batch_features: Callable[[int, int, bool], np.ndarray],
                  detector: Any, on_detect: Callable[[dict[str, Any]], None],
                  submit: Optional[Callable[[Any, int, int, bool, Callable[[], None]], None]] = None,
-                 capacity: int = 1) -> ContinualResult:
+                 capacity: int = 1, after_swap_ns: Optional[int] = None) -> ContinualResult:
     """Serve ``arrivals_ns`` (offsets within ``duration_ns``) with drift from ``drift_at_ns``; see the
     module docstring. ``batch_features(first, k, drifted)`` are the features of a batch's inputs;
     ``detector.update(features)`` returns the detection or None. ``submit`` (with ``capacity`` > 1)
-    serves through an asynchronous API, ``submit(model, first, k, drifted, on_done)``."""
+    serves through an asynchronous API, ``submit(model, first, k, drifted, on_done)``. With
+    ``after_swap_ns`` the arrivals end that long after the swap (or after the adaptation's failure,
+    marked ``adaptation_failed`` or ``parity_failed``), ``duration_ns`` being the longest timeline."""
     clock = slot.marks.clock
     arrivals = np.asarray(arrivals_ns, dtype=np.int64)
     n = int(arrivals.size)
@@ -150,8 +152,18 @@ def run_timeline(arrivals_ns: np.ndarray, settings: LoadSettings, duration_ns: i
     slot.marks.mark("start", origin)
     slot.marks.mark("drift", origin + int(drift_at_ns))
     concurrent = submit is not None and capacity > 1
+    def end_at() -> Optional[int]:
+        for name in ("swapped", "parity_failed", "adaptation_failed"):
+            t = slot.marks.get(name)
+            if t is not None:
+                return t + int(after_swap_ns)  # type: ignore[arg-type]
+        return None
+
     result = dispatch(arrivals, submit_async if concurrent else submit_sync, capacity if concurrent else 1,
-                      settings, duration_ns, clock, origin_ns=origin)
+                      settings, duration_ns, clock, origin_ns=origin,
+                      end_at=end_at if after_swap_ns is not None else None)
+    versions = versions[:len(result.arrivals_ns)]
+    drifted_at = drifted_at[:len(result.arrivals_ns)]
     for index in result.extra.get("unserved", []):
         versions[index] = -1
     marks = {name: t - origin for name, t in slot.marks.snapshot().items() if name != "start"}
@@ -184,9 +196,11 @@ def phase_bounds(marks_ns: dict[str, int], duration_ns: int) -> dict[str, tuple[
     return {name: span for name, span in bounds.items() if span[1] > span[0]}
 
 
-def phase_results(result: ContinualResult, duration_ns: int) -> dict[str, ServeResult]:
-    """One ServeResult per phase: the requests that arrived in it, their latencies, late and dropped."""
+def phase_results(result: ContinualResult, duration_ns: Optional[int] = None) -> dict[str, ServeResult]:
+    """One ServeResult per phase: the requests that arrived in it, their latencies, late and dropped.
+    ``duration_ns``: the arrival window (default: the one that was served, ended early or not)."""
     serve = result.serve
+    duration_ns = serve.duration_ns if duration_ns is None else duration_ns
     arrivals = np.asarray(serve.arrivals_ns, dtype=np.int64)
     latencies = np.asarray(serve.latencies_ns, dtype=np.int64)
     unserved = np.zeros(arrivals.size, dtype=bool)
@@ -207,9 +221,11 @@ def phase_results(result: ContinualResult, duration_ns: int) -> dict[str, ServeR
     return out
 
 
-def phase_summaries(result: ContinualResult, duration_ns: int, confidence: float) -> dict[str, dict[str, Any]]:
+def phase_summaries(result: ContinualResult, confidence: float,
+                    duration_ns: Optional[int] = None) -> dict[str, dict[str, Any]]:
     """latency_summary of each phase, with its bounds (s from the window's start) and the model
     versions that served it."""
+    duration_ns = result.serve.duration_ns if duration_ns is None else duration_ns
     bounds = phase_bounds(result.marks_ns, duration_ns)
     arrivals = np.asarray(result.serve.arrivals_ns, dtype=np.int64)
     versions = np.asarray(result.versions, dtype=np.int64)

@@ -33,7 +33,7 @@ from typing import Any, Optional
 import numpy as np
 
 __all__ = ["DriftSpec", "InputStats", "apply_drift", "features", "ks_statistic", "ks_pvalue", "mmd_pvalue",
-           "DriftDetector", "DETECTORS"]
+           "DriftDetector", "DETECTORS", "min_permutations"]
 
 DETECTORS = ("ks", "mmd")
 
@@ -143,6 +143,11 @@ def ks_pvalue(d: float, n: int, m: int) -> float:
     return float(min(1.0, max(0.0, total)))
 
 
+def min_permutations(alpha: float) -> int:
+    """The fewest permutations whose smallest p-value, 1 / (1 + permutations), is below ``alpha``."""
+    return math.floor(1.0 / alpha)
+
+
 def mmd_pvalue(reference: np.ndarray, window: np.ndarray, permutations: int, rng: np.random.Generator
                ) -> tuple[float, float]:
     """(MMD^2, permutation p-value) of two samples of feature vectors: features standardised by the
@@ -180,7 +185,7 @@ class DriftDetector:
     window: int = 32
     check_every: int = 16
     alpha: float = 0.001
-    permutations: int = 200
+    permutations: int = 1000
     seed: int = 0
     seen: int = 0
     checks: list[dict[str, Any]] = field(default_factory=list)
@@ -199,6 +204,9 @@ class DriftDetector:
                              f"check_every ({self.check_every}) >= 1")
         if not 0.0 < self.alpha < 1.0 or self.permutations < 1:
             raise ValueError(f"alpha ({self.alpha}) must be in (0, 1) and permutations ({self.permutations}) >= 1")
+        if self.method == "mmd" and 1.0 / (1.0 + self.permutations) >= self.alpha:
+            raise ValueError(f"{self.permutations} permutations cannot give a p-value below alpha={self.alpha} (the "
+                             f"smallest is 1/(1 + permutations)): use at least {min_permutations(self.alpha)}")
         self._recent = deque(maxlen=self.window)
         self._rng = np.random.default_rng(self.seed)
 

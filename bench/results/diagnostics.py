@@ -10,6 +10,7 @@ thread pool on every core shows as pressure), so they cannot tell interference f
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Optional
@@ -41,6 +42,10 @@ class Code(str, Enum):
     PRECISION_MISMATCH = "precision_mismatch"
     CPU_NODES = "cpu_nodes"
     CUDA_GRAPH_FALLBACK = "cuda_graph_fallback"
+    NOT_ADAPTED = "not_adapted"
+    FALSE_ALARM = "false_alarm"
+    ADAPTED_AFTER_SERVING = "adapted_after_serving"
+    PHASE_TOO_SHORT = "phase_too_short"
 
 
 THRESHOLDS = {
@@ -146,6 +151,7 @@ def diagnose(
         out.append(BenchWarning(Code.PARITY, f"{what}: result invalid, never ranked",
                                 "check the backend's precision and conversion"))
     out.extend(_load_warnings(metrics, loop))
+    out.extend(_continual_warnings(metrics))
     if energy and energy.get("low_confidence"):
         out.append(BenchWarning(
             Code.ENERGY_LOW_CONFIDENCE,
@@ -311,4 +317,39 @@ def _load_warnings(metrics: dict[str, Any], measured: dict[str, Any]) -> list[Be
         out.append(BenchWarning(Code.LOADGEN_INVALID, f"LoadGen judged the run INVALID: {reasons}",
                                 "follow LoadGen's recommendation (longer scenario.loadgen.min_duration_s, "
                                 "more queries, or a lower target)"))
+    return out
+
+
+def _continual_warnings(metrics: dict[str, Any]) -> list[BenchWarning]:
+    """scenario=continual: an adaptation that did not happen, or not while serving; a detection before
+    the drift; an adapting phase too short for its percentile."""
+    if "adapted" not in metrics:
+        return []
+    out: list[BenchWarning] = []
+    if metrics.get("detection_delay_s") is None:
+        out.append(BenchWarning(
+            Code.NOT_ADAPTED, "the drift detector never fired: no adaptation, no time to adapt, no verdict",
+            "a longer scenario.duration_s, a stronger scenario.drift.*, or a larger scenario.detector.alpha"))
+    elif not metrics.get("adapted"):
+        out.append(BenchWarning(
+            Code.NOT_ADAPTED, f"the adaptation did not swap a model in: {metrics.get('adaptation_error') or 'no reason given'}",
+            "read the error; scenario.require_parity=false swaps a model that fails its parity check (recorded)"))
+    if metrics.get("false_alarm"):
+        out.append(BenchWarning(
+            Code.FALSE_ALARM, f"the detector fired {-metrics['detection_delay_s']:.1f} s before the inputs drifted: the "
+            "adaptation answered no drift, and its time to adapt counts from the drift",
+            "lower scenario.detector.alpha or raise scenario.detector.reference"))
+    if metrics.get("adapted") and metrics.get("adapted_within_run") is False:
+        out.append(BenchWarning(
+            Code.ADAPTED_AFTER_SERVING, "the swap came after serving had ended: the adaptation's end ran without "
+            "requests to serve, and the adapted model served none",
+            "raise scenario.duration_s (or move scenario.drift.at_s earlier)"))
+    q = metrics.get("percentile")
+    n = metrics.get("adapting_queries")
+    if metrics.get("adapted") and q and n is not None and metrics.get("adapting_requests_bound_percentile") is False:
+        needed = math.ceil(round(1.0 / (1.0 - q), 9))
+        out.append(BenchWarning(
+            Code.PHASE_TOO_SHORT, f"the adaptation lasted {n} requests, fewer than the {needed:.0f} a p{q * 100:g} needs: "
+            "its verdict is that of the slowest request (no late request allowed)",
+            "raise scenario.rate_qps (or the streams), or lower scenario.percentile"))
     return out

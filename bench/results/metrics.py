@@ -181,8 +181,7 @@ def continual_metrics(out: dict[str, Any], confidence: float) -> tuple[dict[str,
 
     run = continual_run(out)
     result = ContinualResult.from_dict(run["timeline"])
-    duration = int(run["duration_ns"])
-    phases = phase_summaries(result, duration, confidence)
+    phases = phase_summaries(result, confidence)
     m: dict[str, Any] = {"slo_ms": out.get("slo_ms"), "percentile": out.get("percentile")}
     for name, summary in phases.items():
         for key in ("queries", "late_queries", "dropped_queries", "achieved_qps", "latency_p50_ms",

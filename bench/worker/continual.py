@@ -415,7 +415,7 @@ def run_continual_item(item: Any, emit: Callable[[Any], None]) -> dict[str, Any]
             concurrent = submit_api is not None and capacity > 1
             result = run_timeline(arrivals, load_settings, duration_ns, drift_ns, slot, run_batch, features_logged,
                                   detector, adaptation.start, submit=submit if concurrent else None,
-                                  capacity=capacity)
+                                  capacity=capacity, after_swap_ns=int(float(sc.after_swap_s) * 1e9))
             served_until = REAL_CLOCK.now()
             if adaptation.running:
                 phase("adaptation", note="serving ended before the adaptation did: waiting for it")
@@ -425,7 +425,7 @@ def run_continual_item(item: Any, emit: Callable[[Any], None]) -> dict[str, Any]
             out = {
                 "rate_qps": rate, "arrival": sc.arrival, "streams": int(sc.streams) if sc.arrival == "streams" else None,
                 "fps": float(sc.fps) if sc.arrival == "streams" else None,
-                "timeline": result.to_dict(), "duration_ns": duration_ns,
+                "timeline": result.to_dict(), "duration_ns": result.serve.duration_ns, "max_duration_ns": duration_ns,
                 "origin_monotonic_ns": origin_mono + (slot.marks.get("start") - origin_perf),
                 "served_until_ns": served_until - origin_perf,
                 "adaptation": {"started": adaptation.started, "swapped": adaptation.swapped, "error": adaptation.error,
@@ -453,7 +453,7 @@ def run_continual_item(item: Any, emit: Callable[[Any], None]) -> dict[str, Any]
             def probe(rate: float) -> Any:
                 run = timeline(rate, len(runs))
                 runs.append(run)
-                parts = phase_results(_result_of(run), duration_ns)
+                parts = phase_results(_result_of(run))
                 adapting = parts.get("adapting")
                 if adapting is None or not run["adaptation"]["swapped"]:
                     # No adaptation within the run: the verdict cannot be "meets".

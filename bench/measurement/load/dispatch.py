@@ -120,11 +120,14 @@ class _Batch:
 
 def dispatch(arrivals_ns: np.ndarray, submit: Submit, capacity: int, settings: LoadSettings, duration_ns: int,
              clock: Optional[Clock] = None, offered_qps: Optional[float] = None,
-             origin_ns: Optional[int] = None) -> ServeResult:
+             origin_ns: Optional[int] = None, end_at: Optional[Callable[[], Optional[int]]] = None) -> ServeResult:
     """Serve the scheduled arrivals in real (or fake) time through ``submit``, at most ``capacity``
     batches in flight; see the module's docstring. ``offered_qps`` (default: the arrivals over the
     window) is recorded as the rate the probe was meant to offer. ``origin_ns`` (default: now) is the
-    clock time the arrival offsets count from, for a caller that times other events on that clock."""
+    clock time the arrival offsets count from, for a caller that times other events on that clock.
+    ``end_at()``, asked before each batch, may name a clock time at which the arrival window ends
+    early: the requests scheduled from then on are never offered (they are not in the result), those
+    already in arrive and are served or drained as usual."""
     clock = clock or REAL_CLOCK
     arrivals = np.asarray(arrivals_ns, dtype=np.int64)
     n = int(arrivals.size)
@@ -165,6 +168,15 @@ def dispatch(arrivals_ns: np.ndarray, submit: Submit, capacity: int, settings: L
     i = 0
     reason = "served"
     while i < n:
+        cut = end_at() if end_at is not None else None
+        if cut is not None and cut < origin + duration_ns:
+            n = max(i, bisect.bisect_left(times, cut))
+            times = times[:n]
+            duration_ns = max(int(cut) - origin, (times[-1] - origin + 1) if times else 0)
+            stop_at = origin + duration_ns + settings.drain_ns
+            end_at = None
+            if i >= n:
+                break
         with cond:
             while slots.in_flight >= capacity and not slots.failed and clock.now() < stop_at:
                 clock.wait_until(cond, stop_at)
@@ -199,6 +211,8 @@ def dispatch(arrivals_ns: np.ndarray, submit: Submit, capacity: int, settings: L
             reason = "failed_early"
         elif reason == "served" and slots.in_flight:
             reason = "drain_limit"
+        if n < arrivals.size:  # the window ended early: the rest was never offered
+            arrivals, latencies, served, absolute = arrivals[:n], latencies[:n], served[:n], absolute[:n]
         unserved = np.flatnonzero(~served)
         late, last_done, service_ns = slots.late + int(unserved.size), slots.last_done, list(service)
     if unserved.size:

@@ -41,7 +41,7 @@ class FakeDetector:
 
 
 def _timeline(service_ns: int, slow_ns: int, adapt_ns: int, detect_after: int = 10, period_ns: int = 50 * MS,
-              duration_ns: int = 20 * S, drift_ns: int = 5 * S):
+              duration_ns: int = 20 * S, drift_ns: int = 5 * S, after_swap_ns=None):
     clock = SimClock()
     marks = Marks(clock)
     slot = ModelSlot(Model(0), marks)
@@ -66,7 +66,7 @@ def _timeline(service_ns: int, slow_ns: int, adapt_ns: int, detect_after: int = 
     settings = LoadSettings(batch_size=1, max_wait_ns=0, slo_ns=20 * MS, drain_ns=2 * S)
     result = run_timeline(arrivals, settings, duration_ns, drift_ns, slot, run_batch,
                           lambda first, k, drifted: np.full((k, 1), float(drifted)), FakeDetector(detect_after),
-                          on_detect)
+                          on_detect, after_swap_ns=after_swap_ns)
     return result, served
 
 
@@ -79,7 +79,7 @@ def test_phases_latencies_and_degradation_are_exact():
     bounds = phase_bounds(result.marks_ns, 20 * S)
     assert bounds == {"steady": (0, 5 * S), "drifted": (5 * S, 5450 * MS), "adapting": (5450 * MS, 8450 * MS),
                       "adapted": (8450 * MS, 20 * S)}
-    phases = phase_summaries(result, 20 * S, 0.95)
+    phases = phase_summaries(result, 0.95)
     assert phases["steady"]["queries"] == 100 and phases["drifted"]["queries"] == 9
     assert phases["adapting"]["queries"] == 60 and phases["adapted"]["queries"] == 231
     assert phases["steady"]["latency_p99_ms"] == pytest.approx(10.0)
@@ -104,7 +104,7 @@ def test_phases_latencies_and_degradation_are_exact():
 def test_queueing_during_adaptation_shows_as_late_and_dropped():
     # 60 ms batches against arrivals every 50 ms while adapting: the queue grows for 3 s, then drains.
     result, _ = _timeline(service_ns=10 * MS, slow_ns=60 * MS, adapt_ns=3 * S)
-    phases = phase_summaries(result, 20 * S, 0.95)
+    phases = phase_summaries(result, 0.95)
     assert phases["adapting"]["latency_p99_ms"] > 60.0
     assert phases["steady"]["late_queries"] == 0
     assert phases["adapting"]["late_queries"] == phases["adapting"]["queries"]
@@ -166,3 +166,20 @@ def test_a_swap_storm_never_serves_a_half_prepared_model():
         thread.join()
     assert not problems
     assert seen == sorted(seen) and len(set(seen)) > 10
+
+
+def test_the_timeline_ends_a_set_time_after_the_swap():
+    result, _ = _timeline(service_ns=10 * MS, slow_ns=25 * MS, adapt_ns=3 * S, after_swap_ns=2 * S)
+    # Swap at 8.45 s: arrivals end at 10.45 s, the ones scheduled later never offered.
+    assert result.serve.duration_ns == 10450 * MS
+    arrivals = np.asarray(result.serve.arrivals_ns)
+    assert arrivals.max() < 10450 * MS and len(arrivals) == 209 == len(result.versions) == len(result.drifted)
+    assert result.serve.dropped == 0
+    bounds = phase_bounds(result.marks_ns, result.serve.duration_ns)
+    assert bounds["adapted"] == (8450 * MS, 10450 * MS)
+    assert phase_summaries(result, 0.95)["adapted"]["queries"] == 40
+
+
+def test_without_a_swap_the_timeline_runs_to_its_longest():
+    result, _ = _timeline(service_ns=10 * MS, slow_ns=10 * MS, adapt_ns=S, detect_after=10_000, after_swap_ns=2 * S)
+    assert result.serve.duration_ns == 20 * S and len(result.serve.arrivals_ns) == 400

@@ -1,0 +1,108 @@
+"""scenario=continual end to end: `bench run` on tiny models the custom suite builds and trains; the
+trainer is a real process, the serving backends real runtimes. What holds whatever the machine's load:
+the phases in order, the swap after the detection, every request served by one version, the stages
+summing to the time from detection to swap, the adapted model's parity, and the warnings when the
+adaptation cannot happen."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.integration.test_cli import _bench
+
+TINY = ["suite=custom", "model.target=tests.fakes:build_tiny_conv", "model.input_shape=[3,16,16]",
+        "model.loss=tests.fakes:reconstruction_loss"]
+# A short timeline: 64 steady samples before the drift at 4 s, 3 s after the swap, a generous requirement
+# (no verdict asserted: it depends on the machine's load); the longest timeline leaves a loaded machine
+# minutes to adapt.
+SHORT = ["scenario=continual", "scenario.rate_qps=30", "scenario.duration_s=300", "scenario.after_swap_s=3",
+         "scenario.drift.at_s=4",
+         "scenario.detector.reference=64", "scenario.adapt.steps=4", "scenario.adapt.batch_size=4",
+         "scenario.train.alone_steps=2", "scenario.slo_ms=500", "scenario.warmup_iterations=2",
+         "scenario.warmup_s=0.05", "sensors.enabled=false"]
+
+
+def _records(root):
+    return [json.loads(p.read_text()) for p in sorted((root / "results" / "records").rglob("*.json"))]
+
+
+def _check_timeline(record):
+    m = record["metrics"]
+    run = record["raw"]["continual"]["runs"][-1]
+    timeline = run["timeline"]
+    marks = timeline["marks_ns"]
+    assert marks["drift"] < marks["detected"] < marks["swapped"]
+    assert m["adapted"] is True and m["false_alarm"] is False and m["adapted_within_run"] is True
+    # The timeline ended 3 s after the swap.
+    assert timeline["serve"]["duration_ns"] == pytest.approx(marks["swapped"] + 3e9, abs=1e6)
+    assert m["time_to_adapt_s"] == pytest.approx((marks["swapped"] - marks["drift"]) / 1e9)
+    # The stages account for the time from detection to swap (the few steps between them aside).
+    stages = sum(v for k, v in m.items() if k.startswith("adapt_") and k.endswith("_s") and k != "adapt_total_s")
+    assert stages == pytest.approx(m["adapt_total_s"], rel=0.1, abs=0.05)
+    assert m["adapt_train_s"] > 0 and m["adapt_convert_s"] >= 0 and m["adapt_load_s"] > 0
+    # Every request was served by the version current when it arrived or later, versions never go back.
+    versions = timeline["versions"]
+    served = [v for v in versions if v >= 0]
+    assert served == sorted(served) and set(served) == {0, 1}
+    arrivals = timeline["serve"]["arrivals_ns"]
+    assert all(v == 0 for a, v in zip(arrivals, versions) if a < marks["detected"])
+    assert timeline["drifted"] == [a >= marks["drift"] for a in arrivals]
+    for phase in ("steady", "drifted", "adapting", "adapted"):
+        assert m[f"{phase}_queries"] > 0
+        assert m[f"{phase}_latency_p50_ci_low_ms"] <= m[f"{phase}_latency_p50_ms"] <= m[f"{phase}_latency_p50_ci_high_ms"]
+    assert m["steady_queries"] + m["drifted_queries"] + m["adapting_queries"] + m["adapted_queries"] == len(arrivals)
+    adaptation = run["adaptation"]
+    assert adaptation["parity"]["ok"] and adaptation["parity"]["reference"].startswith("the adapted model")
+    reply = adaptation["trainer_reply"]
+    # The tiny models' classes are defined in a function: their weights travel, into a copy of the served module.
+    assert reply["steps"] == 4 and len(reply["losses"]) == 4 and reply["model_format"] == "state_dict"
+    assert m["train_sps_colocated"] > 0 and m["train_sps_alone"] > 0
+    assert m["serves_within_budget_while_adapting"] in (True, False)
+    return m, adaptation
+
+
+@pytest.mark.slow
+def test_continual_on_onnx_runtime(in_tmp):
+    proc = _bench(["run", *TINY, *SHORT, "backend=onnxruntime"], in_tmp)
+    assert proc.returncode == 0, proc.stderr
+    (record,) = _records(in_tmp)
+    assert record["status"] == "ok" and record["scenario"]["name"] == "continual"
+    m, adaptation = _check_timeline(record)
+    # The adapted model was exported once, in the trainer, and loaded from that conversion here.
+    stages = adaptation["trainer_reply"]["conversion"]["stages"]
+    assert stages["onnx"]["cache_hit"] is False
+    assert adaptation["effective"]["conversion"]["cache_hit"] is True
+    assert "adapted-conversions" in adaptation["effective"]["conversion"]["stages"]["onnx"]["artifact_dir"]
+    assert not any(w["code"] in ("not_adapted", "false_alarm") for w in record["warnings"])
+
+
+@pytest.mark.slow
+def test_continual_on_openvino_with_a_series_model(in_tmp):
+    pytest.importorskip("openvino")
+    series = ["suite=custom", "model.target=tests.fakes:build_tiny_series", "model.input_shape=[20,4]",
+              "model.loss=tests.fakes:forecast_loss"]
+    proc = _bench(["run", *series, *SHORT, "backend=openvino"], in_tmp)
+    assert proc.returncode == 0, proc.stderr
+    (record,) = _records(in_tmp)
+    m, adaptation = _check_timeline(record)
+    stages = adaptation["trainer_reply"]["conversion"]["stages"]
+    assert set(stages) == {"onnx", "openvino_model"}  # the IR built in the trainer, compiled here
+    assert record["raw"]["continual"]["drift"]["kind"] == "series"
+
+
+@pytest.mark.slow
+def test_an_adapted_model_that_fails_parity_is_never_served(in_tmp):
+    proc = _bench(["run", "--config-dir", str(ROOT / "tests" / "conf"), *TINY, *SHORT, "backend=fake_wrong_adapted"],
+                  in_tmp)
+    assert proc.returncode == 0, proc.stderr
+    (record,) = _records(in_tmp)
+    m = record["metrics"]
+    run = record["raw"]["continual"]["runs"][0]
+    assert m["adapted"] is False and "parity" in m["adaptation_error"]
+    assert set(run["timeline"]["versions"]) <= {0, -1}
+    assert "swapped" not in run["timeline"]["marks_ns"] and "parity_failed" in run["timeline"]["marks_ns"]
+    assert m["serves_within_budget_while_adapting"] is None
+    assert "not_adapted" in {w["code"] for w in record["warnings"]}
