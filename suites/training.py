@@ -28,10 +28,10 @@ Training is measured at the model boundary only (``suite.boundary=pipeline`` is 
 What is simplified for every method, beside each method's own simplifications (its module
 docstring, and the task's ``info["simplified"]``):
 
-* training data are seeded synthetic inputs of the model's input, fixed for the whole run (one
-  batch, reused every step): speed does not depend on the values;
-* no learning-rate schedules (they cost nothing per step); dropout and stochastic depth, which
-  the inference models leave out, are not added.
+* training data are seeded synthetic inputs of the model's input (for the time series, windows of
+  the user's file when ``data.path`` is set), fixed for the whole run (one batch, reused every
+  step): speed does not depend on the values;
+* no learning-rate schedules (they cost nothing per step).
 
 A model the user brings (``suite=custom``, workload ``custom``): ``model.target`` builds the module
 (as for inference) and ``model.loss=pkg.mod:loss_fn`` gives ``loss_fn(model, inputs) -> scalar
