@@ -146,6 +146,12 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("suite.only", unknown[0] if len(unknown) == 1 else unknown,
                           f"choose among {', '.join(suite.names())} (see `bench list`)",
                           f"is not a workload of suite {suite.name!r}")
+    if isinstance(sc, TrainingScenarioConfig):
+        try:  # which suites and workloads train: bench.suites.training's registry (no torch)
+            resolve("bench.suites.training:check_trainable")(suite.name, cfg.suite.only or suite.names(),
+                                                             suite_options(cfg))
+        except suite_option_error() as exc:
+            raise ConfigError(exc.key, exc.value, exc.fix, exc.problem) from None
     sw: SweepConfig = cfg.sweep
     if sw.name not in ("none", "batch"):
         raise ConfigError("sweep.name", sw.name, "use sweep=none or sweep=batch", "is not a sweep")

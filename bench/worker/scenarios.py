@@ -153,11 +153,12 @@ def run_loadgen_item(sc: dict[str, Any], run: Callable[[], Any], synchronize: Ca
 
 
 def run_training_item(item: Any, emit: Callable[[Any], None]) -> dict[str, Any]:
-    """scenario=training: timed training steps of a backprop method (the loop, one step per sample),
-    or the timed fit of PatchCore and PaDiM (time per training image); sensors and noise as for
-    inference. The backend prepares the task (Backend.prepare_training; PyTorch's: AMP for fp16 and
-    bf16 over fp32 master weights, tf32 as fp32 with TF32 products on NVIDIA GPUs, the compiled
-    backends compile the forward and loss)."""
+    """scenario=training: timed training steps of a backprop method (the loop, one step per sample:
+    the anomaly methods, the time series models, the vision classifiers), or the timed fit of
+    PatchCore and PaDiM (time per training image); sensors and noise as for inference. The backend
+    prepares the task (Backend.prepare_training; PyTorch's: AMP for fp16 and bf16 over fp32 master
+    weights, tf32 as fp32 with TF32 products on NVIDIA GPUs, the compiled backends compile the
+    forward and loss)."""
     from bench.backends.base import TrainingContext
     from bench.measurement.loop import measure, warm_up
     from bench.orchestration.protocol import Progress
@@ -175,7 +176,8 @@ def run_training_item(item: Any, emit: Callable[[Any], None]) -> dict[str, Any]:
     phase("build")
     t0 = time.perf_counter()
     suite = load_suite(item.suite.catalog)
-    workload = suite.get(item.workload)
+    # As the options make it (Suite.adapt: a time series model's channels and window follow the data set).
+    workload = suite.adapted(suite.get(item.workload), item.suite_options)
     task = training_task(item.workload, batch_size, seed, item.suite_options)
     build_s = time.perf_counter() - t0
     runtime = resolve(backend.impl)(backend)

@@ -1,6 +1,7 @@
-"""The training side of the anomaly suite (bench.suites.training and each method's
-bench.suites.models.<method>_train), the PyTorch training step (bench.backends.torch_training) and
-the timed fit (bench.backends.torch_training.fit_cost).
+"""The registry of every suite's training tasks and the training side of the anomaly suite
+(bench.suites.training and each method's bench.suites.models.<method>_train), the PyTorch training
+step (bench.backends.torch_training) and the timed fit (bench.backends.torch_training.fit_cost). The
+time series and vision tasks are tested beside their suites' other tests (timeseries/, vision/).
 
 Backprop models train at batch 1 or 2 on small inputs (32x32, as tests/test_models_flow_distill.py
 runs them; EfficientAD only at its 256x256, which its autoencoder needs), each a few steps on fixed
@@ -28,7 +29,8 @@ from bench.suites.models.padim import COVARIANCE_REGULARISATION  # noqa: E402
 from bench.suites.models.draem_train import focal_loss, ssim, synthetic_anomalies  # noqa: E402
 from bench.suites.models.efficientad_train import hard_mean  # noqa: E402
 from bench.suites.models.patchcore_train import greedy_coreset  # noqa: E402
-from bench.suites.training import TRAINABLE, training_task  # noqa: E402
+from bench.suites.base import resolve  # noqa: E402
+from bench.suites.training import NOT_TRAINABLE, TRAINABLE, TRAINING, training_task  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -58,10 +60,23 @@ def changed(before, module):
 
 
 def test_every_anomaly_workload_says_how_it_trains():
-    assert set(TRAINABLE) == set(SUITE.names())
-    assert set(TRAINABLE.values()) == {"backprop", "fit"}
-    assert {name for name, kind in TRAINABLE.items() if kind == "fit"} == {"patchcore", "padim_resnet18",
-                                                                          "padim_wrn50"}
+    anomaly = TRAINING["anomaly"]
+    assert set(anomaly) == set(SUITE.names())
+    assert all(TRAINABLE[name] == kind for name, kind in anomaly.items())
+    assert set(anomaly.values()) == {"backprop", "fit"}
+    assert {name for name, kind in anomaly.items() if kind == "fit"} == {"patchcore", "padim_resnet18", "padim_wrn50"}
+
+
+def test_the_registry_names_each_suites_workloads_once():
+    """TRAINING and NOT_TRAINABLE together hold every workload of each trainable suite, each once;
+    workload names are unique across every suite bench ships, so a name alone finds its task."""
+    suites = {name: resolve(f"bench.suites.{name}:SUITE") for name in ("anomaly", "timeseries", "vision", "video")}
+    everything = [name for suite in suites.values() for name in suite.names()]
+    assert len(everything) == len(set(everything))
+    for name, kinds in TRAINING.items():
+        assert set(kinds) | set(NOT_TRAINABLE.get(name, {})) == set(suites[name].names()), name
+        assert not set(kinds) & set(NOT_TRAINABLE.get(name, {}))
+    assert set(TRAINABLE) == {name for kinds in TRAINING.values() for name in kinds}
 
 
 def test_an_unknown_workload_is_refused_by_name():
