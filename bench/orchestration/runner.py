@@ -415,6 +415,10 @@ class Runner:
         metrics.update(energy["metrics"])
         if "continual" in res:
             metrics.update(_adaptation_energy(res["continual"], sensors))
+            if metrics.get("trainer_peak_rss_mib") is not None:
+                # Each process's own peak, summed: an upper bound on the two at once.
+                metrics["peak_rss_with_trainer_mib"] = metrics["peak_rss_mib"] + metrics["trainer_peak_rss_mib"]
+            metrics.update(self._training_reference(item, metrics.get("train_sps_colocated")))
         device_memory = res["backend"].get("device_memory") or {}
         if "peak_device_mib" not in metrics and device_memory.get("torch_max_reserved_mib") is not None:
             metrics["peak_device_mib"] = device_memory["torch_max_reserved_mib"]
@@ -431,6 +435,30 @@ class Runner:
                  "memory": res["memory"], "sensors": sensors},
             **common,
         )
+
+    def _training_reference(self, item: WorkItem, colocated: Optional[float]) -> dict[str, Any]:
+        """scenario=continual: the newest valid scenario=training record of the same workload, trained
+        as the trainer trains (device, precision, batch) on this hardware, when the store holds one: its
+        training throughput is the reference for the co-located one, beside the trainer's own alone timing."""
+        sc = self.cfg.scenario
+        train = sc.train
+        filters = {"scenario": ["training"], "workload": [item.workload], "status": ["ok"], "valid": ["true"],
+                   "device": [str(train.device)], "precision": [str(train.precision)],
+                   "batch_size": [str(sc.adapt.batch_size)]}
+        if self.system.get("hardware"):
+            filters["hardware"] = [str(self.system["hardware"])]
+        try:
+            found = self.store.select(filters)
+        except Exception:  # noqa: BLE001 - a reference is a bonus; the record stands without it
+            return {}
+        eager = [r for r in found if not str(r.backend.get("name", "")).endswith("-compiled")]
+        if not eager or eager[-1].metrics.get("throughput_sps") is None:
+            return {}
+        ref = eager[-1]
+        out = {"train_sps_reference": ref.metrics["throughput_sps"], "train_reference_record": ref.id}
+        if colocated:
+            out["train_slowdown_vs_reference"] = ref.metrics["throughput_sps"] / colocated
+        return out
 
     def _measured_metrics(self, res: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], tuple[int, int], int]:
         """What was measured (the loop, a load scenario or LoadGen): its raw result, its metrics, its

@@ -232,6 +232,9 @@ def continual_metrics(out: dict[str, Any], confidence: float) -> tuple[dict[str,
         m["adapt_samples"] = reply.get("samples")
         m["train_sps_colocated"] = reply["samples"] / reply["train_s"]
         m["trainer_peak_rss_mib"] = reply.get("peak_rss_mib")
+        device = reply.get("device_memory") or {}
+        if device.get("torch_max_reserved_mib") is not None:
+            m["trainer_peak_device_mib"] = device["torch_max_reserved_mib"]
         if alone:
             m["train_sps_alone"] = alone
             m["train_slowdown"] = alone / m["train_sps_colocated"]
@@ -257,6 +260,9 @@ def continual_metrics(out: dict[str, Any], confidence: float) -> tuple[dict[str,
     if search:
         m["max_qps_while_adapting"] = search.get("best")
         m["capacity_estimate_qps"] = search.get("capacity_estimate_qps")
+    colocation = out.get("colocation") or {}
+    if "shared" in colocation:
+        m["colocated"] = colocation["shared"]
     m["rate_qps"] = run.get("rate_qps")
     if run.get("streams"):
         m["streams"], m["fps"] = run["streams"], run["fps"]

@@ -309,6 +309,17 @@ def run_continual_item(item: Any, emit: Callable[[Any], None]) -> dict[str, Any]
         if ready.get("kind") != "ready":
             raise TrainerFailed(f"the trainer could not start: {ready.get('error')}")
         trainer_info = {**ready["info"], "start_s": time.perf_counter() - t0}
+        serve_cpus = sorted(os.sched_getaffinity(0))
+        train_cpus = trainer_info.get("limits", {}).get("cpus") or serve_cpus
+        train_device, serve_device = str(sc.train.device), str(settings.device)
+        same_device = train_device.split(":")[0] == serve_device.split(":")[0] and (
+            train_device == serve_device or ":" not in train_device + serve_device)
+        # Shared: the trainer and the server compete for one device (the usual edge box); on the CPU,
+        # for the cores both may run on.
+        colocation = {"shared": bool(same_device and (not train_device.startswith("cpu")
+                                                      or set(train_cpus) & set(serve_cpus))),
+                      "train_device": train_device, "serve_device": serve_device, "train_cpus": train_cpus,
+                      "serve_cpus": serve_cpus}
 
         def run_pool(served: Served, first: int, drifted: bool) -> Any:
             pool = served.drifted if drifted else served.steady
@@ -466,7 +477,7 @@ def run_continual_item(item: Any, emit: Callable[[Any], None]) -> dict[str, Any]
                                                            "service_ms": service / 1e6}}}
 
         window = measured_window(item, phase, warm, measure_it)
-        window["continual"].update(trainer=trainer_info, drift=drift_info, slo_ms=slo_ms,
+        window["continual"].update(trainer=trainer_info, drift=drift_info, slo_ms=slo_ms, colocation=colocation,
                                    slo_source="scenario.slo_ms" if sc.slo_ms else "workload",
                                    percentile=float(sc.percentile), batch_size=batch_size)
         result = {

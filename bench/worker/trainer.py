@@ -63,6 +63,7 @@ class AdaptReply:
     model_format: str = ""  # module (torch.save of the module) or state_dict
     reference_path: str = ""
     peak_rss_mib: float = 0.0
+    device_memory: dict[str, float] = field(default_factory=dict)  # the trainer's, where its device tells
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "AdaptReply":
@@ -269,6 +270,7 @@ class Trainer:
         if self.task.kind != "fit":
             self.task.model.to(device)  # back where the next adaptation trains
         reply.peak_rss_mib = _peak_rss_mib()
+        reply.device_memory = dict(self.session.device_memory() or {})
         return reply
 
     def _parity_inputs(self, recent: Any) -> tuple[Any, ...]:

@@ -106,3 +106,40 @@ def test_an_adapted_model_that_fails_parity_is_never_served(in_tmp):
     assert "swapped" not in run["timeline"]["marks_ns"] and "parity_failed" in run["timeline"]["marks_ns"]
     assert m["serves_within_budget_while_adapting"] is None
     assert "not_adapted" in {w["code"] for w in record["warnings"]}
+
+
+@pytest.mark.slow
+def test_find_peak_searches_the_rate_that_serves_while_adapting(in_tmp):
+    proc = _bench(["run", *TINY, *SHORT, "backend=cpu", "scenario.find_peak=true", "scenario.max_probes=3",
+                   "scenario.peak_tolerance=0.5", "scenario.after_swap_s=1"], in_tmp)
+    assert proc.returncode == 0, proc.stderr
+    (record,) = _records(in_tmp)
+    out = record["raw"]["continual"]
+    search, runs = out["search"], out["runs"]
+    assert 1 <= len(search["probes"]) == len(runs) <= 3
+    # Every probe is a whole timeline: the trainer reset to the served weights, adapted, swapped.
+    assert all(run["adaptation"]["swapped"] and run["adaptation"]["trainer_reply"]["ok"] for run in runs)
+    assert [run["rate_qps"] for run in runs] == [p["value"] for p in search["probes"]]
+    m = record["metrics"]
+    passed = [p["value"] for p in search["probes"] if p["meets"]]
+    assert m["max_qps_while_adapting"] == (max(passed) if passed else None)
+    if passed:  # the record reports the timeline at that rate
+        assert m["rate_qps"] == max(passed) and m["serves_within_budget_while_adapting"] is True
+
+
+@pytest.mark.slow
+def test_camera_streams_and_the_training_record_as_reference(in_tmp):
+    training = _bench(["run", *TINY, "scenario=training", "batch_size=4", "scenario.min_duration_s=0.3",
+                       "scenario.max_duration_s=1", "scenario.min_iterations=5", "sensors.enabled=false"], in_tmp)
+    assert training.returncode == 0, training.stderr
+    proc = _bench(["run", *TINY, *SHORT, "backend=cpu", "scenario.arrival=streams", "scenario.streams=3",
+                   "scenario.fps=10"], in_tmp)
+    assert proc.returncode == 0, proc.stderr
+    first, record = sorted(_records(in_tmp), key=lambda r: r["created_at"])
+    assert first["scenario"]["name"] == "training"
+    m = record["metrics"]
+    _check_timeline(record)
+    assert m["streams"] == 3 and m["fps"] == 10.0 and m["colocated"] is True
+    assert m["train_reference_record"] == first["id"]
+    assert m["train_sps_reference"] == first["metrics"]["throughput_sps"]
+    assert m["train_slowdown_vs_reference"] == pytest.approx(m["train_sps_reference"] / m["train_sps_colocated"])
