@@ -42,6 +42,7 @@ examples:
   bench run suite.only=[efficientad_s] backend.threads=1
   bench run sweep=batch scenario=throughput suite.only=[stfpm]
   bench report scaling sweep_id=<id> --plot scaling.svg
+  bench report continual run_id=<id> --plot timeline.png
   bench leaderboard suite=anomaly scenario=throughput --format html --output leaderboard.html
   bench compare tag=before tag=after --fail-on throughput:5%
 """

@@ -1,5 +1,5 @@
 """The commands that read and share stored results: `bench leaderboard`, `bench compare`,
-`bench export`, `bench import`.
+`bench export`, `bench import`, `bench report scaling|continual`.
 
 Every command takes the results location as `bench run` does (``results=PROFILE``,
 ``results.dir=...``, ``results.url=...``). Bad input raises ConfigError or StoreError, which the CLI
@@ -16,7 +16,7 @@ from typing import Any, Optional
 from bench.errors import ConfigError
 
 __all__ = ["leaderboard_command", "compare_command", "export_command", "import_command", "report_command",
-           "USAGE", "COMMAND_USAGE", "command_usage"]
+           "USAGE", "COMMAND_USAGE", "command_usage", "REPORTS"]
 
 # Each command's lines of `bench --help`; `bench COMMAND --help` prints its own, with the selections.
 COMMAND_USAGE = {
@@ -42,7 +42,11 @@ COMMAND_USAGE = {
     "report": """\
   bench report scaling [KEY=VALUE...] [--format terminal|markdown] [--output FILE] [--plot FILE.png|.svg]
                                     throughput, latency and memory against batch size; saturation
-                                    point and best batch within the latency requirement""",
+                                    point and best batch within the latency requirement
+  bench report continual [KEY=VALUE...] [--format terminal|markdown] [--output FILE] [--plot FILE.png|.svg]
+                                    scenario=continual: each phase's latency, the time to adapt and its
+                                    stages, training beside serving, the verdict while adapting; --plot
+                                    each request's latency over time (several records: FILE-<id>.png)""",
 }
 
 SELECTIONS = """\
@@ -211,6 +215,11 @@ def leaderboard_command(args: list[str]) -> int:
             except ConfigError:  # matplotlib missing: the page without its scaling plot, and the hint
                 print(f"bench: warning: the page has no scaling plot (it needs matplotlib): {scaling.PLOTS_INSTALL}",
                       file=sys.stderr)
+        from bench.reporting.html import timeline_plots_available
+
+        if any(g.scenario == "continual" for g in board.groups) and not timeline_plots_available():
+            print(f"bench: warning: the page has no continual timeline plots (they need matplotlib): "
+                  f"{scaling.PLOTS_INSTALL}", file=sys.stderr)
         _write_output(render_html(board, scaling_svg=svg), output)
     return 0
 
@@ -218,15 +227,22 @@ def leaderboard_command(args: list[str]) -> int:
 # ---------------------------------------------------------------- bench report scaling
 
 
-def report_command(args: list[str]) -> int:
-    from bench.reporting import scaling
-    from bench.config.location import open_store
-    from bench.results.query import Selection, select
+REPORTS = ("scaling", "continual")
 
-    if not args or args[0] != "scaling":
-        raise ConfigError("bench report", args[0] if args else "", "use `bench report scaling [KEY=VALUE...]`",
+
+def report_command(args: list[str]) -> int:
+    if not args or args[0] not in REPORTS:
+        raise ConfigError("bench report", args[0] if args else "",
+                          "use `bench report scaling [KEY=VALUE...]` or `bench report continual [KEY=VALUE...]`",
                           "is not a report")
-    parsed = _parse(args[1:], "report scaling", ("--format", "--output", "--plot"))
+    return _scaling_report(args[1:]) if args[0] == "scaling" else _continual_report(args[1:])
+
+
+def _report_args(args: list[str], report: str) -> tuple[_Args, str, Optional[str], Optional[str]]:
+    """The options both reports take, checked before the store is read: (parsed, format, --output, --plot)."""
+    from bench.reporting.scaling import require_matplotlib
+
+    parsed = _parse(args, f"report {report}", ("--format", "--output", "--plot"))
     fmt = _one(parsed, "--format", "terminal")
     if fmt not in ("terminal", "markdown"):
         raise ConfigError("--format", fmt, "use terminal or markdown", "is not a report format")
@@ -234,16 +250,25 @@ def report_command(args: list[str]) -> int:
     if plot_path is not None and Path(plot_path).suffix.lower() not in (".png", ".svg"):
         raise ConfigError("--plot", plot_path, "name a .png or .svg file", "is not a PNG or SVG file name")
     if plot_path is not None:
-        scaling.require_matplotlib()
+        require_matplotlib()
     _check_output("--plot", plot_path)
-    _check_output("--output", _one(parsed, "--output"))
+    output = _one(parsed, "--output")
+    _check_output("--output", output)
+    return parsed, str(fmt), output, plot_path
+
+
+def _scaling_report(args: list[str]) -> int:
+    from bench.reporting import scaling
+    from bench.config.location import open_store
+    from bench.results.query import Selection, select
+
+    parsed, fmt, output, plot_path = _report_args(args, "scaling")
     selection = Selection.parse(parsed.terms)
     store = open_store(parsed.results)
     try:
         curves = scaling.curves(select(store, selection, "bench report scaling"))
     finally:
         store.close()
-    output = _one(parsed, "--output")
     if fmt == "markdown":
         _write_output(scaling.render_markdown(curves), output)
     else:
@@ -251,6 +276,43 @@ def report_command(args: list[str]) -> int:
     if plot_path is not None:
         path = scaling.plot(curves, plot_path)
         print(f"plot written to {path}", file=sys.stderr)
+    return 0
+
+
+def _continual_report(args: list[str]) -> int:
+    """One block per scenario=continual record of the selection (oldest first), and with --plot one
+    timeline per record. Failed records of the selection are named on stderr."""
+    from bench.reporting import continual
+    from bench.config.location import open_store
+    from bench.results.query import Selection, select
+
+    parsed, fmt, output, plot_path = _report_args(args, "continual")
+    selection = Selection.parse(parsed.terms)
+    store = open_store(parsed.results)
+    try:
+        selected = select(store, selection, "bench report continual")
+    finally:
+        store.close()
+    records = [r for r in selected if continual.is_continual(r) and r.status == "ok"]
+    failed = [r for r in selected if continual.is_continual(r) and r.status != "ok"]
+    if not records:
+        others = sorted({str(r.scenario.get("name")) for r in selected})
+        what = (f"{len(failed)} failed scenario=continual record(s)" if failed
+                else f"records of scenario {', '.join(others)} only")
+        raise ConfigError("", "", "select records of scenario=continual runs that completed, e.g. "
+                          "`bench report continual scenario=continual`",
+                          f"bench report continual: the selection {selection} matches {what}, "
+                          "no completed scenario=continual record")
+    for r in failed:
+        print(f"bench: note: record {r.id[:8]} ({r.workload.get('name')}) {r.status}: "
+              f"{(r.error or {}).get('message', '')}", file=sys.stderr)
+    if fmt == "markdown":
+        _write_output(continual.render_markdown(records), output)
+    else:
+        _write_terminal(lambda stream: continual.render_terminal(records, stream), output)
+    if plot_path is not None:
+        for path in continual.plot(records, plot_path):
+            print(f"plot written to {path}", file=sys.stderr)
     return 0
 
 

@@ -4,7 +4,10 @@ and no external resource, so the file can be mailed, archived or opened offline.
 Per workload table: the ranked table; throughput against p99 latency, each point with its two 95%
 intervals as error bars and the Pareto front (no other row has at least the throughput at no more
 latency, one of them strictly better, by point estimates) drawn as a line through filled points; and
-samples per joule as bars with their intervals where records have an energy figure.
+samples per joule as bars with their intervals where records have an energy figure. A
+scenario=continual table instead has, for each of its rows' records, the phase table, the time to
+adapt split into its stages, the verdict and the timeline plot (bench.reporting.continual; inline SVG
+drawn by matplotlib, the ``plots`` extra; without it the section says so).
 
 Every name from a record (hardware label, backend, workload) is HTML-escaped where it is written,
 in tables, SVG text and tooltips alike.
@@ -17,10 +20,11 @@ import math
 from html import escape
 from typing import Callable, Optional, Sequence
 
+from bench.reporting import continual
 from bench.reporting.leaderboard import ENERGY, Figure, Group, Leaderboard, Row
 from bench.reporting.leaderboard_render import LEGEND, columns, fmt_figure, row_cells, shown
 
-__all__ = ["render_html", "pareto_front"]
+__all__ = ["render_html", "pareto_front", "continual_section", "timeline_plots_available"]
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px auto;max-width:1200px;
@@ -34,6 +38,9 @@ tr.tie td.rank{color:#9a5b00}tr.unbounded td.rank{color:#c92a2a}tr.unranked td{c
 .plots{display:flex;flex-wrap:wrap;gap:16px}.plots figure{margin:0}figcaption{color:#5a6478;font-size:12px}
 svg{background:#fff;border:1px solid #e3e7ee}svg text{font:11px system-ui,sans-serif;fill:#1d2433}
 .note{color:#5a6478;font-size:13px}ol.key{margin:4px 0;padding-left:22px}
+section.continual{margin:12px 0 24px;padding-left:12px;border-left:3px solid #d8dde6}h3{font-size:15px;margin:12px 0 4px}
+table.stages{width:auto}table.stages td:nth-child(n+2){text-align:right}p.verdict{font-weight:600}
+p.verdict.yes{color:#2b8a3e}p.verdict.no{color:#c92a2a}ul.facts{margin:4px 0;padding-left:20px}
 """
 
 W, H = 560, 360
@@ -221,9 +228,50 @@ def _table(group: Group) -> str:
     return f'<table class="leaderboard"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
-def render_html(board: Leaderboard, generated: Optional[str] = None, scaling_svg: Optional[str] = None) -> str:
+def _plain_table(cls: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    head = "".join(f"<th>{escape(c)}</th>" for c in header)
+    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def timeline_plots_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+def continual_section(row: Row, plot: bool = True) -> str:
+    """One record of a scenario=continual table: phases, time to adapt, facts, verdict and the timeline
+    (``plot``: draw it when matplotlib is installed; else, or without ``plot``, say what it needs)."""
+    from bench.reporting.scaling import PLOTS_INSTALL
+
+    record = row.record
+    verdict = continual.verdict(record)
+    parts = [f'<section class="continual"><h3>{escape(_label(row))} · record {escape(record.id[:8])}</h3>',
+             _plain_table("phases", continual.PHASE_HEADER, continual.phase_rows(record))]
+    stages = continual.stage_rows(record)
+    if stages:
+        parts.append(_plain_table("stages", continual.STAGE_HEADER, stages))
+    parts.append('<ul class="facts">' + "".join(f"<li>{escape(line)}</li>" for line in continual.facts(record))
+                 + "</ul>")
+    parts.append(f'<p class="verdict {escape(verdict.kind)}">{escape(verdict.line)}</p>')
+    if plot and timeline_plots_available():
+        parts.append(f'<figure class="timeline">{continual.timeline_svg(record)}<figcaption>each request\'s latency '
+                     "against its arrival, coloured by the model version that served it; dropped requests marked x; "
+                     "the phases shaded; drift, detection and swap as vertical lines; the latency requirement "
+                     "dashed</figcaption></figure>")
+    else:
+        parts.append(f'<p class="note timeline-missing">The timeline plot needs the plots extra (matplotlib): '
+                     f"{escape(PLOTS_INSTALL)}</p>")
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def render_html(board: Leaderboard, generated: Optional[str] = None, scaling_svg: Optional[str] = None,
+                timeline_plots: bool = True) -> str:
     """The page; ``scaling_svg`` (bench.reporting.scaling.plot_svg) adds how the selection scales with batch
-    size, where the records hold several batch sizes of one configuration."""
+    size, where the records hold several batch sizes of one configuration. ``timeline_plots``: draw
+    each continual record's timeline (when matplotlib is installed)."""
     generated = generated or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -236,6 +284,10 @@ def render_html(board: Leaderboard, generated: Optional[str] = None, scaling_svg
                      f'<p class="meta">ranked by {escape(g.metric.name)} ({escape(g.metric.direction())})</p>')
         parts.append(_table(g))
         parts += [f'<p class="note group-note">note: {escape(n)}</p>' for n in g.notes]
+        if g.scenario == "continual":
+            parts += [continual_section(row, timeline_plots) for row in g.rows]
+            parts.append("</section>")
+            continue
         plots = []
         scatter = scatter_svg(g)
         if scatter:

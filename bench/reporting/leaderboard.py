@@ -21,6 +21,15 @@ Rules, in the order they apply:
   without a rank, never as 0.
 - The ranking metric is ``metric=`` when given; otherwise throughput_sps for the throughput scenario
   and latency_p99_ms for the latency scenario.
+- scenario=continual records are ranked among themselves only, and only against records at the same
+  load (the group key adds the Poisson rate, or streams x fps; a peak search is a load of its own,
+  ranked by max_qps_while_adapting): by the time to adapt, drift to swap, lower is better, with its
+  interval where the record pools repeats (``time_to_adapt_ci_low_s``/``_ci_high_s``) and "one run"
+  otherwise (ranked by its point, as ``*`` figures are). Each row says whether it serves within its
+  budget while adapting, its p99 degradation while adapting and its training slowdown. A record
+  that did not adapt to the drift under that load (no detection, a failed adaptation, a swap only
+  after serving ended, a false alarm) has no rank: it is listed last with the reason, and a note
+  under its table gives the whole verdict (bench.reporting.continual).
 
 Prices come from YAML files (``conf/hardware/*.yaml`` by default): ``hardware`` (the label exactly as
 in the records), ``price_per_hour`` and ``currency``. cost = price_per_hour / (throughput_sps x 3600)
@@ -38,11 +47,12 @@ from typing import Any, Optional, Sequence
 
 from bench.results import support
 from bench.errors import ConfigError
+from bench.reporting import continual
 from bench.reporting.prices import PRICES_DIR, Price, load_prices
 from bench.results.records import RunRecord
 
 __all__ = ["METRICS", "MetricSpec", "Figure", "Row", "Group", "Leaderboard", "Price", "load_prices",
-           "build", "overlaps", "PRICES_DIR"]
+           "build", "overlaps", "PRICES_DIR", "CONTINUAL_SHOWN", "VERDICT"]
 
 COST = "cost_per_million_samples"
 ENERGY = "samples_per_j"
@@ -57,6 +67,7 @@ class MetricSpec:
     unit: str
     higher_is_better: bool
     ci_keys: tuple[tuple[str, str], ...] = ()  # candidate (low, high) keys in record.metrics
+    one_run: str = ""  # said of a one-process record's figure without interval ("one run"), instead of *
 
     def direction(self) -> str:
         return "higher is better" if self.higher_is_better else "lower is better"
@@ -81,11 +92,24 @@ METRICS: dict[str, MetricSpec] = {
     # The load scenarios' searches: no interval (one search per record).
     "max_qps_at_slo": MetricSpec("max_qps_at_slo", "max qps at SLO", "requests/s", True),
     "max_streams_at_slo": MetricSpec("max_streams_at_slo", "max streams at SLO", "streams", True),
+    # scenario=continual: one timeline per process; repeats=N pools them with a prediction interval.
+    "time_to_adapt_s": MetricSpec("time_to_adapt_s", "time to adapt s", "s", False,
+                                  (("time_to_adapt_ci_low_s", "time_to_adapt_ci_high_s"),), one_run="one run"),
+    "max_qps_while_adapting": MetricSpec("max_qps_while_adapting", "max qps while adapting", "requests/s", True,
+                                         (("max_qps_while_adapting_ci_low", "max_qps_while_adapting_ci_high"),),
+                                         one_run="one search"),
+    "adapting_degradation_p99": MetricSpec("adapting_degradation_p99", "p99 adapting / steady", "x", False,
+                                           (("adapting_degradation_p99_ci_low", "adapting_degradation_p99_ci_high"),)),
+    "train_slowdown": MetricSpec("train_slowdown", "training slowdown", "x", False),
 }
 SHOWN = ("throughput_sps", "latency_p99_ms", ENERGY, COST)  # the columns of every table
+VERDICT = "serves_within_budget_while_adapting"  # a text column of the continual tables, not a figure
+# The columns of a scenario=continual table (VERDICT: the row's verdict, not a figure).
+CONTINUAL_SHOWN = ("time_to_adapt_s", VERDICT, "adapting_degradation_p99", "train_slowdown")
+CONTINUAL_METRICS = ("time_to_adapt_s", "max_qps_while_adapting", "adapting_degradation_p99", "train_slowdown")
 # server and multistream rank by their search's answer where the records have one (else by p99).
 DEFAULT_METRIC = {"throughput": "throughput_sps", "latency": "latency_p99_ms", "training": "throughput_sps",
-                  "server": "max_qps_at_slo", "multistream": "max_streams_at_slo"}
+                  "server": "max_qps_at_slo", "multistream": "max_streams_at_slo", "continual": "time_to_adapt_s"}
 
 
 def check_metric(name: str) -> MetricSpec:
@@ -137,6 +161,12 @@ def _why_unbounded(record: RunRecord, spec: MetricSpec) -> str:
     from bench.measurement.stats import PERCENTILES, min_samples_to_bound
 
     m = record.metrics
+    if spec.name.endswith("_degradation_p99"):
+        phase = spec.name[: -len("_degradation_p99")]
+        open_ = [f"{p} (n={m.get(f'{p}_queries')})" for p in ("steady", phase)
+                 if m.get(f"{p}_latency_p99_ci_low_ms") is None or m.get(f"{p}_latency_p99_ci_high_ms") is None]
+        return f"p99 unbounded in {' and '.join(open_)}; {min_samples_to_bound(0.99, 0.95)} bound it" if open_ \
+            else "its record holds none"
     # A load scenario's percentiles are over every query (dropped ones too); a loop's over its clock samples.
     n = _count(m.get("queries")) if record.scenario.get("name") in ("server", "multistream") else None
     n = n if n is not None else _count(m.get("samples"))
@@ -164,7 +194,26 @@ def _figure(record: RunRecord, spec: MetricSpec) -> Figure:
             low, high = _num(m.get(low_key)), _num(m.get(high_key))
             why = "" if low is not None and high is not None else _why_unbounded(record, spec)
             return Figure(value, low, high, why=why)
-    return Figure(value, value, value, has_ci=False)
+    one_run = spec.one_run if support.repeats(record) <= 1 else ""
+    return Figure(value, value, value, has_ci=False, why=one_run)
+
+
+def _continual_figure(record: RunRecord, spec: MetricSpec, verdict: "continual.Verdict") -> Figure:
+    """The time to adapt where the record adapted to the drift under its load; else no figure, and
+    the reason as its note (the row is listed last, unranked)."""
+    from bench.fmt import fmt_num
+
+    figure = _figure(record, spec)
+    if spec.name != "time_to_adapt_s" or verdict.ranked:
+        if spec.name == "max_qps_while_adapting" and figure.value is None:
+            return Figure(note="no probe within budget while adapting")
+        return figure
+    tta = "" if figure.value is None else f"{fmt_num(figure.value)} s, "
+    reasons = {"no_detection": "did not adapt: drift not detected",
+               "failed": "did not adapt: the adaptation failed",
+               "after_serving": f"{tta}after serving ended: not ranked",
+               "false_alarm": f"{tta}after a false alarm: not ranked"}
+    return Figure(note=reasons.get(verdict.kind, "did not adapt"))
 
 
 def _cost(throughput: Figure, price: Optional[Price]) -> Figure:
@@ -197,6 +246,7 @@ class Row:
     tie: bool = False
     unbounded: bool = False  # the ranked figure's interval lacks an end: ranked by its point estimate
     newest: bool = False  # chosen as the newest (--newest) rather than the best supported
+    verdict: str = ""  # scenario=continual: serves within budget while adapting (yes, no, or why not asked)
 
     @property
     def rank_text(self) -> str:
@@ -242,10 +292,12 @@ class Group:
     metric: MetricSpec
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # shown under the group's table
+    load: str = ""  # scenario=continual: the load every row of the table served at
 
     @property
     def title(self) -> str:
-        return f"{self.suite} / {self.workload} / {self.scenario} / batch {self.batch_size}"
+        load = f" / {self.load}" if self.load else ""
+        return f"{self.suite} / {self.workload} / {self.scenario} / batch {self.batch_size}{load}"
 
 
 @dataclass
@@ -257,8 +309,11 @@ class Leaderboard:
 
 
 def _key(r: RunRecord) -> tuple[str, ...]:
+    """suite, workload, scenario, batch, load (scenario=continual's; else ""), hardware, backend, device,
+    precision: the first five make a table, the rest a row."""
     w, b = r.workload, r.backend
-    return (str(w.get("suite")), str(w.get("name")), str(r.scenario.get("name")), str(w.get("batch_size")),
+    load = repr(continual.load_key(r)) if continual.is_continual(r) else ""
+    return (str(w.get("suite")), str(w.get("name")), str(r.scenario.get("name")), str(w.get("batch_size")), load,
             str(r.system.get("hardware")), str(b.get("name")), str(b.get("device")), str(b.get("precision")))
 
 
@@ -322,21 +377,36 @@ def build(records: Sequence[RunRecord], metric: Optional[str] = None, prices: Op
                      "scenario x batch, the best-supported record is shown (converged, then intervals over "
                      "repeats, then fewest warnings, then newest); --newest shows the newest instead")
     groups: dict[tuple[str, ...], Group] = {}
+    loads: dict[tuple[str, ...], tuple[str, float, float]] = {}  # a continual table's load, to order by
     for k, r in chosen.items():
-        gk = k[:4]
+        gk = k[:5]
+        is_continual = k[2] == "continual"
         if gk not in groups:
             scenario = k[2]
-            default = DEFAULT_METRIC.get(scenario, "throughput_sps")
-            if default not in r.metrics:
-                default = "latency_p99_ms"
-            spec = spec_asked or METRICS[default]
-            groups[gk] = Group(k[0], k[1], scenario, r.workload.get("batch_size"), spec)
-        names = dict.fromkeys((*SHOWN, groups[gk].metric.name))
-        figures = {name: _figure(r, METRICS[name]) for name in names if name != COST}
-        price = prices.get(k[4])
+            if is_continual:
+                default = "max_qps_while_adapting" if continual.load_key(r)[0] == "find_peak" else "time_to_adapt_s"
+                spec = spec_asked if spec_asked and spec_asked.name in CONTINUAL_METRICS else METRICS[default]
+            else:
+                default = DEFAULT_METRIC.get(scenario, "throughput_sps")
+                if default not in r.metrics:
+                    default = "latency_p99_ms"
+                spec = spec_asked or METRICS[default]
+            groups[gk] = Group(k[0], k[1], scenario, r.workload.get("batch_size"), spec,
+                               load=continual.load_text(r) if is_continual else "")
+            loads[gk] = continual.load_key(r) if is_continual else ("", 0.0, 0.0)
+        verdict = continual.verdict(r) if is_continual else None
+        names = dict.fromkeys((*SHOWN, *(CONTINUAL_METRICS if is_continual else ()), groups[gk].metric.name))
+        figures = {name: _continual_figure(r, METRICS[name], verdict) if verdict else _figure(r, METRICS[name])
+                   for name in names if name != COST}
+        price = prices.get(k[5])
         figures[COST] = _cost(figures["throughput_sps"], price)
-        groups[gk].rows.append(Row(r, k[4], k[5], k[6], k[7], figures, price, len(by_key[k]), newest=newest))
-    ordered = [groups[k] for k in sorted(groups, key=lambda k: (k[0], k[1], k[2], int(k[3]) if k[3].isdigit() else 0))]
+        row = Row(r, k[5], k[6], k[7], k[8], figures, price, len(by_key[k]), newest=newest,
+                  verdict=verdict.short if verdict else "")
+        groups[gk].rows.append(row)
+        if verdict is not None and not verdict.ranked and groups[gk].metric.name == "time_to_adapt_s":
+            groups[gk].notes.append(f"{row.label}: not ranked: {verdict.line}")
+    ordered = [groups[k] for k in sorted(groups, key=lambda k: (k[0], k[1], k[2], int(k[3]) if k[3].isdigit() else 0,
+                                                                loads[k]))]
     for g in ordered:
         if g.metric.name == COST:
             currencies = sorted({row.price.currency for row in g.rows if row.price})
@@ -350,7 +420,12 @@ def build(records: Sequence[RunRecord], metric: Optional[str] = None, prices: Op
             if newer is not r:
                 g.notes.append(f"{row.label}: shows {r.id[:8]} ({r.created_at}) rather than the newer "
                                f"{newer.id[:8]} ({newer.created_at}), which {support.why_not_newest(r, newer)}")
-    if any(not f.has_ci for g in ordered for row in g.rows for f in row.figures.values() if f.value is not None):
+    if any(g.scenario == "continual" for g in ordered):
+        notes.append("continual: ranked by the time to adapt, drift to swap (lower is better), among records at "
+                     "the same load only; \"one run\": one timeline, no interval (repeats=N gives one); a record "
+                     "that did not adapt to the drift under that load is listed last, unranked, with the reason")
+    if any(not f.has_ci and not f.why for g in ordered for row in g.rows for f in row.figures.values()
+           if f.value is not None):
         notes.append("figures marked * carry no interval in their record; they rank by the point estimate alone")
     if not any(row.figures[ENERGY].value is not None for g in ordered for row in g.rows):
         notes.append("no record has an energy figure (no energy sensor): samples/J is not ranked")

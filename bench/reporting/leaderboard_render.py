@@ -9,8 +9,8 @@ import csv
 import io
 from typing import Any, Optional, TextIO
 
-from bench.reporting.leaderboard import (COST, ENERGY, METRICS, PROCESS_MARK, SHOWN, UNBOUNDED_MARK, Figure,
-                                         Group, Leaderboard, Row, unbounded_note)
+from bench.reporting.leaderboard import (CONTINUAL_SHOWN, COST, ENERGY, METRICS, PROCESS_MARK, SHOWN,
+                                         UNBOUNDED_MARK, VERDICT, Figure, Group, Leaderboard, Row, unbounded_note)
 from bench.fmt import csv_cell
 from bench.results import support
 
@@ -20,13 +20,14 @@ __all__ = ["fmt_figure", "cell", "columns", "shown", "HEADINGS", "LEGEND", "COLU
 
 def fmt_figure(f: Figure, digits: int = 4) -> str:
     """``412.9 [401.2, 431.0]``; a missing end in words, ``412.9 [401.2, no upper bound (n=53 samples;
-    368 bound it)]``; ``412.9 *`` for a figure its record holds without interval."""
+    368 bound it)]``; ``412.9 *`` for a figure its record holds without interval, ``14.70 (one run)``
+    where the figure says why it has none."""
     from bench.fmt import fmt_num
 
     if f.value is None:
         return f.note or "not measured"
     if not f.has_ci:
-        return f"{fmt_num(f.value, digits)} *"
+        return f"{fmt_num(f.value, digits)} ({f.why})" if f.why else f"{fmt_num(f.value, digits)} *"
     why = f" ({f.why})" if f.why else ""
     # The reason follows the last missing end: [no lower bound (why), 9.1], [8.2, no upper bound (why)].
     low = fmt_num(f.low, digits) if f.low is not None else "no lower bound" + (why if f.high is not None else "")
@@ -35,6 +36,8 @@ def fmt_figure(f: Figure, digits: int = 4) -> str:
 
 
 def cell(row: Row, name: str) -> str:
+    if name == VERDICT:
+        return row.verdict or "-"
     text = fmt_figure(row.figures[name])
     if name == COST and row.price is not None and row.figures[name].value is not None:
         text = f"{text} {row.price.currency}"
@@ -42,7 +45,11 @@ def cell(row: Row, name: str) -> str:
 
 
 HEADINGS = {"throughput_sps": "samples/s [95% CI]", "latency_p99_ms": "p99 ms [95% CI]",
-            ENERGY: "samples/J [95% CI]", COST: "cost per 1M samples [95% CI]"}
+            ENERGY: "samples/J [95% CI]", COST: "cost per 1M samples [95% CI]",
+            "time_to_adapt_s": "time to adapt s [95% CI]", VERDICT: "serves within budget while adapting",
+            "adapting_degradation_p99": "p99 adapting / steady [95% CI]",
+            "train_slowdown": "training slowdown (alone / beside serving)",
+            "max_qps_while_adapting": "max qps while adapting [95% CI]"}
 LEGEND = (f"rank =N: tied, the 95% intervals of this row and the row above overlap, both with both ends; "
           f"rank N{UNBOUNDED_MARK}: the ranked figure's interval lacks an end (too few samples to bound it), so "
           "the row is ranked by its point estimate alone and tied with no row (the note under its table says "
@@ -54,8 +61,10 @@ LEGEND = (f"rank =N: tied, the 95% intervals of this row and the row above overl
 
 
 def shown(group: Group) -> tuple[str, ...]:
-    """The figures of a group's table: the usual ones, and the ranked-by metric if it is another."""
-    return SHOWN if group.metric.name in SHOWN else (group.metric.name, *SHOWN)
+    """The figures of a group's table: the usual ones (scenario=continual's own), and the ranked-by
+    metric if it is another."""
+    usual = CONTINUAL_SHOWN if group.scenario == "continual" else SHOWN
+    return usual if group.metric.name in usual else (group.metric.name, *usual)
 
 
 def row_cells(row: Row, names: tuple[str, ...] = SHOWN) -> list[str]:
@@ -68,7 +77,7 @@ TRAILING = ["converged", "warnings", "repeats", "record"]
 
 def columns(group: Group) -> list[str]:
     return ["rank", "hardware", "backend", "precision",
-            *(HEADINGS.get(n, f"{METRICS[n].label} [95% CI]") for n in shown(group)), *TRAILING]
+            *(HEADINGS[n] if n in HEADINGS else f"{METRICS[n].label} [95% CI]" for n in shown(group)), *TRAILING]
 
 
 COLUMNS = ["rank", "hardware", "backend", "precision", *(HEADINGS[n] for n in SHOWN), *TRAILING]
@@ -133,7 +142,9 @@ def _bool(flag: Optional[bool]) -> str:
 
 def _missing_ends(f: Figure) -> str:
     """A figure's missing interval ends in words, for the CSV's note column."""
-    if f.value is None or f.bounded or not f.has_ci:
+    if f.value is not None and not f.has_ci:
+        return f.why
+    if f.value is None or f.bounded:
         return ""
     ends = [text for text, end in (("no lower bound", f.low), ("no upper bound", f.high)) if end is None]
     return f"{' and '.join(ends)} ({f.why})" if f.why else " and ".join(ends)
@@ -146,7 +157,9 @@ def render_csv(board: Leaderboard) -> str:
     fields = list(CSV_FIELDS)
     every = tuple(dict.fromkeys(n for g in board.groups for n in shown(g)))
     for name in every:
-        fields += [name, f"{name}_ci_low", f"{name}_ci_high", f"{name}_note"]
+        fields += [name] if name == VERDICT else [name, f"{name}_ci_low", f"{name}_ci_high", f"{name}_note"]
+    if any(g.load for g in board.groups):
+        fields.insert(fields.index("batch_size") + 1, "load")
     fields += ["converged", "warnings", "repeats", "ci_scope", "currency", "price_per_hour", "record_id",
                "created_at", "records_seen", "chosen"]
     writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
@@ -167,7 +180,12 @@ def render_csv(board: Leaderboard) -> str:
                 "record_id": row.record.id, "created_at": row.record.created_at, "records_seen": row.seen,
                 "chosen": "newest" if row.newest else "best_supported",
             }
+            if g.load:
+                data["load"] = g.load
             for name in shown(g):
+                if name == VERDICT:
+                    data[name] = row.verdict
+                    continue
                 f = row.figures[name]
                 data[name] = "" if f.value is None else repr(f.value)
                 data[f"{name}_ci_low"] = "" if f.value is None or f.low is None or not f.has_ci else repr(f.low)

@@ -51,7 +51,9 @@ def best_per_workload(records: Sequence[RunRecord]) -> tuple[dict[tuple[str, str
             if support.converged(row.record) is False:
                 unconverged += 1
                 continue
-            tables.setdefault((group.suite, group.workload, group.scenario, group.metric.name), []).append(row)
+            # A continual table's load stays in its scenario: times to adapt at two loads are not ranked together.
+            scenario = f"{group.scenario} at {group.load}" if group.load else group.scenario
+            tables.setdefault((group.suite, group.workload, scenario, group.metric.name), []).append(row)
     out: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for (suite, workload, scenario, metric), rows in tables.items():
         spec = specs[metric]

@@ -1,5 +1,6 @@
 """The end-of-run summary a person reads at a glance: one row per work item, each figure with its
-interval, then the warnings with what to do, then where the records are."""
+interval, then the warnings with what to do, then where the records are. A scenario=continual
+record adds its block under the table (bench.reporting.continual: phases, time to adapt, verdict)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bench.fmt import fmt_ci, fmt_num
+from bench.reporting import continual
 from bench.reporting.progress import use_plain_output
 from bench.results.records import RunRecord
 from bench.measurement.stats import min_samples_to_bound
@@ -139,6 +141,8 @@ def summary(results: Sequence[tuple[RunRecord, Path]], store_url: str, stream: O
                           markup=False)
         if record.status != "ok" and record.error:
             console.print(f"  error [{i}] {record.error.get('kind')}: {record.error.get('message')}", markup=False)
+        if record.status == "ok" and continual.is_continual(record):
+            continual.print_block(console, record, f"  continual [{i}] ", indent=2)
     if any(r.status == "ok" and r.metrics.get("ci_scope", "process") == "process" for r, _ in results):
         console.print("  note: intervals of one process hold the noise within it, not the variation between fresh "
                       "processes (often several %): repeats=N (or preset=rigorous) measures that", markup=False)
