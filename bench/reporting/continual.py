@@ -285,6 +285,11 @@ def facts(record: RunRecord) -> list[str]:
             text += f", {fmt_num(alone)} alone"
             if m.get("train_slowdown") is not None:
                 text += f": {fmt_num(m['train_slowdown'], 3)} times slower beside serving"
+        if m.get("train_sps_reference") is not None:
+            text += (f"; the scenario=training record {str(m.get('train_reference_record'))[:8]}: "
+                     f"{fmt_num(m['train_sps_reference'])} samples/s")
+        if m.get("colocated") is not None:
+            text += " (trainer and server share the device)" if m["colocated"] else " (trainer and server apart)"
         lines.append(text)
     elif m.get("adapted") is False and m.get("detection_delay_s") is not None:
         lines.append("training: no throughput (the adaptation did not complete its training)")
@@ -302,6 +307,8 @@ def facts(record: RunRecord) -> list[str]:
         memory.append(f"server's device {fmt_num(m['peak_device_mib'])} MiB")
     if m.get("trainer_peak_rss_mib") is not None:
         memory.append(f"trainer {fmt_num(m['trainer_peak_rss_mib'])} MiB")
+    if m.get("trainer_peak_device_mib") is not None:
+        memory.append(f"trainer's device {fmt_num(m['trainer_peak_device_mib'])} MiB")
     if memory:
         lines.append("peak memory (resident): " + ", ".join(memory))
     raw = (record.raw or {}).get("continual") or {}
@@ -331,8 +338,9 @@ def facts(record: RunRecord) -> list[str]:
 
 @dataclass(frozen=True)
 class Verdict:
-    """kind: yes, no (the answer), or why there is none: no_detection, failed, after_serving; or
-    false_alarm (the answer, for an adaptation the drift did not cause). ``short`` is a table cell."""
+    """kind: yes, no (the answer), or why there is none: no_detection, failed, after_serving,
+    no_requests (none arrived while adapting); or false_alarm (the answer, for an adaptation the drift
+    did not cause). ``short`` is a table cell."""
 
     kind: str
     short: str
@@ -341,7 +349,7 @@ class Verdict:
     @property
     def ranked(self) -> bool:
         """Whether the record's time to adapt is a time to adapt to the drift, under its load."""
-        return self.kind in ("yes", "no")
+        return self.kind in ("yes", "no", "no_requests")
 
 
 def verdict(record: RunRecord) -> Verdict:
@@ -365,6 +373,10 @@ def verdict(record: RunRecord) -> Verdict:
                        f"{_s(t.swapped_s)}, serving ended at {_s(end)})")
     ok = m.get("serves_within_budget_while_adapting")
     n, late, dropped = m.get("adapting_queries"), m.get("adapting_late_queries"), m.get("adapting_dropped_queries")
+    if not n:
+        return Verdict("no_requests", "not tested: no request while adapting",
+                       head + f"not tested: no request arrived during the adaptation ({_s(m.get('adapt_total_s'))} "
+                       "from detection to swap); raise the rate to judge it")
     answer = "yes" if ok else "no"
     if n:
         from bench.measurement.load.dispatch import allowed_late

@@ -346,7 +346,11 @@ def _continual_warnings(metrics: dict[str, Any]) -> list[BenchWarning]:
             "raise scenario.duration_s (or move scenario.drift.at_s earlier)"))
     q = metrics.get("percentile")
     n = metrics.get("adapting_queries")
-    if metrics.get("adapted") and q and n is not None and metrics.get("adapting_requests_bound_percentile") is False:
+    if metrics.get("adapted") and n == 0:
+        out.append(BenchWarning(
+            Code.PHASE_TOO_SHORT, f"no request arrived during the adaptation ({fmt_num(metrics.get('adapt_total_s'))} s): "
+            "no verdict on serving while adapting", "raise scenario.rate_qps (or the streams)"))
+    elif metrics.get("adapted") and q and n is not None and metrics.get("adapting_requests_bound_percentile") is False:
         needed = math.ceil(round(1.0 / (1.0 - q), 9))
         out.append(BenchWarning(
             Code.PHASE_TOO_SHORT, f"the adaptation lasted {n} requests, fewer than the {needed:.0f} a p{q * 100:g} needs: "

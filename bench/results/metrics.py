@@ -246,7 +246,9 @@ def continual_metrics(out: dict[str, Any], confidence: float) -> tuple[dict[str,
 
         n = adapting["queries"]
         q = float(out.get("percentile") or 0.99)
-        m["serves_within_budget_while_adapting"] = n > 0 and adapting["late_queries"] <= allowed_late(n, q)
+        # No request arrived while adapting (an adaptation shorter than the gap between arrivals): nothing
+        # to judge, which is not a "yes".
+        m["serves_within_budget_while_adapting"] = adapting["late_queries"] <= allowed_late(n, q) if n else None
         m["adapting_requests_bound_percentile"] = n >= math.ceil(1.0 / (1.0 - q))
     elif m["adapted"] is False:
         m["serves_within_budget_while_adapting"] = None
