@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import pickle
 import select
 import subprocess
 import sys
@@ -35,6 +36,7 @@ from typing import Any, Callable, Optional
 __all__ = ["run_continual_item", "TrainerProcess", "Adaptation"]
 
 _TRAINER_START_TIMEOUT_S = 600.0
+TRAINER_CPUS_ENV = "BENCH_TRAINER_CPUS"
 _ADAPT_TIMEOUT_S = 1800.0
 
 
@@ -46,13 +48,15 @@ class TrainerProcess:
     """The trainer (bench.worker.trainer) as a child process: the item on its stdin, JSON replies on
     a pipe of their own, its output in a log in the scratch folder."""
 
-    def __init__(self, item: Any, scratch: Path) -> None:
+    def __init__(self, item: Any, scratch: Path, cpus: Optional[list[int]] = None) -> None:
         read_fd, write_fd = os.pipe()
         self.log_path = scratch / "trainer.log"
         self._log = open(self.log_path, "wb")
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in [os.path.dirname(os.path.dirname(os.path.dirname(
             os.path.abspath(__file__)))), env.get("PYTHONPATH", "")] if p)
+        if cpus:  # a child inherits the server's affinity (scenario.serve_cpus): the trainer's default is all
+            env[TRAINER_CPUS_ENV] = ",".join(map(str, cpus))
         self.proc = subprocess.Popen([sys.executable, "-m", "bench.worker.trainer", str(write_fd)],
                                      stdin=subprocess.PIPE, stdout=self._log, stderr=subprocess.STDOUT,
                                      pass_fds=(write_fd,), env=env)
@@ -139,6 +143,15 @@ def _pools(item: Any, suite: Any, workload: Any, options: dict[str, Any]) -> tup
             "steady_mean": float(steady.mean()), "drifted_mean": float(drifted.mean()),
             "steady_std": float(steady.std()), "drifted_std": float(drifted.std())}
     return np.ascontiguousarray(steady), np.ascontiguousarray(drifted), info
+
+
+def _importable(cls: type) -> bool:
+    """Whether pickle can name ``cls`` (torch.save of a module stores its classes by import path)."""
+    try:
+        pickle.dumps(cls)
+        return True
+    except Exception:  # noqa: BLE001 - any failure means: not by name
+        return False
 
 
 def _batches(pool: Any, batch_size: int) -> list[Any]:
@@ -253,6 +266,7 @@ def run_continual_item(item: Any, emit: Callable[[Any], None]) -> dict[str, Any]
 
     sc, settings = item.scenario, item.backend
     batch_size, seed, options = item.batch_size, item.suite.seed, item.suite_options
+    machine_cpus = sorted(os.sched_getaffinity(0))  # the trainer's by default, whatever serving keeps
     if sc.serve_cpus:
         os.sched_setaffinity(0, set(int(c) for c in sc.serve_cpus))
     scratch = Path(item.scratch_dir or Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-continual-{os.getpid()}")
@@ -266,7 +280,10 @@ def run_continual_item(item: Any, emit: Callable[[Any], None]) -> dict[str, Any]
     model, inputs = instance.model, instance.inputs
     if model is None:
         raise ValueError("scenario=continual adapts a torch module: give model.target, not model.path")
-    pristine = copy.deepcopy(model)  # what an adapted model's weights load into (see prepare_adapted)
+    # What an adapted model's weights load into when the trainer cannot save the module itself (a class
+    # that cannot be imported by name): a copy before the backend places it. Only then: PatchCore's
+    # memory bank alone is 100 MB.
+    pristine = None if all(_importable(type(m)) for m in model.modules()) else copy.deepcopy(model)
     steady_pool, drifted_pool, drift_info = _pools(item, suite, workload, options)
     steady_batches, drifted_batches = _batches(steady_pool, batch_size), _batches(drifted_pool, batch_size)
     build_s = time.perf_counter() - t0
@@ -304,7 +321,7 @@ def run_continual_item(item: Any, emit: Callable[[Any], None]) -> dict[str, Any]
 
         phase("trainer")
         t0 = time.perf_counter()
-        trainer = TrainerProcess(item, scratch)
+        trainer = TrainerProcess(item, scratch, machine_cpus)
         ready = trainer.receive(_TRAINER_START_TIMEOUT_S)
         if ready.get("kind") != "ready":
             raise TrainerFailed(f"the trainer could not start: {ready.get('error')}")
@@ -346,6 +363,8 @@ def run_continual_item(item: Any, emit: Callable[[Any], None]) -> dict[str, Any]
             if fmt == "module":
                 adapted = torch.load(model_path, weights_only=False)
             else:
+                if pristine is None:
+                    raise TrainerFailed("the trainer saved weights only, for a module whose classes can be imported")
                 adapted = copy.deepcopy(pristine)
                 adapted.load_state_dict(torch.load(model_path, weights_only=True))
             adapted.eval()
@@ -431,19 +450,22 @@ def run_continual_item(item: Any, emit: Callable[[Any], None]) -> dict[str, Any]
             if adaptation.running:
                 phase("adaptation", note="serving ended before the adaptation did: waiting for it")
                 adaptation.join(_ADAPT_TIMEOUT_S)
-            marks_ns = {name: t - origin_perf for name, t in slot.marks.snapshot().items() if name != "start"}
+            # Offsets from the dispatcher's origin (the "start" mark), as the arrivals are; read again
+            # here since the adaptation may have marked its end after serving did.
+            start = int(slot.marks.get("start"))  # type: ignore[arg-type]
+            marks_ns = {name: t - start for name, t in slot.marks.snapshot().items() if name != "start"}
             result.marks_ns = marks_ns
             out = {
                 "rate_qps": rate, "arrival": sc.arrival, "streams": int(sc.streams) if sc.arrival == "streams" else None,
                 "fps": float(sc.fps) if sc.arrival == "streams" else None,
                 "timeline": result.to_dict(), "duration_ns": result.serve.duration_ns, "max_duration_ns": duration_ns,
-                "origin_monotonic_ns": origin_mono + (slot.marks.get("start") - origin_perf),
-                "served_until_ns": served_until - origin_perf,
+                "origin_monotonic_ns": origin_mono + (start - origin_perf),
+                "served_until_ns": served_until - start,
                 "adaptation": {"started": adaptation.started, "swapped": adaptation.swapped, "error": adaptation.error,
                                "stages_s": adaptation.stages, "parity": adaptation.parity_result,
                                "trainer_reply": {k: v for k, v in adaptation.reply.items() if k != "traceback"},
                                "finished_after_serving": bool(adaptation.swapped and marks_ns.get("swapped", 0)
-                                                              > served_until - origin_perf)},
+                                                              > served_until - start)},
             }
             if adaptation.served is not None:
                 out["adaptation"]["effective"] = adaptation.served.session.effective_settings()

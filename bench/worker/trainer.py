@@ -79,8 +79,11 @@ def _limit(train: Any) -> dict[str, Any]:
     import torch
 
     applied: dict[str, Any] = {}
+    default = os.environ.get("BENCH_TRAINER_CPUS")  # the machine's cores, not the server's (serve_cpus)
     if train.cpus:
         os.sched_setaffinity(0, set(int(c) for c in train.cpus))
+    elif default:
+        os.sched_setaffinity(0, {int(c) for c in default.split(",")})
     if train.nice:
         os.nice(int(train.nice))
     if train.threads:
