@@ -119,8 +119,11 @@ def test_the_fake_refuses_what_tensorrt_refuses(trt, onnx_file):
     assert not context.execute_async_v3(0)  # no addresses set
     with pytest.raises(TypeError):
         context.set_tensor_address("input", torch.zeros(1))  # a tensor, not its data_ptr()
-    context.set_tensor_address("input", torch.zeros(2, 3, 12, 12).data_ptr())  # host memory
-    context.set_tensor_address(engine.get_tensor_name(1), gpu.register(torch.empty(2, 4, 12, 12)).data_ptr())
+    # Both tensors kept alive: a host tensor freed at once could lend its address to the "device" one.
+    host = torch.zeros(2, 3, 12, 12)
+    device_out = gpu.register(torch.empty(2, 4, 12, 12))
+    context.set_tensor_address("input", host.data_ptr())  # host memory
+    context.set_tensor_address(engine.get_tensor_name(1), device_out.data_ptr())
     assert not context.execute_async_v3(0) and "not device memory" in logger.messages[-1]
     other = fake_tensorrt.make_module(fake_tensorrt.FakeGpu(), "10.8.0.43")
     assert other.Runtime(logger).deserialize_cuda_engine(builder.build_serialized_network(network, config)) is None

@@ -25,7 +25,7 @@ def test_the_defaults_validate_on_the_anomaly_suite(tmp_path):
 
 
 @pytest.mark.parametrize("overrides, key, words", [
-    (["scenario.drift.at_s=200"], "scenario.drift.at_s", "not within the timeline"),
+    (["scenario.drift.at_s=400"], "scenario.drift.at_s", "not within the timeline"),
     (["scenario.drift.at_s=0"], "scenario.drift.at_s", "must be > 0"),
     (["scenario.drift.at_s=5"], "scenario.drift.at_s", "before the detector's reference"),
     (["scenario.adapt.steps=0"], "scenario.adapt.steps", "must be >= 1"),

@@ -73,8 +73,27 @@ def ran(asked, ran_precision, **effective):
 
 
 def test_new_codes_come_last_in_the_order_they_were_added():
-    assert list(Code)[-3:] == [Code.PRECISION_MISMATCH, Code.CPU_NODES, Code.CUDA_GRAPH_FALLBACK]
-    assert [c.value for c in list(Code)[-3:]] == ["precision_mismatch", "cpu_nodes", "cuda_graph_fallback"]
+    assert list(Code)[-7:] == [Code.PRECISION_MISMATCH, Code.CPU_NODES, Code.CUDA_GRAPH_FALLBACK, Code.NOT_ADAPTED,
+                               Code.FALSE_ALARM, Code.ADAPTED_AFTER_SERVING, Code.PHASE_TOO_SHORT]
+    assert [c.value for c in list(Code)[-7:]] == ["precision_mismatch", "cpu_nodes", "cuda_graph_fallback",
+                                                  "not_adapted", "false_alarm", "adapted_after_serving",
+                                                  "phase_too_short"]
+
+
+def test_continual_warnings():
+    adapted = {"adapted": True, "detection_delay_s": 1.5, "adapted_within_run": True, "percentile": 0.99,
+               "adapting_queries": 150, "adapting_requests_bound_percentile": True}
+    assert codes(metrics=adapted) == set()
+    assert codes(metrics={**adapted, "adapted": False, "adaptation_error": "parity"}) == {Code.NOT_ADAPTED}
+    assert codes(metrics={"adapted": False}) == {Code.NOT_ADAPTED}  # never detected
+    assert codes(metrics={**adapted, "detection_delay_s": -2.0, "false_alarm": True}) == {Code.FALSE_ALARM}
+    assert codes(metrics={**adapted, "adapted_within_run": False}) == {Code.ADAPTED_AFTER_SERVING}
+    short = {**adapted, "adapting_queries": 40, "adapting_requests_bound_percentile": False}
+    (w,) = diagnose(short, {}, {}, None)
+    assert w.code is Code.PHASE_TOO_SHORT and "40 requests, fewer than the 100 a p99 needs" in w.message
+    (w,) = diagnose({**adapted, "adapting_queries": 0, "adapt_total_s": 0.03}, {}, {}, None)
+    assert w.code is Code.PHASE_TOO_SHORT and "no request arrived" in w.message
+    assert codes(metrics={"queries": 100}) == set()  # other scenarios: none of these
 
 
 def test_precision_agreeing_or_not_reported_gives_no_warning():
