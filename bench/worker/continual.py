@@ -145,6 +145,19 @@ def _pools(item: Any, suite: Any, workload: Any, options: dict[str, Any]) -> tup
     return np.ascontiguousarray(steady), np.ascontiguousarray(drifted), info
 
 
+def _same_device(train: str, serve: str) -> bool:
+    """Whether the trainer (PyTorch: cpu, cuda[:N]) and the serving backend (its own names: cpu,
+    OpenVINO's CPU and GPU.N, cuda:N) use one device. OpenVINO's GPU is an Intel GPU, never a CUDA one;
+    a CUDA device without an index is the current one, index 0."""
+    t, s = train.lower(), serve.lower()
+    if t == "cpu" or s == "cpu":
+        return t == s
+    if not (t.startswith("cuda") and s.startswith("cuda")):
+        return False
+    index = lambda name: name.partition(":")[2] or "0"  # noqa: E731
+    return index(t) == index(s)
+
+
 def _importable(cls: type) -> bool:
     """Whether pickle can name ``cls`` (torch.save of a module stores its classes by import path)."""
     try:
@@ -329,8 +342,7 @@ def run_continual_item(item: Any, emit: Callable[[Any], None]) -> dict[str, Any]
         serve_cpus = sorted(os.sched_getaffinity(0))
         train_cpus = trainer_info.get("limits", {}).get("cpus") or serve_cpus
         train_device, serve_device = str(sc.train.device), str(settings.device)
-        same_device = train_device.split(":")[0] == serve_device.split(":")[0] and (
-            train_device == serve_device or ":" not in train_device + serve_device)
+        same_device = _same_device(train_device, serve_device)
         # Shared: the trainer and the server compete for one device (the usual edge box); on the CPU,
         # for the cores both may run on.
         colocation = {"shared": bool(same_device and (not train_device.startswith("cpu")

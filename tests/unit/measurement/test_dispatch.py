@@ -7,6 +7,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import asdict
 
+import numpy as np
 import pytest
 
 from bench.measurement.clock import Clock
@@ -189,3 +190,23 @@ def test_serve_is_the_dispatcher_with_a_submit_that_completes_inline():
 def test_async_capacity_must_be_at_least_one():
     with pytest.raises(ValueError, match="capacity"):
         serve_async([0], lambda k, on_done: on_done(), 0, settings(), S, clock=SimClock())
+
+
+def test_end_at_ends_the_arrival_window_early_without_dropping_what_arrived():
+    """scenario=continual ends its arrivals a set time after the swap: the requests scheduled after
+    the cut are not offered (not counted, not dropped); those before it are served as usual."""
+    clock = SimClock()
+    session = SyncSession(clock, 30 * MS)
+    arrivals = np.arange(0, 10 * S, 100 * MS, dtype=np.int64)  # 100 requests over 10 s
+    origin = clock.now()
+    cut = origin + 2 * S + 50 * MS  # after the 21st arrival (at 2.0 s)
+    def submit(k, on_done):
+        session.run_batch(k)
+        on_done()
+
+    result = dispatch(arrivals, submit, 1, settings(), 10 * S, clock=clock, origin_ns=origin, end_at=lambda: cut)
+    assert len(result.arrivals_ns) == len(result.latencies_ns) == 21 and result.dropped == 0
+    assert result.duration_ns == 2 * S + 50 * MS and result.extra["unserved"] == []
+    assert all(lat == 30 * MS for lat in result.latencies_ns)
+    untouched = dispatch(arrivals, submit, 1, settings(), 10 * S, clock=SimClock(), end_at=lambda: None)
+    assert len(untouched.arrivals_ns) == 100 and untouched.duration_ns == 10 * S
