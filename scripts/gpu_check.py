@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Check every GPU path of bench within a time budget, and print one table.
 
-    python scripts/gpu_check.py --budget-s 480                 # plan, run, table, gpu-check-<time>.json
-    python scripts/gpu_check.py --budget-s 480 --dry-run       # the plan with its estimates, nothing run
+    python scripts/gpu_check.py --budget-s 520                 # plan, run, table, gpu-check-<time>.json
+    python scripts/gpu_check.py --budget-s 520 --dry-run       # the plan with its estimates, nothing run
     python scripts/gpu_check.py --backends tensorrt --json trt.json -- backend.optimization_level=1
 
 The plan (scripts/gpu_check_plan.py) covers each GPU backend, fp32/tf32/fp16/bf16/int8, batch 1 and
@@ -154,11 +154,17 @@ def record_rows(item: gp.Item, records: list[dict[str, Any]]) -> list[dict[str, 
             status, notes = "precision-mismatch", [f"asked for {asked}, the runtime reports {ran}"]
         elif item.sweep and n > 0 and conversion.get("cache_hit") is False:
             status, notes = "rebuilt", ["this batch size converted again instead of using the batch-1 engine"]
+        elif item.scenario == "continual" and not metrics.get("adapted"):
+            # The path under check is the adaptation itself (the trainer on the GPU, the swap).
+            status, notes = "failed (not adapted)", [metrics.get("adaptation_error") or "no adaptation: see the record"]
         else:
             status = "ok"
+            if item.scenario == "continual":
+                notes.insert(0, f"time to adapt {metrics.get('time_to_adapt_s', 0):.1f} s, training "
+                                f"{metrics.get('train_sps_colocated', 0):.1f} samples/s beside serving")
         rows.append({"batch": (record.get("workload") or {}).get("batch_size"), "status": status,
                      "workload": (record.get("workload") or {}).get("name"),
-                     "p50 ms": metrics.get("latency_p50_ms"),
+                     "p50 ms": metrics.get("latency_p50_ms", metrics.get("steady_latency_p50_ms")),
                      "samples/s": metrics.get("throughput_sps"),
                      "ran precision": ran or "-", "placement": placement, "message": "; ".join(notes)})
     if item.sweep and len(rows) < item.points:
@@ -290,7 +296,7 @@ def execute(plan: gp.Plan, tmp: Path, deadline: float, extra: list[str]) -> list
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--budget-s", type=float, default=480.0, help="the whole run's time limit in seconds")
+    parser.add_argument("--budget-s", type=float, default=520.0, help="the whole run's time limit in seconds")
     parser.add_argument("--backends", default=",".join(gp.GPU_BACKENDS), help="comma-separated GPU backends")
     parser.add_argument("--json", default="", help="results file (default: gpu-check-<UTC time>.json here)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan with its estimates and exit")

@@ -25,13 +25,16 @@ WORKLOAD = "autoencoder"
 # Every GPU path the check must reach at least once (the backends are paths too).
 PATHS = GPU_BACKENDS + ("fp32", "tf32", "fp16", "bf16", "int8", "batch-range:tensorrt",
                         "batch-range:onnxruntime-tensorrt", "cuda-graph", "throughput", "server", "stream-pool",
-                        "multistream", "training", "user-onnx")
+                        "multistream", "training", "user-onnx", "continual")
 
 # ---- the estimate table (seconds on a GPU machine; conservative, so that a plan that fits does) ----
 START_S = 6.0  # one `bench run`: Python, Hydra's compose and validation, the backend's availability imports
 WORKER_S = 8.0  # one work item's fixed part: spawned worker, torch import, CUDA context, model, CPU reference
 MEASURE_S = {  # warm-up (capped at 2 s) and measurement (capped at 2 s, 3 s for the load scenarios) + drain
-    "latency": 4.0, "throughput": 4.0, "server": 6.0, "multistream": 6.0, "training": 5.0}
+    "latency": 4.0, "throughput": 4.0, "server": 6.0, "multistream": 6.0, "training": 5.0,
+    # a trainer process (torch import, CUDA context, the task twice), 64 steady requests, the drift, 32
+    # drifted ones, five steps, the swap and 2 s after it
+    "continual": 25.0}
 CONVERT_S = {
     "onnx": 8.0,  # dynamo ONNX export of the workload (once per run: the run's cache serves the rest)
     "user_onnx": 15.0,  # the script's own tiny model exported in a subprocess (torch import included)
@@ -58,6 +61,11 @@ _SCENARIO = {
     "latency": _SHORT, "throughput": _SHORT, "training": _SHORT,
     "server": _LOAD + ("scenario.rate_qps=200", "batch_size=4", "scenario.max_wait_ms=2"),
     "multistream": _LOAD + ("scenario.streams=4", "scenario.fps=30"),
+    # The trainer on the GPU beside the server, at a lower CUDA stream priority: 200 requests/s bring the
+    # detector's 64-sample reference before the drift at 1 s; a short adaptation, 2 s after the swap.
+    "continual": _LOAD + ("scenario.rate_qps=200", "scenario.drift.at_s=1", "scenario.duration_s=120",
+                          "scenario.after_swap_s=2", "scenario.adapt.steps=5", "scenario.train.alone_steps=2",
+                          "scenario.train.device=cuda", "scenario.train.cuda_stream_priority=-1"),
 }
 # Batch 1 and 8 from one engine: the profile spans 1..8, so the batch-8 point must come from the cache.
 SWEEP = ("sweep=batch", "sweep.start=1", "sweep.factor=8", "sweep.max_batch=8", "sweep.min_gain=-1",
@@ -135,6 +143,7 @@ ITEMS: tuple[Item, ...] = (
     _i("onnxruntime-cuda", "fp32", paths=("user-onnx",), convert=("user_onnx",), user_onnx=True),
     _i("cuda", "fp16", "multistream", extra=_STREAMS, paths=("multistream", "stream-pool")),
     _i("cuda", "fp32", "training", paths=("training",)),
+    _i("cuda", "fp32", "continual", paths=("continual",)),
     _i("cuda-compiled", "fp32", convert=("compile",)),
     # second tier
     _i("onnxruntime-cuda", "tf32", convert=("onnx",)),

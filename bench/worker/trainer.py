@@ -16,6 +16,10 @@ backend's conversion built (Backend.convert: the ONNX export, the IR, the engine
 of this run only, under a key no other model has: the adapted weights are never served a conversion
 made for other weights. Replies are JSON lines on the file descriptor FD; the process's own stdout and
 stderr go to a log the serving worker keeps.
+
+On a CUDA device (scenario.train.device=cuda) the trainer follows PyTorch's documented APIs (the
+training session of backends/torch_training.py, ``torch.cuda.Stream(priority=...)`` for
+scenario.train.cuda_stream_priority); not yet run on a GPU (scripts/gpu_check.py's continual item runs it).
 """
 
 from __future__ import annotations
