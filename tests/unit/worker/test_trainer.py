@@ -1,7 +1,7 @@
 """The trainer of scenario=continual, in this process: PatchCore's re-fit replaces its memory bank
 (size and all) and the saved module serves with it; EfficientAD's fine-tuning changes the student and
 autoencoder and not the teacher; training alone is timed on a copy, leaving the served weights as
-built; a second adaptation continues from the first."""
+built; a second adaptation continues from the first, and a reset goes back."""
 
 from __future__ import annotations
 
@@ -56,15 +56,12 @@ def test_patchcore_refit_replaces_the_memory_bank_and_the_saved_module_serves_it
 @pytest.mark.slow
 def test_efficientad_fine_tunes_student_and_autoencoder_only(tmp_path):
     trainer = Trainer(item("efficientad_s", tmp_path, steps=1, batch_size=2))
-    trainer.start()
+    # The task and its session without start()'s timing alone (two more steps of the 256-px model).
+    trainer.task = trainer._task()
+    trainer.session = trainer._session(trainer.task)
     model = trainer.task.model
     teacher = {k: v.clone() for k, v in model.teacher.state_dict().items()}
     student = {k: v.clone() for k, v in model.student.state_dict().items()}
-    # Training alone ran on a copy: the served weights are still those the seed builds.
-    from bench.suites.training import training_task
-
-    fresh = training_task("efficientad_s", 2, 0, {"dataset": "", "boundary": "model"}).model
-    assert all(torch.equal(v, fresh.student.state_dict()[k]) for k, v in student.items())
     reply = trainer.adapt(request(tmp_path, (3, 256, 256), n=4))
     assert reply.ok and reply.steps == 1 and len(reply.losses) == 1 and all(np.isfinite(reply.losses))
     assert all(torch.equal(v, model.teacher.state_dict()[k]) for k, v in teacher.items())
@@ -73,8 +70,12 @@ def test_efficientad_fine_tunes_student_and_autoencoder_only(tmp_path):
 
 def test_a_second_adaptation_continues_from_the_first_and_reset_goes_back(tmp_path):
     trainer = Trainer(item("autoencoder", tmp_path, {"input_size": 32}, steps=2, batch_size=2))
-    trainer.start()
+    info = trainer.start()
+    assert info["alone"]["steps"] == 1 and info["alone"]["samples_per_s"] > 0
     built = {k: v.clone() for k, v in trainer.task.model.state_dict().items()}
+    # Training alone ran on a copy: the served weights are still those the seed builds.
+    fresh = trainer._task().model
+    assert all(torch.equal(v, fresh.state_dict()[k]) for k, v in built.items())
     assert trainer.adapt(request(tmp_path, (3, 32, 32))).ok
     first = {k: v.clone() for k, v in trainer.task.model.state_dict().items()}
     assert trainer.adapt(request(tmp_path, (3, 32, 32), version=2)).ok
