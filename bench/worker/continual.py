@@ -96,16 +96,9 @@ class TrainerProcess:
         return " | ".join(text[-lines:])
 
     def close(self) -> None:
-        try:
-            if self.proc.stdin is not None:
-                self.proc.stdin.close()
-        except OSError:
-            pass
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        from bench.system.sensors.sampler import stop_child
+
+        stop_child(self.proc)
         os.close(self._fd)
         self._log.close()
 

@@ -23,9 +23,24 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-__all__ = ["Sampler", "main", "read_samples", "die_with_parent"]
+__all__ = ["Sampler", "main", "read_samples", "die_with_parent", "stop_child"]
 
 PR_SET_PDEATHSIG = 1
+
+
+def stop_child(proc: "subprocess.Popen[bytes]", timeout_s: float = 10.0) -> None:
+    """End a child that stops when its stdin closes (the sampler, scenario=continual's trainer): close
+    it, wait ``timeout_s``, then kill."""
+    try:
+        if proc.stdin is not None:
+            proc.stdin.close()
+    except OSError:  # BrokenPipeError: the child is gone already
+        pass
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def die_with_parent(sig: int = signal.SIGTERM) -> None:
@@ -137,16 +152,7 @@ class Sampler:
 
     def stop(self) -> dict[str, Any]:
         if self.proc is not None:
-            try:
-                assert self.proc.stdin is not None
-                self.proc.stdin.close()
-            except BrokenPipeError:
-                pass
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop_child(self.proc)
         data = read_samples(self.path)
         try:
             os.unlink(self.path)
