@@ -258,6 +258,9 @@ def continual_metrics(out: dict[str, Any], confidence: float) -> tuple[dict[str,
 
         q = float(out.get("percentile") or 0.99)
         m["serves_within_budget_steady"] = steady["late_queries"] <= allowed_late(steady["queries"], q)
+    serve = result.serve
+    # The rate that arrived (a Poisson draw lands near, not at, its target: rate_qps is the target).
+    m["arrived_qps"] = len(serve.arrivals_ns) / (serve.duration_ns / 1e9) if serve.duration_ns else None
     search = out.get("search")
     if search:
         m["max_qps_while_adapting"] = search.get("best")
@@ -268,7 +271,6 @@ def continual_metrics(out: dict[str, Any], confidence: float) -> tuple[dict[str,
     m["rate_qps"] = run.get("rate_qps")
     if run.get("streams"):
         m["streams"], m["fps"] = run["streams"], run["fps"]
-    serve = result.serve
     served = len(serve.latencies_ns) - serve.dropped
     m["samples"] = served
     m["iterations"] = len(serve.batch_sizes)
