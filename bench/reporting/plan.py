@@ -47,7 +47,7 @@ from bench.results import support
 from bench.results.records import RunRecord
 
 __all__ = ["OBJECTIVES", "SCALING_FACTORS", "Demand", "Requirement", "PlanRequest", "Capacity", "Sizing", "Option",
-           "Plan", "demand_from", "build_plan", "scaling", "pareto", "units_for"]
+           "Plan", "demand_from", "objective_figure", "build_plan", "scaling", "pareto", "units_for"]
 
 OBJECTIVES = ("cost", "energy", "units", "latency")
 SCALING_FACTORS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
@@ -498,7 +498,7 @@ def _plan_option(option: Option, records: list[RunRecord], request: PlanRequest)
 # ---------------------------------------------------------------- the plan
 
 
-def _objective(option: Option, objective: str) -> Optional[tuple[float, float]]:
+def objective_figure(option: Option, objective: str) -> Optional[tuple[float, float]]:
     """(pessimistic, optimistic) of the ranked figure, lower is better; None where the option lacks it."""
     s = option.sizing
     if s is None:
@@ -517,7 +517,7 @@ def _objective(option: Option, objective: str) -> Optional[tuple[float, float]]:
 
 
 def _rank(options: list[Option], objective: str) -> list[Option]:
-    figures = {id(o): _objective(o, objective) for o in options}
+    figures = {id(o): objective_figure(o, objective) for o in options}
     ranked = sorted((o for o in options if figures[id(o)] is not None),
                     key=lambda o: (*figures[id(o)], o.label))  # type: ignore[misc]
     rest = sorted((o for o in options if figures[id(o)] is None), key=lambda o: o.label)
@@ -599,8 +599,8 @@ def scaling(plan: Plan, factors: Sequence[float] = SCALING_FACTORS, top: int = 5
 
 def pareto(plan: Plan, x: str = "cost", y: str = "energy") -> list[Option]:
     """The options no other beats on both figures at their pessimistic end (lower is better), by x."""
-    points = [(o, _objective(o, x), _objective(o, y)) for o in plan.planned]
+    points = [(o, objective_figure(o, x), objective_figure(o, y)) for o in plan.planned]
     points = [(o, a[0], b[0]) for o, a, b in points if a is not None and b is not None]
     front = [o for o, a, b in points
              if not any((a2 <= a and b2 <= b) and (a2 < a or b2 < b) for _, a2, b2 in points)]
-    return sorted(front, key=lambda o: _objective(o, x)[0])  # type: ignore[index]
+    return sorted(front, key=lambda o: objective_figure(o, x)[0])  # type: ignore[index]

@@ -237,3 +237,47 @@ def test_not_measured_under_load_names_the_command():
                                     "scenario.percentile=0.99 results.dir=/tmp/r")
     req = pl.PlanRequest(pl.demand_from(streams=4, fps=15), pl.Requirement(50.0))
     assert "scenario=multistream scenario.fps=15" in pl.build_plan([sweep_record()], req).planned[0].command
+
+
+# ---------------------------------------------------------------- outputs
+
+
+def _mixed_plan():
+    a = sweep_record(hardware="A <b>", metrics={"energy_per_sample_mj": 10.0})
+    b = server_record(hardware="B", metrics={"energy_per_sample_mj": 5.0})
+    c = sweep_record(hardware="C", p99_high=80.0)
+    prices = {"A <b>": Price("A <b>", 1.0, "USD", "t"), "B": Price("B", 2.0, "USD", "t")}
+    return pl.build_plan([a, b, c], request(400, results_args=("results.dir=/tmp/x",)), prices, source="/tmp/x")
+
+
+def test_terminal_markdown_json_and_html():
+    import json
+
+    from bench.reporting import plan_render as pr
+
+    p = _mixed_plan()
+    text = pr.render(p, "terminal")
+    assert "chosen: A <b> / cpu / fp32 / tiny, 4..5 unit(s)" in text
+    assert "NOT MEASURED UNDER LOAD" in text and "what is missing" in text and "refused:" in text
+    assert "Pareto front of cost (per month) against energy (kWh/month)" in text
+    assert "x10" in text and "39..43" in text  # scaling: 4000/s on [95, 105]
+    md = pr.render(p, "markdown")
+    assert "| 1 | A &lt;b&gt; / cpu / fp32 |" in md and "## What is missing" in md
+    data = json.loads(pr.render(p, "json"))
+    first = data["options"][0]
+    assert first["units"] == {"pessimistic": 5, "optimistic": 4} and first["not_measured_under_load"]
+    assert first["command"].startswith("bench run ") and data["options"][2]["refused"]
+    assert data["pareto"]["front"] and len(data["scaling"][0]["points"]) == len(pl.SCALING_FACTORS)
+    page = pr.render(p, "html")
+    assert page.startswith("<!DOCTYPE html>") and "A &lt;b&gt;" in page and "A <b>" not in page
+    assert "<script" not in page and 'src="http' not in page and 'href="http' not in page  # self-contained
+    pytest.importorskip("matplotlib")
+    assert "<svg" in page
+
+
+def test_an_empty_plan_renders_why():
+    from bench.reporting import plan_render as pr
+
+    p = pl.build_plan([sweep_record()], request(bound=1.0))
+    for fmt in pr.FORMATS:
+        assert "no option can serve" in pr.render(p, fmt)
