@@ -570,7 +570,12 @@ def build_plan(records: Sequence[RunRecord], request: PlanRequest, prices: Optio
         options.append(option)
     planned = [o for o in options if o.planned]
     refused = sorted((o for o in options if not o.planned), key=lambda o: o.label)
-    ranked = _rank(planned, request.objective)
+    objective = request.objective
+    if planned and objective in ("cost", "energy") and all(objective_figure(o, objective) is None for o in planned):
+        notes.append(f"no option has a {objective} figure ({'no price' if objective == 'cost' else 'no energy measured'}"
+                     "): ranked by units instead")
+        objective = "units"
+    ranked = _rank(planned, objective)
     currencies = sorted({o.price.currency for o in planned if o.price})
     if len(currencies) > 1 and request.objective == "cost":
         raise ConfigError("prices", ", ".join(currencies), "give every price in one currency",

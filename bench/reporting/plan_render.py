@@ -112,7 +112,8 @@ def _pareto_lines(plan: pl.Plan) -> list[str]:
     lines = [f"Pareto front of {x} ({UNITS[x]}) against {y} ({UNITS[y]}), pessimistic ends:"]
     for o in front:
         a, b = pl.objective_figure(o, x), pl.objective_figure(o, y)
-        lines.append(f"  {o.label} / {o.workload}: {x} {fmt_num(a[0])}, {y} {fmt_num(b[0])}")  # type: ignore[index]
+        show = lambda name, v: str(int(v)) if name == "units" else fmt_num(v)  # noqa: E731
+        lines.append(f"  {o.label} / {o.workload}: {x} {show(x, a[0])}, {y} {show(y, b[0])}")  # type: ignore[index]
     return lines
 
 
