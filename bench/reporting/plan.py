@@ -334,10 +334,9 @@ def _load_capacity(record: RunRecord, req: Requirement) -> tuple[Optional[Capaci
     if bound > req.bound_ms + _EPS or q < req.percentile - _EPS:
         return None, (f"measured for p{q * 100:g} <= {bound:g} ms, looser than the {req.text} asked")
     point_ms, high_ms = _latency(record, req)
-    if point_ms is not None and (high_ms is None or high_ms > req.bound_ms):
-        reach = "has no upper bound" if high_ms is None else f"reaches {high_ms:.4g} ms"
-        return None, (f"at its capacity {req.name} is {point_ms:.4g} ms and its 95% interval {reach}, "
-                      f"over the {req.bound_ms:g} ms asked at the pessimistic bound")
+    if point_ms is not None and high_ms is not None and high_ms > req.bound_ms:
+        return None, (f"at its capacity {req.name} is {point_ms:.4g} ms and its 95% interval reaches "
+                      f"{high_ms:.4g} ms, over the {req.bound_ms:g} ms asked at the pessimistic bound")
     per = 1.0
     if scenario == "multistream":
         fps = _num(m.get("fps")) or _num(record.scenario.get("fps"))
@@ -355,8 +354,17 @@ def _load_capacity(record: RunRecord, req: Requirement) -> tuple[Optional[Capaci
         interval = f"prediction interval over {len(values)} processes"
     cap = Capacity(scenario, value * per, low * per, high * per, interval, record,
                    int(record.workload.get("batch_size") or 1), point_ms, high_ms)
-    if scenario == "multistream":
-        cap.note = f"{value:g} streams at {per:g} fps"
+    notes = [f"{value:g} streams at {per:g} fps"] if scenario == "multistream" else []
+    if point_ms is not None and high_ms is None:
+        # A search's probe stops once its verdict is certain, usually short of the 368 requests that
+        # bound a p99 from above: the requirement is then met at the search's verdict (the percentile's
+        # point), not at an upper bound. Said, not hidden; a longer probe (scenario.min_duration_s) bounds it.
+        from bench.measurement.stats import min_samples_to_bound
+
+        notes.append(f"{req.name} at its capacity {point_ms:.4g} ms has no 95% upper bound (n={m.get('queries')}; "
+                     f"{min_samples_to_bound(req.percentile, 0.95)} bound it): the requirement is met at its point "
+                     "estimate, as the search judged it")
+    cap.note = "; ".join(notes)
     return cap, ""
 
 

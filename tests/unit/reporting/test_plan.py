@@ -142,6 +142,9 @@ def test_load_records_measured_for_another_requirement_are_refused_with_the_reas
     tail = server_record(qps=80.0, slo=50.0, p99=45.0, p99_high=55.0)
     (o,) = pl.build_plan([tail], request(400, bound=50.0)).refused
     assert "reaches 55 ms" in o.refused and "pessimistic" in o.refused
+    # A p99 without upper bound (a short probe): planned at the search's verdict, and said.
+    (o,) = pl.build_plan([server_record(qps=80.0, slo=50.0, p99=45.0, p99_high=None)], request(400)).planned
+    assert any("no 95% upper bound" in n and "368 bound it" in n for n in o.notes)
     # A tighter measurement serves a looser requirement.
     assert pl.build_plan([server_record(slo=20.0, p99=10.0, p99_high=15.0)], request(400, bound=50.0)).planned
 
