@@ -273,9 +273,12 @@ def plot_svg(plan: pl.Plan) -> str:
             continue
         ax.errorbar([a[0]], [b[0]], xerr=[[a[0] - a[1]], [0]], yerr=[[b[0] - b[1]], [0]], fmt="o",
                     mfc=None if id(o) in front else "white", capsize=3, label=o.label)
+    line = [(pl.objective_figure(o, x)[0], pl.objective_figure(o, y)[0]) for o in pl.pareto(plan, x, y)]  # type: ignore[index]
+    if len(line) > 1:
+        ax.plot(*zip(*line), linestyle="--", color="grey", zorder=0)
     ax.set_xlabel(f"{x} ({UNITS[x]}), pessimistic, bar to optimistic")
     ax.set_ylabel(f"{y} ({UNITS[y]})")
-    ax.set_title("Pareto front (filled points)")
+    ax.set_title("Pareto front (filled points, dashed line)")
     ax.legend(fontsize=7)
     factors = [f * plan.request.demand.rate_sps for f in pl.SCALING_FACTORS]
     for o, sizes in pl.scaling(plan):
