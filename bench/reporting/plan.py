@@ -126,6 +126,7 @@ class PlanRequest:
     objective: str = "cost"
     max_power_w: Optional[float] = None
     precisions: tuple[str, ...] = ()
+    max_rack_units: Optional[float] = None  # the rack space all units of the pessimistic plan may take
     horizon_months: float = 36.0  # the total of an hourly price (a purchase uses its lifetime)
     results_args: tuple[str, ...] = ()  # the results location, added to the `bench run` lines
 
@@ -501,6 +502,14 @@ def _plan_option(option: Option, records: list[RunRecord], request: PlanRequest)
         if abs(fps - request.demand.fps) > _EPS:
             option.notes.append(f"measured at {fps:g} fps, asked {request.demand.fps:g} fps: sized by frames/s")
     option.sizing = option.size(request.demand.rate_sps, request)
+    if request.max_rack_units is not None:
+        per = option.price.rack_units if option.price else None
+        pess = option.sizing.units[0]
+        if per is None:
+            option.notes.append(f"max_rack_units={request.max_rack_units:g} not checked: no rack_units in its price file")
+        elif pess is None or pess * per > request.max_rack_units:
+            need = "unbounded" if pess is None else f"{pess} x {per:g} = {pess * per:g}"
+            option.refused = f"the pessimistic plan takes {need} rack units, over max_rack_units={request.max_rack_units:g}"
 
 
 # ---------------------------------------------------------------- the plan

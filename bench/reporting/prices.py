@@ -3,7 +3,8 @@ files (``conf/hardware/*.yaml`` by default), each naming ``hardware`` (the label
 records), ``currency``, and either ``price_per_hour`` (a cloud instance) or ``purchase_price`` with
 ``lifetime_months`` (a device bought). Optional: ``power_price_per_kwh``, ``idle_power_w`` (what one
 unit draws with nothing to do), ``tdp_w`` (an estimate of its power at load, for a plan where no sensor
-measured it; always labelled as an estimate), ``example: true`` (a file that matches no real machine).
+measured it; always labelled as an estimate), ``rack_units`` (the space one unit takes in a
+rack, for a plan's max_rack_units), ``example: true`` (a file that matches no real machine).
 
 The leaderboard's hourly price of a purchased device is its purchase price spread over its lifetime
 (730 hours a month), energy not included.
@@ -39,6 +40,7 @@ class Price:
     idle_power_w: Optional[float] = None
     tdp_w: Optional[float] = None
     example: bool = False
+    rack_units: Optional[float] = None  # the rack space one unit takes (1U, 2U), for max_rack_units
 
     @property
     def purchased(self) -> bool:
@@ -108,5 +110,6 @@ def load_prices(where: Optional[Path] = None) -> dict[str, Price]:
         prices[label] = Price(label, float(price), currency.strip(), str(path), purchase, lifetime,
                               _positive(data, "power_price_per_kwh", path, fix, zero_ok=True),
                               _positive(data, "idle_power_w", path, fix, zero_ok=True),
-                              _positive(data, "tdp_w", path, fix), bool(data.get("example", False)))
+                              _positive(data, "tdp_w", path, fix), bool(data.get("example", False)),
+                              _positive(data, "rack_units", path, fix))
     return prices

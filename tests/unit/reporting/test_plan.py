@@ -211,6 +211,9 @@ def test_ranking_by_objective_ties_and_constraints():
     assert [o.rank_text for o in p.planned] == ["=1", "=1"]
     p = pl.build_plan([cheap, dear], request(400, max_power_w=100.0), prices)
     assert [o.hardware for o in p.planned] == ["B"] and "over max_power_w=100" in p.refused[0].refused
+    racked = {"A": Price("A", 1.0, "USD", "t", rack_units=2.0), "B": Price("B", 2.0, "USD", "t", rack_units=1.0)}
+    p = pl.build_plan([cheap, dear], request(400, max_rack_units=8.0), racked)  # A: 5 x 2U, B: 5 x 1U
+    assert [o.hardware for o in p.planned] == ["B"] and "5 x 2 = 10 rack units" in p.refused[0].refused
     p = pl.build_plan([cheap, sweep_record(hardware="C", precision="fp16")], request(400, precisions=("fp16",)))
     assert [o.precision for o in p.options] == ["fp16"]
 
