@@ -147,9 +147,13 @@ def _text_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def render_terminal(plan: pl.Plan) -> str:
+    """The table without its records and quality columns (listed under it, one line per option), to fit
+    a terminal."""
     out = ["bench plan", *_head(plan), ""]
     if plan.planned:
-        out += [_text_table(HEADERS, [_cells(o) for o in plan.planned]), ""]
+        out += [_text_table(HEADERS[:-2], [_cells(o)[:-2] for o in plan.planned]), "", "records behind each option:"]
+        out += [f"  {o.rank_text} {o.label}: {_records(o)}; {_quality(o)}" for o in plan.planned]
+        out.append("")
         chosen = plan.chosen
         if chosen:
             out.append(f"chosen: {chosen.label} / {chosen.workload}, {_units(chosen.sizing.units)} unit(s)")  # type: ignore[union-attr]
