@@ -29,7 +29,7 @@ USAGE = """\
     DEMAND: demand.streams=N demand.fps=F | demand.rate_qps=R | demand.images_per_day=N [demand.peak_factor=3]
     slo.p50_ms|p90_ms|p95_ms|p99_ms=MS (or slo.ms=MS slo.percentile=0.99)   headroom=0.2 (sizes for demand x 1.2)
     objective=cost|energy|units|latency   max_power_w=W   max_rack_units=U   precisions=[fp32,fp16]
-    horizon_months=36
+    horizon_months=36   tdp_w=W (an estimate of one unit's power where no sensor measured it; labelled estimated)
     prices=FILE|FOLDER (default conf/hardware/: price_per_hour, or purchase_price and lifetime_months;
     power_price_per_kwh, idle_power_w, tdp_w, rack_units)
     Capacity per unit: server max_qps_at_slo or multistream max_streams_at_slo x fps where measured for
@@ -40,7 +40,7 @@ USAGE = """\
 
 KEYS = ("task", "demand.streams", "demand.fps", "demand.rate_qps", "demand.images_per_day", "demand.peak_factor",
         "slo.ms", "slo.percentile", "slo.p50_ms", "slo.p90_ms", "slo.p95_ms", "slo.p99_ms", "headroom", "objective",
-        "max_power_w", "max_rack_units", "precisions", "prices", "horizon_months")
+        "max_power_w", "max_rack_units", "precisions", "prices", "horizon_months", "tdp_w")
 
 
 def _number(options: dict[str, str], key: str, fix: str) -> Optional[float]:
@@ -118,6 +118,9 @@ def _request(options: dict[str, str], results: list[str]):  # noqa: ANN202
     rack = num("max_rack_units", "give the rack units all units may take, e.g. max_rack_units=8")
     if rack is not None and rack <= 0:
         raise ConfigError("max_rack_units", options["max_rack_units"], "give rack units, e.g. 8", "is not positive")
+    tdp = num("tdp_w", "give one unit's power in watts, e.g. tdp_w=65")
+    if tdp is not None and tdp <= 0:
+        raise ConfigError("tdp_w", options["tdp_w"], "give watts, e.g. 65", "is not positive")
     horizon = num("horizon_months", "give months, e.g. horizon_months=36")
     if horizon is not None and horizon <= 0:
         raise ConfigError("horizon_months", options["horizon_months"], "give months, e.g. 36", "is not positive")
@@ -131,7 +134,7 @@ def _request(options: dict[str, str], results: list[str]):  # noqa: ANN202
             raise ConfigError("precisions", options["precisions"], f"list some of {', '.join(PRECISIONS)}, "
                               "e.g. precisions=[fp32,fp16]", "names no precision bench knows")
     return PlanRequest(demand, _requirement(options), 0.2 if headroom is None else headroom, objective, max_power,
-                       precisions, rack, 36.0 if horizon is None else horizon, tuple(results))
+                       precisions, rack, tdp, 36.0 if horizon is None else horizon, tuple(results))
 
 
 def plan_command(args: list[str]) -> int:

@@ -127,6 +127,7 @@ class PlanRequest:
     max_power_w: Optional[float] = None
     precisions: tuple[str, ...] = ()
     max_rack_units: Optional[float] = None  # the rack space all units of the pessimistic plan may take
+    tdp_w: Optional[float] = None  # the user's estimate of one unit's power, where no sensor measured it
     horizon_months: float = 36.0  # the total of an hourly price (a purchase uses its lifetime)
     results_args: tuple[str, ...] = ()  # the results location, added to the `bench run` lines
 
@@ -198,6 +199,7 @@ class Option:
     energy_per_sample_j: Optional[float] = None  # measured, from the capacity's record
     power_w: Optional[float] = None  # measured mean power of one unit at that record's load
     energy_source: str = "unmeasured"  # measured, estimated (TDP), unmeasured
+    tdp_w: Optional[float] = None  # the estimate used where energy is unmeasured (tdp_w=, else the price file's)
     sizing: Optional[Sizing] = None
     refused: str = ""  # why the option is not planned
     not_under_load: bool = False  # planned from a sweep: no server or multistream probe
@@ -252,8 +254,8 @@ class Option:
             idle_w = self.price.idle_power_w if self.price and self.price.idle_power_w else 0.0
             unused = max(0.0, 1.0 - demand_sps / (units * capacity_sps))
             return active + units * idle_w * unused * HOURS_PER_MONTH / 1000.0
-        if self.energy_source == "estimated (TDP)" and self.price and self.price.tdp_w:
-            return units * self.price.tdp_w * HOURS_PER_MONTH / 1000.0
+        if self.energy_source == "estimated (TDP)" and self.tdp_w:
+            return units * self.tdp_w * HOURS_PER_MONTH / 1000.0
         return None
 
     def _cost(self, units: Optional[int], energy_kwh: Optional[float]) -> Optional[float]:
@@ -480,12 +482,13 @@ def _plan_option(option: Option, records: list[RunRecord], request: PlanRequest)
     record = option.capacity.record
     e_mj = _num(record.metrics.get("energy_per_sample_mj"))
     option.power_w = _power(record)
+    option.tdp_w = request.tdp_w or (option.price.tdp_w if option.price else None)
     if e_mj is not None:
         option.energy_per_sample_j, option.energy_source = e_mj / 1000.0, "measured"
-    elif option.price is not None and option.price.tdp_w:
+    elif option.tdp_w:
         option.energy_source = "estimated (TDP)"
     if request.max_power_w is not None:
-        power = option.power_w if option.power_w is not None else (option.price.tdp_w if option.price else None)
+        power = option.power_w if option.power_w is not None else option.tdp_w
         if power is None:
             option.notes.append(f"max_power_w={request.max_power_w:g} not checked: no power measured or estimated")
         elif power > request.max_power_w:
@@ -608,8 +611,8 @@ def build_plan(records: Sequence[RunRecord], request: PlanRequest, prices: Optio
         notes.append(f"price of {p.hardware!r}: {what}" + (" (an EXAMPLE price)" if p.example else "")
                      + f" ({p.source})")
     if any(o.energy_source == "unmeasured" for o in planned):
-        notes.append("energy unmeasured where no power sensor measured the records: give tdp_w in the price file "
-                     "for an estimate (labelled estimated)")
+        notes.append("energy unmeasured where no power sensor measured the records: give tdp_w=W (or tdp_w in the "
+                     "price file) for an estimate, labelled estimated")
     return Plan(request, ranked + refused, source, selection, notes)
 
 

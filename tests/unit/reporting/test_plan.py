@@ -197,6 +197,9 @@ def test_purchase_cost_over_the_lifetime_and_a_labelled_tdp_estimate():
     assert o.sizing.cost_total[1] == pytest.approx((4 * 25.0 + kwh[1] * 0.25) * 36)
     (o,) = pl.build_plan([sweep_record()], request(400), {HW: Price(HW, 1.0, "USD", "t")}).planned
     assert o.energy_source == "unmeasured" and o.sizing.energy_kwh_month is None
+    (o,) = pl.build_plan([sweep_record()], request(400, tdp_w=100.0), {HW: Price(HW, 1.0, "USD", "t")}).planned
+    assert o.energy_source == "estimated (TDP)" and o.sizing.energy_kwh_month == (pytest.approx(5 * 73.0),
+                                                                                 pytest.approx(4 * 73.0))
 
 
 def test_ranking_by_objective_ties_and_constraints():
