@@ -28,7 +28,7 @@ USAGE = """\
                                     front and units and cost against demand x0.1..x10
     DEMAND: demand.streams=N demand.fps=F | demand.rate_qps=R | demand.images_per_day=N [demand.peak_factor=3]
     slo.p50_ms|p90_ms|p95_ms|p99_ms=MS (or slo.ms=MS slo.percentile=0.99)   headroom=0.2 (sizes for demand x 1.2)
-    objective=cost|energy|units|latency   max_power_w=W   max_rack_units=U   precisions=[fp32,fp16]
+    objective=cost|energy|units|latency   pareto=cost,energy (the front's pair)   max_power_w=W   max_rack_units=U   precisions=[fp32,fp16]
     horizon_months=36   tdp_w=W (an estimate of one unit's power where no sensor measured it; labelled estimated)
     prices=FILE|FOLDER (default conf/hardware/: price_per_hour, or purchase_price and lifetime_months;
     power_price_per_kwh, idle_power_w, tdp_w, rack_units)
@@ -40,7 +40,7 @@ USAGE = """\
 
 KEYS = ("task", "demand.streams", "demand.fps", "demand.rate_qps", "demand.images_per_day", "demand.peak_factor",
         "slo.ms", "slo.percentile", "slo.p50_ms", "slo.p90_ms", "slo.p95_ms", "slo.p99_ms", "headroom", "objective",
-        "max_power_w", "max_rack_units", "precisions", "prices", "horizon_months", "tdp_w")
+        "max_power_w", "max_rack_units", "precisions", "prices", "horizon_months", "tdp_w", "pareto")
 
 
 def _number(options: dict[str, str], key: str, fix: str) -> Optional[float]:
@@ -133,8 +133,14 @@ def _request(options: dict[str, str], results: list[str]):  # noqa: ANN202
         if not precisions or unknown:
             raise ConfigError("precisions", options["precisions"], f"list some of {', '.join(PRECISIONS)}, "
                               "e.g. precisions=[fp32,fp16]", "names no precision bench knows")
+    pareto: tuple[str, ...] = ()
+    if "pareto" in options:
+        pareto = tuple(p.strip() for p in options["pareto"].strip("[]").split(","))
+        if len(pareto) != 2 or pareto[0] == pareto[1] or not set(pareto) <= set(OBJECTIVES):
+            raise ConfigError("pareto", options["pareto"], f"name two of {', '.join(OBJECTIVES)}, e.g. "
+                              "pareto=cost,energy", "is not a pair of objectives")
     return PlanRequest(demand, _requirement(options), 0.2 if headroom is None else headroom, objective, max_power,
-                       precisions, rack, tdp, 36.0 if horizon is None else horizon, tuple(results))
+                       precisions, rack, tdp, 36.0 if horizon is None else horizon, tuple(results), pareto)
 
 
 def plan_command(args: list[str]) -> int:

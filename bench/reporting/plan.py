@@ -130,6 +130,7 @@ class PlanRequest:
     tdp_w: Optional[float] = None  # the user's estimate of one unit's power, where no sensor measured it
     horizon_months: float = 36.0  # the total of an hourly price (a purchase uses its lifetime)
     results_args: tuple[str, ...] = ()  # the results location, added to the `bench run` lines
+    pareto: tuple[str, ...] = ()  # the pair of objectives the front is drawn on; () lets the outputs choose
 
     @property
     def target_sps(self) -> float:

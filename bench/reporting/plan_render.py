@@ -96,6 +96,8 @@ def _head(plan: pl.Plan) -> list[str]:
 
 def pareto_axes(plan: pl.Plan) -> tuple[str, str]:
     """The pair the front is drawn on: cost against energy where both are known, else what is."""
+    if len(plan.request.pareto) == 2:
+        return plan.request.pareto[0], plan.request.pareto[1]
     has = {name: any(pl.objective_figure(o, name) is not None for o in plan.planned) for name in pl.OBJECTIVES}
     if has["cost"] and has["energy"]:
         return "cost", "energy"

@@ -49,6 +49,8 @@ def test_plan_json_markdown_and_html_files(store_dir, prices, tmp_path, capsys):
     assert main([*base, "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["demand"]["samples_per_s"] == 360.0 and data["options"][0]["rank"] == 1
+    assert main([*base, "pareto=units,latency", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["pareto"]["x"] == "units"
     for fmt in ("markdown", "html"):
         path = tmp_path / f"plan.{fmt}"
         assert main([*base, "--format", fmt, "--output", str(path)]) == 0
@@ -63,6 +65,7 @@ def test_plan_json_markdown_and_html_files(store_dir, prices, tmp_path, capsys):
     (["demand.rate_qps=10", "slo.p99_ms=5", "objective=speed"], "objective='speed' is not an objective"),
     (["demand.rate_qps=10", "slo.p99_ms=5", "precisions=[fp7]"], "names no precision bench knows"),
     (["demand.rate_qps=10", "slo.p99_ms=5", "hardware=Nothing"], "matches no record"),
+    (["demand.rate_qps=10", "slo.p99_ms=5", "pareto=cost"], "pareto='cost' is not a pair of objectives"),
     (["demand.rate_qps=10", "slo.p99_ms=5", "--format", "pdf"], "--format='pdf' is not a plan format"),
 ])
 def test_bad_input_is_one_line_with_exit_2(store_dir, capsys, args, message):
