@@ -539,8 +539,9 @@ def objective_figure(option: Option, objective: str) -> Optional[tuple[float, fl
 
 def _rank(options: list[Option], objective: str) -> list[Option]:
     figures = {id(o): objective_figure(o, objective) for o in options}
+    # Equal figures: the larger pessimistic capacity first (more room for the demand's growth).
     ranked = sorted((o for o in options if figures[id(o)] is not None),
-                    key=lambda o: (*figures[id(o)], o.label))  # type: ignore[misc]
+                    key=lambda o: (*figures[id(o)], -o.capacity.low if o.capacity else 0.0, o.label))  # type: ignore[misc]
     rest = sorted((o for o in options if figures[id(o)] is None), key=lambda o: o.label)
     previous: Optional[Option] = None
     for i, o in enumerate(ranked):
@@ -624,9 +625,10 @@ def scaling(plan: Plan, factors: Sequence[float] = SCALING_FACTORS, top: int = 5
 
 
 def pareto(plan: Plan, x: str = "cost", y: str = "energy") -> list[Option]:
-    """The options no other beats on both figures at their pessimistic end (lower is better), by x."""
+    """The options no other beats on both figures (lower is better), by x. Each figure compares by its
+    pessimistic end, then (where those are equal, as two unbounded ends are) its optimistic end."""
     points = [(o, objective_figure(o, x), objective_figure(o, y)) for o in plan.planned]
-    points = [(o, a[0], b[0]) for o, a, b in points if a is not None and b is not None]
+    points = [(o, a, b) for o, a, b in points if a is not None and b is not None]
     front = [o for o, a, b in points
              if not any((a2 <= a and b2 <= b) and (a2 < a or b2 < b) for _, a2, b2 in points)]
-    return sorted(front, key=lambda o: objective_figure(o, x)[0])  # type: ignore[index]
+    return sorted(front, key=lambda o: objective_figure(o, x))  # type: ignore[arg-type,return-value]

@@ -10,6 +10,7 @@ string from a record goes through ``html.escape`` on the page.
 from __future__ import annotations
 
 import json
+import math
 from html import escape
 from typing import Any, Optional, Sequence
 
@@ -70,15 +71,20 @@ def _quality(o: pl.Option) -> str:
     return "; ".join(out)
 
 
-HEADERS = ("rank", "option", "workload", "batch", "capacity samples/s [95%]", "capacity from", "units",
-           "cost/month", "cost total", "energy kWh/month", "records", "quality")
+HEADERS = ("rank", "option", "workload", "batch", "capacity samples/s [95%]", "capacity from", "latency at capacity ms",
+           "units", "cost/month", "cost total", "energy kWh/month", "records", "quality")
+
+
+def _headers(plan: pl.Plan) -> tuple[str, ...]:
+    name = plan.request.requirement.name
+    return tuple(f"{name} at capacity ms" if h == "latency at capacity ms" else h for h in HEADERS)
 
 
 def _cells(o: pl.Option) -> list[str]:
     s = o.sizing
     assert s is not None and o.capacity is not None
     source = o.capacity.text + ("; NOT MEASURED UNDER LOAD" if o.not_under_load else "")
-    return [o.rank_text, o.label, o.workload, str(o.batch_size), _capacity(o), source, _units(s.units),
+    return [o.rank_text, o.label, o.workload, str(o.batch_size), _capacity(o), source, _latency(o), _units(s.units),
             _pair(s.cost_month, _currency(o)), _pair(s.cost_total, _currency(o)), _energy(o), _records(o), _quality(o)]
 
 
@@ -106,6 +112,22 @@ def pareto_axes(plan: pl.Plan) -> tuple[str, str]:
     return ("units", "energy") if has["energy"] else ("units", "latency")
 
 
+def _end(name: str, figure: tuple[float, float]) -> str:
+    """A figure's pessimistic end; an unbounded one in words, with its point."""
+    pess, opt = figure
+    if math.isinf(pess):
+        return f"unbounded (optimistic {fmt_num(opt)})"
+    return str(int(pess)) if name == "units" else fmt_num(pess)
+
+
+def _latency(o: pl.Option) -> str:
+    c = o.capacity
+    if c is None or c.latency_ms is None:
+        return "-"
+    high = "none" if c.latency_high_ms is None else fmt_num(c.latency_high_ms)
+    return f"{fmt_num(c.latency_ms)} (95% high: {high})"
+
+
 def _pareto_lines(plan: pl.Plan) -> list[str]:
     x, y = pareto_axes(plan)
     front = pl.pareto(plan, x, y)
@@ -114,8 +136,7 @@ def _pareto_lines(plan: pl.Plan) -> list[str]:
     lines = [f"Pareto front of {x} ({UNITS[x]}) against {y} ({UNITS[y]}), pessimistic ends:"]
     for o in front:
         a, b = pl.objective_figure(o, x), pl.objective_figure(o, y)
-        show = lambda name, v: str(int(v)) if name == "units" else fmt_num(v)  # noqa: E731
-        lines.append(f"  {o.label} / {o.workload}: {x} {show(x, a[0])}, {y} {show(y, b[0])}")  # type: ignore[index]
+        lines.append(f"  {o.label} / {o.workload}: {x} {_end(x, a)}, {y} {_end(y, b)}")  # type: ignore[arg-type]
     return lines
 
 
@@ -153,7 +174,7 @@ def render_terminal(plan: pl.Plan) -> str:
     a terminal."""
     out = ["bench plan", *_head(plan), ""]
     if plan.planned:
-        out += [_text_table(HEADERS[:-2], [_cells(o)[:-2] for o in plan.planned]), "", "records behind each option:"]
+        out += [_text_table(_headers(plan)[:-2], [_cells(o)[:-2] for o in plan.planned]), "", "records behind each option:"]
         out += [f"  {o.rank_text} {o.label}: {_records(o)}; {_quality(o)}" for o in plan.planned]
         out.append("")
         chosen = plan.chosen
@@ -188,7 +209,7 @@ def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def render_markdown(plan: pl.Plan) -> str:
     out = ["# bench plan", "", *(f"- {_md(line)}" for line in _head(plan)), ""]
     if plan.planned:
-        out += [_md_table(HEADERS, [_cells(o) for o in plan.planned]), ""]
+        out += [_md_table(_headers(plan), [_cells(o) for o in plan.planned]), ""]
         pareto = _pareto_lines(plan)
         if pareto:
             out += [f"**{_md(pareto[0])}**", "", *(f"- {_md(p.strip())}" for p in pareto[1:]), ""]
@@ -326,7 +347,7 @@ def render_html(plan: pl.Plan, svg: Optional[str] = None, svg_missing: str = "")
              "<title>bench plan</title>", f"<style>{CSS}</style></head><body>", "<h1>bench plan</h1>",
              *(f'<p class="meta">{escape(line)}</p>' for line in _head(plan))]
     if plan.planned:
-        parts += ["<h2>Options, ranked</h2>", _html_table(HEADERS, [_cells(o) for o in plan.planned])]
+        parts += ["<h2>Options, ranked</h2>", _html_table(_headers(plan), [_cells(o) for o in plan.planned])]
         parts += [f'<p class="note">{escape(line)}</p>' for line in _pareto_lines(plan)]
         parts.append("<h2>Pareto front and scaling</h2>")
         parts.append(f'<div class="plots"><figure>{svg}</figure></div>' if svg

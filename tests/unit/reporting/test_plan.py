@@ -290,3 +290,11 @@ def test_an_empty_plan_renders_why():
     p = pl.build_plan([sweep_record()], request(bound=1.0))
     for fmt in pr.FORMATS:
         assert "no option can serve" in pr.render(p, fmt)
+
+
+def test_equal_units_rank_the_larger_capacity_first_and_an_unbounded_latency_is_compared_by_its_point():
+    slow = server_record(hardware="S", qps=17.6, slo=200.0, p99=182.0, p99_high=None)
+    fast = server_record(hardware="F", qps=22.9, slo=200.0, p99=153.0, p99_high=None)
+    p = pl.build_plan([slow, fast], request(20, bound=200.0, headroom=0.2))
+    assert [(o.hardware, o.rank_text, o.sizing.units) for o in p.planned] == [("F", "=1", (2, 2)), ("S", "=1", (2, 2))]
+    assert [o.hardware for o in pl.pareto(p, "units", "latency")] == ["F"]
