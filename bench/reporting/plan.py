@@ -277,6 +277,7 @@ class Plan:
     source: str = ""
     selection: str = ""
     notes: list[str] = field(default_factory=list)
+    ranked_by: str = ""  # the objective asked, or units where no option has its figure
 
     @property
     def planned(self) -> list[Option]:
@@ -615,7 +616,7 @@ def build_plan(records: Sequence[RunRecord], request: PlanRequest, prices: Optio
     if any(o.energy_source == "unmeasured" for o in planned):
         notes.append("energy unmeasured where no power sensor measured the records: give tdp_w=W (or tdp_w in the "
                      "price file) for an estimate, labelled estimated")
-    return Plan(request, ranked + refused, source, selection, notes)
+    return Plan(request, ranked + refused, source, selection, notes, objective)
 
 
 def scaling(plan: Plan, factors: Sequence[float] = SCALING_FACTORS, top: int = 5) -> list[tuple[Option, list[Sizing]]]:

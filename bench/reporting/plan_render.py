@@ -92,8 +92,10 @@ def _head(plan: pl.Plan) -> list[str]:
     r = plan.request
     return [f"demand: {r.demand.text} = {fmt_num(r.demand.rate_sps)} samples/s; sized for "
             f"{fmt_num(r.target_sps)} samples/s (headroom {r.headroom:.0%})",
-            f"requirement: {r.requirement.text}, checked at the pessimistic bound; objective: {r.objective} "
-            f"({UNITS[r.objective]}, lower is better, ranked by the pessimistic end)",
+            f"requirement: {r.requirement.text}, checked at the pessimistic bound; objective: {r.objective}"
+            + (f", ranked by {plan.ranked_by} (no option has a {r.objective} figure)"
+               if plan.ranked_by and plan.ranked_by != r.objective else "")
+            + f" ({UNITS[plan.ranked_by or r.objective]}, lower is better, ranked by the pessimistic end)",
             f"records: {plan.selection or 'all'} from {plan.source}" if plan.source else
             f"records: {plan.selection or 'all'}",
             "intervals read optimistic..pessimistic (from the ends of the capacity's 95% interval); "
@@ -292,40 +294,53 @@ def plot_svg(plan: pl.Plan) -> str:
 
     x, y = pareto_axes(plan)
     front = {id(o) for o in pl.pareto(plan, x, y)}
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5), constrained_layout=True)
+    costed = any(sizes[0].cost_month is not None for _, sizes in pl.scaling(plan))
+    fig, axes = plt.subplots(1, 3 if costed else 2, figsize=(15 if costed else 10, 4.5), constrained_layout=True)
     ax = axes[0]
+
+    def drawn(figure: tuple[float, float]) -> tuple[float, float, bool]:
+        """Where a figure is drawn (its pessimistic end, else its optimistic one), the bar's length, bounded."""
+        pess, opt = figure
+        return (pess, pess - opt, True) if math.isfinite(pess) else (opt, 0.0, False)
+
+    unbounded = False
     for o in plan.planned:
         a, b = pl.objective_figure(o, x), pl.objective_figure(o, y)
         if a is None or b is None:
             continue
-        ax.errorbar([a[0]], [b[0]], xerr=[[a[0] - a[1]], [0]], yerr=[[b[0] - b[1]], [0]], fmt="o",
+        (ax_, ex, bx), (ay, ey, by) = drawn(a), drawn(b)
+        unbounded |= not (bx and by)
+        ax.errorbar([ax_], [ay], xerr=[[ex], [0]], yerr=[[ey], [0]], fmt="o" if bx and by else "^",
                     mfc=None if id(o) in front else "white", capsize=3, label=o.label)
-    line = [(pl.objective_figure(o, x)[0], pl.objective_figure(o, y)[0]) for o in pl.pareto(plan, x, y)]  # type: ignore[index]
+    line = [(drawn(pl.objective_figure(o, x))[0], drawn(pl.objective_figure(o, y))[0])  # type: ignore[arg-type]
+            for o in pl.pareto(plan, x, y)]
     if len(line) > 1:
         ax.plot(*zip(*line), linestyle="--", color="grey", zorder=0)
     ax.set_xlabel(f"{x} ({UNITS[x]}), pessimistic, bar to optimistic")
     ax.set_ylabel(f"{y} ({UNITS[y]})")
-    ax.set_title("Pareto front (filled points, dashed line)")
-    ax.legend(fontsize=7)
+    ax.set_title("Pareto front (filled points, dashed line)" +
+                 ("\n^: pessimistic end unbounded, drawn at the optimistic one" if unbounded else ""), fontsize=10)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     factors = [f * plan.request.demand.rate_sps for f in pl.SCALING_FACTORS]
     for o, sizes in pl.scaling(plan):
         pess = [s.units[0] if s.units[0] is not None else float("nan") for s in sizes]
         opt = [s.units[1] for s in sizes]
         line = axes[1].plot(factors, pess, marker="o", label=o.label)[0]
         axes[1].fill_between(factors, opt, pess, alpha=0.2, color=line.get_color())
-        if sizes[0].cost_month is not None:
+        if costed and sizes[0].cost_month is not None:
             cp = [s.cost_month[0] if s.cost_month and s.cost_month[0] is not None else float("nan") for s in sizes]
             co = [s.cost_month[1] if s.cost_month else float("nan") for s in sizes]
             axes[2].plot(factors, cp, marker="o", color=line.get_color(), label=o.label)
             axes[2].fill_between(factors, co, cp, alpha=0.2, color=line.get_color())
-    for ax, what in ((axes[1], "units"), (axes[2], "cost per month")):
+    for ax, what in ((axes[1], "units"), *(((axes[2], "cost per month"),) if costed else ())):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.axvline(plan.request.demand.rate_sps, color="grey", linestyle=":")
         ax.set_xlabel("demand, samples/s (dotted: the demand asked)")
         ax.set_ylabel(f"{what} (band: optimistic..pessimistic)")
         ax.set_title(f"{what} against demand x0.1..x10")
-        if ax.lines:
+        if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg")
@@ -344,7 +359,8 @@ def render_html(plan: pl.Plan, svg: Optional[str] = None, svg_missing: str = "")
     from bench.reporting.html import CSS
 
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-             "<title>bench plan</title>", f"<style>{CSS}</style></head><body>", "<h1>bench plan</h1>",
+             "<title>bench plan</title>", f"<style>{CSS}.plots svg{{max-width:100%;height:auto}}</style></head><body>",
+             "<h1>bench plan</h1>",
              *(f'<p class="meta">{escape(line)}</p>' for line in _head(plan))]
     if plan.planned:
         parts += ["<h2>Options, ranked</h2>", _html_table(_headers(plan), [_cells(o) for o in plan.planned])]
