@@ -93,9 +93,9 @@ def _head(plan: pl.Plan) -> list[str]:
     return [f"demand: {r.demand.text} = {fmt_num(r.demand.rate_sps)} samples/s; sized for "
             f"{fmt_num(r.target_sps)} samples/s (headroom {r.headroom:.0%})",
             f"requirement: {r.requirement.text}, checked at the pessimistic bound; objective: {r.objective}"
-            + (f", ranked by {plan.ranked_by} (no option has a {r.objective} figure)"
+            + (f", but no option has a {r.objective} figure: ranked by {plan.ranked_by}"
                if plan.ranked_by and plan.ranked_by != r.objective else "")
-            + f" ({UNITS[plan.ranked_by or r.objective]}, lower is better, ranked by the pessimistic end)",
+            + f" ({UNITS[plan.ranked_by or r.objective]}; lower is better, by the pessimistic end)",
             f"records: {plan.selection or 'all'} from {plan.source}" if plan.source else
             f"records: {plan.selection or 'all'}",
             "intervals read optimistic..pessimistic (from the ends of the capacity's 95% interval); "
