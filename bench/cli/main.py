@@ -1,6 +1,6 @@
 """The command line's entry point: `bench COMMAND ...` dispatched to bench.cli.run (`bench run`, a Hydra
 app), bench.cli.list, bench.cli.sysinfo, bench.cli.results (leaderboard, compare, export, import,
-report) and bench.cli.store (store check), each imported only when used.
+report), bench.cli.plan and bench.cli.store (store check), each imported only when used.
 
 The CLI is the only place that exits. Every override of a run, and of every job of a multirun, is
 composed and validated before any work starts (bench.config.compose): a user's mistake gets one line
@@ -14,6 +14,7 @@ from typing import Optional
 
 from bench import __version__
 from bench.cli.list import USAGE as LIST_USAGE
+from bench.cli.plan import USAGE as PLAN_USAGE
 from bench.cli.results import USAGE as RESULTS_USAGE
 from bench.cli.results import command_usage
 from bench.cli.store import USAGE as STORE_USAGE
@@ -33,6 +34,8 @@ usage:
   {SYSINFO_USAGE}
 {RESULTS_USAGE}
 
+{PLAN_USAGE}
+
 {STORE_USAGE}
 
 examples:
@@ -45,6 +48,7 @@ examples:
   bench report continual run_id=<id> --plot timeline.png
   bench leaderboard suite=anomaly scenario=throughput --format html --output leaderboard.html
   bench compare tag=before tag=after --fail-on throughput:5%
+  bench plan workload=efficientad_s demand.streams=12 demand.fps=30 slo.p99_ms=50
 """
 
 
@@ -60,6 +64,10 @@ def _command_help(command: str) -> str:
         return f"usage:\n  {SYSINFO_USAGE}"
     if command == "store":
         return f"usage:\n{STORE_USAGE}"
+    if command == "plan":
+        from bench.cli.results import SELECTIONS
+
+        return f"usage:\n{PLAN_USAGE}\n\n{SELECTIONS}"
     return command_usage(command)
 
 
@@ -94,6 +102,7 @@ def _main(argv: Optional[list[str]] = None) -> int:
     command, rest = argv[0], argv[1:]
     commands = {"run": _command("run", "run"), "list": _command("list", "list"),
                 "sysinfo": _command("sysinfo", "sysinfo"), "store": _command("store", "store"),
+                "plan": _command("plan", "plan"),
                 **{name: _command("results", name) for name in ("leaderboard", "compare", "export", "import", "report")}}
     if command not in commands:
         _err(f"command {command!r} is unknown: use one of {', '.join(commands)} (bench --help)")

@@ -219,7 +219,7 @@ def test_a_refused_database_url_changes_nothing_in_the_store(assets, own_tmp, ca
     assert open(db, "rb").read() == before
 
 
-COMMANDS = ["leaderboard", "compare", "export", "import", "report", "list", "sysinfo"]
+COMMANDS = ["leaderboard", "compare", "export", "import", "report", "list", "sysinfo", "plan"]
 
 
 @pytest.mark.parametrize("flag", ["--help", "-h"])
