@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Optional
 
-from bench.cli.results import _check_output, _one, _parse, _write_output
+from bench.cli.args import check_output, one_flag, parse_args, write_output
 from bench.errors import ConfigError
 
 __all__ = ["plan_command", "USAGE", "KEYS"]
@@ -150,12 +150,12 @@ def plan_command(args: list[str]) -> int:
     from bench.reporting.prices import load_prices
     from bench.results.query import Selection, select
 
-    parsed = _parse(args, "plan", ("--format", "--output"), options=KEYS)
-    fmt = _one(parsed, "--format", "terminal")
+    parsed = parse_args(args, "plan", ("--format", "--output"), options=KEYS)
+    fmt = one_flag(parsed, "--format", "terminal")
     if fmt not in pr.FORMATS:
         raise ConfigError("--format", fmt, f"use one of {', '.join(pr.FORMATS)}", "is not a plan format")
-    output = _one(parsed, "--output")
-    _check_output("--output", output)
+    output = one_flag(parsed, "--output")
+    check_output("--output", output)
     named = {t.partition("=")[0] for t in parsed.terms}
     for key in sorted(k for k in named if "." in k):  # selections have no dotted keys: a mistyped plan key
         raise ConfigError(key, dict(t.partition("=")[::2] for t in parsed.terms)[key],
@@ -187,5 +187,5 @@ def plan_command(args: list[str]) -> int:
         records = kept
     plan = pl.build_plan(records, request, prices, source=store.display_url, selection=str(selection),
                          prices_given=prices_given)
-    _write_output(pr.render(plan, str(fmt)), output)
+    write_output(pr.render(plan, str(fmt)), output)
     return 0 if plan.planned else 1

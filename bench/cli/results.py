@@ -9,10 +9,10 @@ shows as one line with exit code 2; reading commands open the store read-only an
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
+from bench.cli.args import Args, check_output, one_flag, parse_args, write_output, write_terminal
 from bench.errors import ConfigError
 
 __all__ = ["leaderboard_command", "compare_command", "export_command", "import_command", "report_command",
@@ -63,108 +63,6 @@ def command_usage(command: str) -> str:
     return f"usage:\n{COMMAND_USAGE[command]}\n\n{SELECTIONS}"
 
 
-@dataclass
-class _Args:
-    terms: list[str] = field(default_factory=list)
-    results: list[str] = field(default_factory=list)
-    options: dict[str, str] = field(default_factory=dict)
-    flags: dict[str, list[str]] = field(default_factory=dict)
-    positional: list[str] = field(default_factory=list)
-
-
-def _parse(args: list[str], command: str, flags: tuple[str, ...], options: tuple[str, ...] = (),
-           positional: bool = False, switches: tuple[str, ...] = ()) -> _Args:
-    """``switches`` are flags without a value (``--newest``): present or not."""
-    out = _Args()
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg in switches:
-            out.flags.setdefault(arg, []).append("")
-        elif arg.partition("=")[0] in switches:
-            raise ConfigError(arg.partition("=")[0], arg.partition("=")[2], f"write {arg.partition('=')[0]} alone",
-                              "takes no value")
-        elif arg.startswith("-"):
-            name, eq, value = arg.partition("=")
-            if name == "-o":
-                name = "--output"
-            if name not in flags:
-                raise ConfigError(arg, None, f"see `bench {command} --help` for its options",
-                                  f"is not an option of `bench {command}`")
-            if not eq:
-                i += 1
-                if i >= len(args):
-                    raise ConfigError(name, None, f"give a value: {name} VALUE", "needs a value")
-                value = args[i]
-            out.flags.setdefault(name, []).append(value)
-        elif arg.startswith("results=") or arg.startswith("results."):
-            out.results.append(arg)
-        elif "=" in arg and arg.partition("=")[0] in options:
-            key, _, value = arg.partition("=")
-            out.options[key] = value
-        elif positional and "=" in arg and len(out.positional) < 2:
-            out.positional.append(arg)
-        elif "=" in arg:
-            out.terms.append(arg)
-        elif positional:
-            out.positional.append(arg)
-        else:
-            raise ConfigError(arg, None, "write selections as key=value (see `bench --help`)",
-                              f"is not an argument of `bench {command}`")
-        i += 1
-    return out
-
-
-def _one(parsed: _Args, flag: str, default: Optional[str] = None) -> Optional[str]:
-    values = parsed.flags.get(flag)
-    if not values:
-        return default
-    if len(values) > 1:
-        raise ConfigError(flag, None, f"give {flag} once", "is given more than once")
-    return values[0]
-
-
-def _check_output(flag: str, output: Optional[str]) -> None:
-    """A file the command can write: not a folder, in a folder that exists or can be created. Checked
-    before the store is read, so that a long query does not end in a traceback."""
-    if output is None:
-        return
-    from bench.config.validate import check_writable_folder
-
-    path = Path(output).expanduser()
-    if path.is_dir():
-        raise ConfigError(flag, output, f"name a file, e.g. {flag} {path / 'out'}", "is a folder")
-    check_writable_folder(flag, output, f"name a file in a folder you can write, e.g. {flag} ./{path.name}",
-                          path.parent)
-
-
-def _write_output(text: str, output: Optional[str]) -> None:
-    if output is None:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
-        return
-    from bench.results.query import _atomic_output
-
-    path = Path(output).expanduser()
-
-    def write(tmp: str) -> None:
-        Path(tmp).write_text(text, encoding="utf-8")
-
-    _atomic_output(path, write)
-    print(f"wrote {path}", file=sys.stderr)
-
-
-def _write_terminal(render: Any, output: Optional[str]) -> None:
-    """A rich rendering to the terminal, or (plain, as rich writes to a file) into ``output``."""
-    if output is None:
-        render(sys.stdout)
-        return
-    import io
-
-    buffer = io.StringIO()
-    render(buffer)
-    _write_output(buffer.getvalue(), output)
-
-
 # ---------------------------------------------------------------- bench leaderboard
 
 
@@ -174,14 +72,14 @@ def leaderboard_command(args: list[str]) -> int:
     from bench.reporting import leaderboard_render as lr
     from bench.results.query import Selection, select
 
-    parsed = _parse(args, "leaderboard", ("--format", "--output"), options=("metric", "prices"),
+    parsed = parse_args(args, "leaderboard", ("--format", "--output"), options=("metric", "prices"),
                     switches=("--newest",))
-    fmt = _one(parsed, "--format", "terminal")
+    fmt = one_flag(parsed, "--format", "terminal")
     formats = ("terminal", "markdown", "csv", "html")
     if fmt not in formats:
         raise ConfigError("--format", fmt, f"use one of {', '.join(formats)}", "is not a leaderboard format")
-    output = _one(parsed, "--output")
-    _check_output("--output", output)
+    output = one_flag(parsed, "--output")
+    check_output("--output", output)
     metric = parsed.options.get("metric")
     if metric is not None:
         lb.check_metric(metric)
@@ -198,11 +96,11 @@ def leaderboard_command(args: list[str]) -> int:
     finally:
         store.close()
     if fmt == "terminal":
-        _write_terminal(lambda stream: lr.render_terminal(board, stream), output)
+        write_terminal(lambda stream: lr.render_terminal(board, stream), output)
     elif fmt == "markdown":
-        _write_output(lr.render_markdown(board), output)
+        write_output(lr.render_markdown(board), output)
     elif fmt == "csv":
-        _write_output(lr.render_csv(board), output)
+        write_output(lr.render_csv(board), output)
     else:
         from bench.reporting import scaling
         from bench.reporting.html import render_html
@@ -220,7 +118,7 @@ def leaderboard_command(args: list[str]) -> int:
         if any(g.scenario == "continual" for g in board.groups) and not timeline_plots_available():
             print(f"bench: warning: the page has no continual timeline plots (they need matplotlib): "
                   f"{scaling.PLOTS_INSTALL}", file=sys.stderr)
-        _write_output(render_html(board, scaling_svg=svg), output)
+        write_output(render_html(board, scaling_svg=svg), output)
     return 0
 
 
@@ -238,22 +136,22 @@ def report_command(args: list[str]) -> int:
     return _scaling_report(args[1:]) if args[0] == "scaling" else _continual_report(args[1:])
 
 
-def _report_args(args: list[str], report: str) -> tuple[_Args, str, Optional[str], Optional[str]]:
+def _report_args(args: list[str], report: str) -> tuple[Args, str, Optional[str], Optional[str]]:
     """The options both reports take, checked before the store is read: (parsed, format, --output, --plot)."""
     from bench.reporting.scaling import require_matplotlib
 
-    parsed = _parse(args, f"report {report}", ("--format", "--output", "--plot"))
-    fmt = _one(parsed, "--format", "terminal")
+    parsed = parse_args(args, f"report {report}", ("--format", "--output", "--plot"))
+    fmt = one_flag(parsed, "--format", "terminal")
     if fmt not in ("terminal", "markdown"):
         raise ConfigError("--format", fmt, "use terminal or markdown", "is not a report format")
-    plot_path = _one(parsed, "--plot")
+    plot_path = one_flag(parsed, "--plot")
     if plot_path is not None and Path(plot_path).suffix.lower() not in (".png", ".svg"):
         raise ConfigError("--plot", plot_path, "name a .png or .svg file", "is not a PNG or SVG file name")
     if plot_path is not None:
         require_matplotlib()
-    _check_output("--plot", plot_path)
-    output = _one(parsed, "--output")
-    _check_output("--output", output)
+    check_output("--plot", plot_path)
+    output = one_flag(parsed, "--output")
+    check_output("--output", output)
     return parsed, str(fmt), output, plot_path
 
 
@@ -270,9 +168,9 @@ def _scaling_report(args: list[str]) -> int:
     finally:
         store.close()
     if fmt == "markdown":
-        _write_output(scaling.render_markdown(curves), output)
+        write_output(scaling.render_markdown(curves), output)
     else:
-        _write_terminal(lambda stream: scaling.render_text(curves, stream), output)
+        write_terminal(lambda stream: scaling.render_text(curves, stream), output)
     if plot_path is not None:
         path = scaling.plot(curves, plot_path)
         print(f"plot written to {path}", file=sys.stderr)
@@ -307,9 +205,9 @@ def _continual_report(args: list[str]) -> int:
         print(f"bench: note: record {r.id[:8]} ({r.workload.get('name')}) {r.status}: "
               f"{(r.error or {}).get('message', '')}", file=sys.stderr)
     if fmt == "markdown":
-        _write_output(continual.render_markdown(records), output)
+        write_output(continual.render_markdown(records), output)
     else:
-        _write_terminal(lambda stream: continual.render_terminal(records, stream), output)
+        write_terminal(lambda stream: continual.render_terminal(records, stream), output)
     if plot_path is not None:
         for path in continual.plot(records, plot_path):
             print(f"plot written to {path}", file=sys.stderr)
@@ -324,7 +222,7 @@ def compare_command(args: list[str]) -> int:
     from bench.config.location import open_store
     from bench.results.query import Selection, select
 
-    parsed = _parse(args, "compare", ("--fail-on", "--seed", "--resamples"), positional=True)
+    parsed = parse_args(args, "compare", ("--fail-on", "--seed", "--resamples"), positional=True)
     if len(parsed.positional) != 2:
         raise ConfigError("", "", "e.g. bench compare tag=before tag=after [--fail-on throughput:5%]",
                           f"`bench compare` takes a BASELINE and a CANDIDATE selection, got {len(parsed.positional)}")
@@ -358,8 +256,8 @@ def compare_command(args: list[str]) -> int:
     return verdict.exit_code
 
 
-def _int_flag(parsed: _Args, flag: str, default: int, minimum: int) -> int:
-    text = _one(parsed, flag)
+def _int_flag(parsed: Args, flag: str, default: int, minimum: int) -> int:
+    text = one_flag(parsed, flag)
     if text is None:
         return default
     try:
@@ -378,9 +276,9 @@ def export_command(args: list[str]) -> int:
     from bench.config.location import open_store
     from bench.results.query import EXPORT_FORMATS, Selection, export, select
 
-    parsed = _parse(args, "export", ("--format", "--output"))
-    output = _one(parsed, "--output")
-    fmt = _one(parsed, "--format")
+    parsed = parse_args(args, "export", ("--format", "--output"))
+    output = one_flag(parsed, "--output")
+    fmt = one_flag(parsed, "--format")
     if fmt is None:
         suffix = Path(output).suffix.lower().lstrip(".") if output else ""
         fmt = suffix if suffix in EXPORT_FORMATS else "csv"
@@ -389,7 +287,7 @@ def export_command(args: list[str]) -> int:
     if fmt == "parquet" and output is None:
         raise ConfigError("--output", None, "give a file, e.g. --output results.parquet",
                           "is required for --format parquet")
-    _check_output("--output", output)
+    check_output("--output", output)
     selection = Selection.parse(parsed.terms)
     store = open_store(parsed.results)
     try:
@@ -408,7 +306,7 @@ def import_command(args: list[str]) -> int:
     from bench.config.location import open_store
     from bench.results.query import read_record_files
 
-    parsed = _parse(args, "import", (), positional=True)
+    parsed = parse_args(args, "import", (), positional=True)
     if parsed.terms:
         raise ConfigError(parsed.terms[0], None, "give files or folders of JSON records, and results.dir= or "
                           "results.url=", "is not an argument of `bench import`")

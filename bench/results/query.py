@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 __all__ = ["Selection", "NoMatch", "RECORD_COLUMNS", "select", "frame", "load", "export", "read_record_files",
-           "import_records"]
+           "import_records", "atomic_output"]
 
 # The identifying columns of load()'s frame, in order; the metrics follow, sorted by name.
 RECORD_COLUMNS = ("id", "created_at", "status", "valid", "suite", "workload", "backend", "device", "precision",
@@ -155,7 +155,7 @@ def load(results_dir: str | Path = "results", url: Optional[str] = None, **filte
         store.close()
 
 
-def _atomic_output(path: Path, write: Any) -> None:
+def atomic_output(path: Path, write: Any) -> None:
     """Write through ``write(tmp_path)`` to a temporary file next to ``path``, then rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -192,7 +192,7 @@ def export(records: Sequence[RunRecord], fmt: str, output: Optional[Path]) -> Op
         df = _csv_safe(df)
         if output is None:
             return df.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%S%z")
-        _atomic_output(output, lambda tmp: df.to_csv(tmp, index=False, date_format="%Y-%m-%dT%H:%M:%S%z"))
+        atomic_output(output, lambda tmp: df.to_csv(tmp, index=False, date_format="%Y-%m-%dT%H:%M:%S%z"))
         return None
     if output is None:
         raise ConfigError("--output", None, "give a file, e.g. --output results.parquet",
@@ -202,7 +202,7 @@ def export(records: Sequence[RunRecord], fmt: str, output: Optional[Path]) -> Op
     except ImportError:
         raise ConfigError("--format", fmt, "pip install 'bench[parquet]'  (in a checkout: pip install -c "
                           "constraints.txt -e '.[parquet]')", "needs pyarrow, which is not installed") from None
-    _atomic_output(output, lambda tmp: df.to_parquet(tmp, index=False, engine="pyarrow"))
+    atomic_output(output, lambda tmp: df.to_parquet(tmp, index=False, engine="pyarrow"))
     return None
 
 
