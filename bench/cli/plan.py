@@ -144,6 +144,7 @@ def _request(options: dict[str, str], results: list[str]):  # noqa: ANN202
 
 
 def plan_command(args: list[str]) -> int:
+    from bench.config.catalog import workloads_by_task
     from bench.config.location import open_store
     from bench.reporting import plan as pl
     from bench.reporting import plan_render as pr
@@ -177,9 +178,21 @@ def plan_command(args: list[str]) -> int:
     finally:
         store.close()
     task = parsed.options.get("task")
+    unmeasured: list[str] = []
     if task:
+        suites = sorted({t.partition("=")[2] for t in parsed.terms if t.partition("=")[0] == "suite"})
+        catalog = {name: (suite, of) for suite in suites for name, of in workloads_by_task(suite).items()}
+        if suites and task not in {of for _, of in catalog.values()}:
+            tasks = sorted({of for _, of in catalog.values() if of})
+            raise ConfigError("task", task, f"use one of {', '.join(tasks)} (bench list suite={suites[0]})",
+                              f"is not a task of suite {', '.join(suites)}")
         kept = [r for r in records if r.workload.get("task") == task]
-        if not kept:
+        measured = {str(r.workload.get("name")) for r in kept}
+        # The plan chooses among the catalog's models of this task: those without a record are listed
+        # with the command that measures them.
+        unmeasured = [pl.measure_command(catalog[name][0], name, request) for name in sorted(catalog)
+                      if catalog[name][1] == task and name not in measured]
+        if not kept and not unmeasured:
             tasks = sorted({str(r.workload.get("task")) for r in records if r.workload.get("task")})
             raise ConfigError("task", task, f"use one of {', '.join(tasks)}" if tasks else
                               "select by workload= instead (these records do not name their task)",
@@ -187,5 +200,6 @@ def plan_command(args: list[str]) -> int:
         records = kept
     plan = pl.build_plan(records, request, prices, source=store.display_url, selection=str(selection),
                          prices_given=prices_given)
+    plan.notes.extend(f"not measured yet ({task}): {command}" for command in unmeasured)
     write_output(pr.render(plan, str(fmt)), output)
     return 0 if plan.planned else 1

@@ -33,7 +33,7 @@ from bench.errors import ConfigError
 from bench.plugins import group_options, load_suite, resolve
 
 __all__ = ["group_options", "catalog", "render_catalog", "cached_cost", "CostCache", "CatalogQuery", "Term",
-           "FILTER_KEYS", "SORT_KEYS", "COST_VERSION", "terminal_width", "list_backends"]
+           "FILTER_KEYS", "SORT_KEYS", "COST_VERSION", "terminal_width", "list_backends", "workloads_by_task"]
 
 # The fields a filter reads (the row's keys); `name` is the workload's.
 FILTER_KEYS = ("suite", "task", "domain", "category", "licence", "dataset", "dataset_licence", "family", "name")
@@ -253,6 +253,18 @@ def catalog(suite_filter: Optional[str] = None, sort: Optional[str] = None, conf
         out["notes"].append(_no_match(query, everything))
     out["backends"] = list_backends(config_dirs, overrides)
     return out
+
+
+def workloads_by_task(suite_name: str) -> dict[str, str]:
+    """The suite's workloads and their task (as `bench list` shows it), without counting their cost:
+    what `bench plan suite=S task=T` may choose from."""
+    try:
+        cfg = _compose_group("suite", suite_name, (), ())
+        suite = load_suite(cfg.suite.catalog)
+    except (ConfigError, ImportError, ValueError, TypeError) as exc:
+        raise ConfigError("suite", suite_name, "use a suite `bench list` shows", f"cannot be loaded ({exc})") from None
+    options = suite_options(cfg)
+    return {w.name: str(suite.workload_info(w, options).get("task") or "") for w in suite.workloads}
 
 
 def list_backends(config_dirs: Sequence[str] = (), overrides: Sequence[str] = ()) -> list[dict[str, Any]]:

@@ -47,7 +47,8 @@ from bench.results import support
 from bench.results.records import RunRecord
 
 __all__ = ["OBJECTIVES", "SCALING_FACTORS", "Demand", "Requirement", "PlanRequest", "Capacity", "Sizing", "Option",
-           "Plan", "demand_from", "objective_figure", "build_plan", "scaling", "pareto", "units_for"]
+           "Plan", "demand_from", "objective_figure", "build_plan", "scaling", "pareto", "units_for",
+           "measure_command"]
 
 OBJECTIVES = ("cost", "energy", "units", "latency")
 SCALING_FACTORS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
@@ -419,6 +420,19 @@ def _command(record: RunRecord, request: PlanRequest) -> str:
     req = request.requirement
     words = ["bench", "run", f"suite={suite}", f"suite.only=[{record.workload.get('name')}]", f"backend={backend}",
              f"backend.precision={record.backend.get('precision')}"]
+    if request.demand.fps is not None:
+        words += ["scenario=multistream", f"scenario.fps={request.demand.fps:g}"]
+    else:
+        words += ["scenario=server", "scenario.find_peak=true"]
+    words += [f"scenario.slo_ms={req.bound_ms:g}", f"scenario.percentile={req.percentile:g}", *request.results_args]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def measure_command(suite: str, workload: str, request: PlanRequest, backend: str = "cpu") -> str:
+    """The `bench run` line that measures a catalog model nobody has measured yet, under load, for the
+    requirement asked (on the default CPU backend: add others with backend=...)."""
+    req = request.requirement
+    words = ["bench", "run", f"suite={suite}", f"suite.only=[{workload}]", f"backend={backend}"]
     if request.demand.fps is not None:
         words += ["scenario=multistream", f"scenario.fps={request.demand.fps:g}"]
     else:

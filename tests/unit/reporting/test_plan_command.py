@@ -94,3 +94,25 @@ def test_plan_help(capsys):
     assert "demand.streams=N demand.fps=F" in capsys.readouterr().out
     assert main(["--help"]) == 0
     assert "bench plan workload=NAME" in capsys.readouterr().out
+
+
+def test_a_task_lets_the_plan_choose_among_the_catalogs_models(tmp_path, capsys):
+    """suite=anomaly task=...: the measured models of that task are planned, and every other catalog model
+    of the task is listed as not measured yet, with the `bench run` line that measures it under load."""
+    store = ResultsStore(tmp_path / "results")
+    record = server_record(hardware="Box B", backend="onnxruntime", qps=50.0, slo=50.0, workload="stfpm",
+                           suite="anomaly")
+    record.workload["task"] = "anomaly detection"
+    store.write(record)
+    store.close()
+    code = main(["plan", "suite=anomaly", "task=anomaly detection", "demand.rate_qps=40", "slo.p99_ms=50",
+                 f"results.dir={tmp_path / 'results'}"])
+    out = capsys.readouterr().out
+    assert code == 0 and "stfpm" in out
+    assert "not measured yet (anomaly detection): bench run suite=anomaly 'suite.only=[patchcore]' backend=cpu " \
+           "scenario=server scenario.find_peak=true scenario.slo_ms=50 scenario.percentile=0.99" in out
+    assert "'suite.only=[stfpm]'" not in out  # measured: planned, not listed as missing
+    assert main(["plan", "suite=anomaly", "task=segmentation", "demand.rate_qps=40", "slo.p99_ms=50",
+                 f"results.dir={tmp_path / 'results'}"]) == 2
+    err = capsys.readouterr().err
+    assert "task='segmentation' is not a task of suite anomaly: use one of anomaly detection" in err
