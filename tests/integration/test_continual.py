@@ -15,11 +15,11 @@ from tests.integration.test_cli import _bench
 
 TINY = ["suite=custom", "model.target=tests.fakes:build_tiny_conv", "model.input_shape=[3,16,16]",
         "model.loss=tests.fakes:reconstruction_loss"]
-# A short timeline: 64 steady samples before the drift at 4 s, 3 s after the swap, a generous requirement
-# (no verdict asserted: it depends on the machine's load); the longest timeline leaves a loaded machine
-# minutes to adapt.
-SHORT = ["scenario=continual", "scenario.rate_qps=30", "scenario.duration_s=300", "scenario.after_swap_s=3",
-         "scenario.drift.at_s=4",
+# A short timeline: 64 steady samples before the drift at 3 s (90 expected), 1 s after the swap, a generous
+# requirement (no verdict asserted: it depends on the machine's load); the longest timeline leaves a
+# loaded machine minutes to adapt.
+SHORT = ["scenario=continual", "scenario.rate_qps=30", "scenario.duration_s=300", "scenario.after_swap_s=1",
+         "scenario.drift.at_s=3",
          "scenario.detector.reference=64", "scenario.adapt.steps=4", "scenario.adapt.batch_size=4",
          "scenario.train.alone_steps=2", "scenario.slo_ms=500", "scenario.warmup_iterations=2",
          "scenario.warmup_s=0.05", "sensors.enabled=false"]
@@ -36,8 +36,8 @@ def _check_timeline(record):
     marks = timeline["marks_ns"]
     assert marks["drift"] < marks["detected"] < marks["swapped"]
     assert m["adapted"] is True and m["false_alarm"] is False and m["adapted_within_run"] is True
-    # The timeline ended 3 s after the swap.
-    assert timeline["serve"]["duration_ns"] == pytest.approx(marks["swapped"] + 3e9, abs=1e6)
+    # The timeline ended 1 s after the swap.
+    assert timeline["serve"]["duration_ns"] == pytest.approx(marks["swapped"] + 1e9, abs=1e6)
     assert m["time_to_adapt_s"] == pytest.approx((marks["swapped"] - marks["drift"]) / 1e9)
     # The stages account for the time from detection to swap (the few steps between them aside).
     stages = sum(v for k, v in m.items() if k.startswith("adapt_") and k.endswith("_s") and k != "adapt_total_s")
@@ -56,7 +56,11 @@ def _check_timeline(record):
             assert "phase_too_short" in {w["code"] for w in record["warnings"]}
             continue
         assert m[f"{phase}_queries"] > 0
-        assert m[f"{phase}_latency_p50_ci_low_ms"] <= m[f"{phase}_latency_p50_ms"] <= m[f"{phase}_latency_p50_ci_high_ms"]
+        low, high = m.get(f"{phase}_latency_p50_ci_low_ms"), m.get(f"{phase}_latency_p50_ci_high_ms")
+        if low is None or high is None:  # a median's 95% interval needs 6 requests at least
+            assert m[f"{phase}_queries"] < 10
+        else:
+            assert low <= m[f"{phase}_latency_p50_ms"] <= high
     assert m["steady_queries"] + m["drifted_queries"] + m["adapting_queries"] + m["adapted_queries"] == len(arrivals)
     adaptation = run["adaptation"]
     assert adaptation["parity"]["ok"] and adaptation["parity"]["reference"].startswith("the adapted model")
@@ -84,20 +88,6 @@ def test_continual_on_onnx_runtime(in_tmp):
 
 
 @pytest.mark.slow
-def test_continual_on_openvino_with_a_series_model(in_tmp):
-    pytest.importorskip("openvino")
-    series = ["suite=custom", "model.target=tests.fakes:build_tiny_series", "model.input_shape=[20,4]",
-              "model.loss=tests.fakes:forecast_loss"]
-    proc = _bench(["run", *series, *SHORT, "backend=openvino"], in_tmp)
-    assert proc.returncode == 0, proc.stderr
-    (record,) = _records(in_tmp)
-    m, adaptation = _check_timeline(record)
-    stages = adaptation["trainer_reply"]["conversion"]["stages"]
-    assert set(stages) == {"onnx", "openvino_model"}  # the IR built in the trainer, compiled here
-    assert record["raw"]["continual"]["drift"]["kind"] == "series"
-
-
-@pytest.mark.slow
 def test_an_adapted_model_that_fails_parity_is_never_served(in_tmp):
     proc = _bench(["run", "--config-dir", str(ROOT / "tests" / "conf"), *TINY, *SHORT, "backend=fake_wrong_adapted"],
                   in_tmp)
@@ -115,7 +105,7 @@ def test_an_adapted_model_that_fails_parity_is_never_served(in_tmp):
 @pytest.mark.slow
 def test_find_peak_searches_the_rate_that_serves_while_adapting(in_tmp):
     proc = _bench(["run", *TINY, *SHORT, "backend=cpu", "scenario.find_peak=true", "scenario.max_probes=3",
-                   "scenario.peak_tolerance=0.5", "scenario.after_swap_s=1"], in_tmp)
+                   "scenario.peak_tolerance=0.5"], in_tmp)
     assert proc.returncode == 0, proc.stderr
     (record,) = _records(in_tmp)
     out = record["raw"]["continual"]
@@ -129,21 +119,3 @@ def test_find_peak_searches_the_rate_that_serves_while_adapting(in_tmp):
     assert m["max_qps_while_adapting"] == (max(passed) if passed else None)
     if passed:  # the record reports the timeline at that rate
         assert m["rate_qps"] == max(passed) and m["serves_within_budget_while_adapting"] is True
-
-
-@pytest.mark.slow
-def test_camera_streams_and_the_training_record_as_reference(in_tmp):
-    training = _bench(["run", *TINY, "scenario=training", "batch_size=4", "scenario.min_duration_s=0.3",
-                       "scenario.max_duration_s=1", "scenario.min_iterations=5", "sensors.enabled=false"], in_tmp)
-    assert training.returncode == 0, training.stderr
-    proc = _bench(["run", *TINY, *SHORT, "backend=cpu", "scenario.arrival=streams", "scenario.streams=3",
-                   "scenario.fps=10"], in_tmp)
-    assert proc.returncode == 0, proc.stderr
-    first, record = sorted(_records(in_tmp), key=lambda r: r["created_at"])
-    assert first["scenario"]["name"] == "training"
-    m = record["metrics"]
-    _check_timeline(record)
-    assert m["streams"] == 3 and m["fps"] == 10.0 and m["colocated"] is True
-    assert m["train_reference_record"] == first["id"]
-    assert m["train_sps_reference"] == first["metrics"]["throughput_sps"]
-    assert m["train_slowdown_vs_reference"] == pytest.approx(m["train_sps_reference"] / m["train_sps_colocated"])
