@@ -417,22 +417,19 @@ def _command(record: RunRecord, request: PlanRequest) -> str:
     cfg = record.config or {}
     suite = (cfg.get("suite") or {}).get("name") or record.workload.get("suite")
     backend = (cfg.get("backend") or {}).get("name") or record.backend.get("name")
-    req = request.requirement
-    words = ["bench", "run", f"suite={suite}", f"suite.only=[{record.workload.get('name')}]", f"backend={backend}",
-             f"backend.precision={record.backend.get('precision')}"]
-    if request.demand.fps is not None:
-        words += ["scenario=multistream", f"scenario.fps={request.demand.fps:g}"]
-    else:
-        words += ["scenario=server", "scenario.find_peak=true"]
-    words += [f"scenario.slo_ms={req.bound_ms:g}", f"scenario.percentile={req.percentile:g}", *request.results_args]
-    return " ".join(shlex.quote(w) for w in words)
+    return measure_command(str(suite), str(record.workload.get("name")), request, str(backend),
+                           str(record.backend.get("precision")))
 
 
-def measure_command(suite: str, workload: str, request: PlanRequest, backend: str = "cpu") -> str:
-    """The `bench run` line that measures a catalog model nobody has measured yet, under load, for the
-    requirement asked (on the default CPU backend: add others with backend=...)."""
+def measure_command(suite: str, workload: str, request: PlanRequest, backend: str = "cpu",
+                    precision: Optional[str] = None) -> str:
+    """The `bench run` line that measures a workload under load for the requirement asked: a recorded
+    option's backend and precision, or a catalog model nobody has measured yet on the default CPU
+    backend (add others with backend=...)."""
     req = request.requirement
     words = ["bench", "run", f"suite={suite}", f"suite.only=[{workload}]", f"backend={backend}"]
+    if precision:
+        words.append(f"backend.precision={precision}")
     if request.demand.fps is not None:
         words += ["scenario=multistream", f"scenario.fps={request.demand.fps:g}"]
     else:
