@@ -248,8 +248,11 @@ class TrainerConfig:
                                            "null: PyTorch's default")
     cpus: list[int] = _f([], help="CPU cores the trainer may run on (sched_setaffinity); empty: all")
     nice: int = _f(0, help="the trainer's nice increment (0-19: lower CPU priority than serving)")
-    cuda_stream_priority: Optional[int] = _f(None, help="CUDA: the trainer's stream priority (lower numbers are "
-                                                        "higher priority); null: the default stream (not yet run on a GPU)")
+    cuda_stream_priority: Optional[int] = _f(None, help="CUDA: the trainer's stream priority for torch.cuda.Stream: 0 "
+                                                        "(the lowest, as the default stream's) or negative (higher); "
+                                                        "the server's streams keep the default, and a GPU may time-"
+                                                        "slice two processes whatever their priorities; null: the "
+                                                        "default stream (not yet run on a GPU)")
     alone_steps: int = _f(5, help="steps (a fit: fits) timed before the timeline with nothing served: training "
                                   "throughput alone")
 

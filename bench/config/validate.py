@@ -321,6 +321,10 @@ def _validate_continual(cfg: Config, suite: Any) -> None:
     if not 0 <= tr.nice <= 19:
         raise ConfigError("scenario.train.nice", tr.nice, "give 0 to 19 (higher: lower priority)", "is out of range")
     _positive("scenario.train.alone_steps", tr.alone_steps, "give a whole number >= 1, e.g. 5")
+    if tr.cuda_stream_priority is not None and tr.cuda_stream_priority > 0:
+        raise ConfigError("scenario.train.cuda_stream_priority", tr.cuda_stream_priority,
+                          "give 0 (the lowest priority, the default stream's) or a negative number (higher), or null",
+                          "is not a CUDA stream priority (PyTorch's are 0 or negative)")
     _cpu_list("scenario.train.cpus", tr.cpus)
     _cpu_list("scenario.serve_cpus", sc.serve_cpus)
     if not 0.0 < sc.peak_tolerance < 1.0:

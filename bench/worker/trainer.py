@@ -127,8 +127,11 @@ class Trainer:
         t0 = time.perf_counter()
         self.info["limits"] = _limit(self.train_cfg)
         if self.train_cfg.cuda_stream_priority is not None and str(self.train_cfg.device).startswith("cuda"):
-            # Not yet run on a GPU: torch.cuda.Stream(priority=...) as documented; the steps below run
-            # on it (torch.cuda.stream), so serving on the default priority goes first.
+            # Not yet run on a GPU: torch.cuda.Stream(priority=...) as documented (0 is the lowest, the
+            # default stream's; negative is higher); the steps below run on it (torch.cuda.stream). The
+            # server is another process on its own streams: the GPU time-slices the two contexts, so a
+            # priority orders this process's streams for certain, and the server's only where the driver
+            # schedules across processes by priority.
             self.stream = torch.cuda.Stream(device=torch.device(str(self.train_cfg.device)),
                                             priority=int(self.train_cfg.cuda_stream_priority))
         self.task = self._task()

@@ -41,6 +41,7 @@ def test_the_defaults_validate_on_the_anomaly_suite(tmp_path):
     (["scenario.train.device=tpu"], "scenario.train.device", "not a training device"),
     (["scenario.train.precision=int8"], "scenario.train.precision", "not a training precision"),
     (["scenario.train.nice=30"], "scenario.train.nice", "out of range"),
+    (["scenario.train.cuda_stream_priority=1"], "scenario.train.cuda_stream_priority", "0 or negative"),
     (["scenario.train.cpus=[4096]"], "scenario.train.cpus", "not one of them"),
     (["scenario.serve_cpus=[-1]"], "scenario.serve_cpus", "not one of them"),
     (["scenario.engine=loadgen"], "scenario.engine", "does not drive scenario=continual"),
