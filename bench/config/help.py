@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from bench.config.schema import (CacheConfig, Config, DataConfig, LoadGenConfig, LoadScenarioConfig,
+from bench.config.schema import (AdaptConfig, CacheConfig, Config, ContinualScenarioConfig, DataConfig, DetectorConfig,
+                                 DriftConfig, LoadGenConfig, LoadScenarioConfig, TrainerConfig,
                                  ModelConfig, MultiStreamScenarioConfig, ResultsConfig, ScenarioConfig,
                                  SensorsConfig, ServerScenarioConfig, SuiteConfig, SweepConfig, TorchBackendConfig,
                                  TrainingScenarioConfig, WorkerConfig, field_help)
@@ -42,13 +43,16 @@ def help_text(config_dirs: Sequence[str] = ()) -> str:
     for prefix, cls in sections:
         for name, help_ in field_help(cls).items():
             lines.append(f"  {prefix + '.' + name:28} {help_}")
-    for kind, cls in (("server, multistream", LoadScenarioConfig), ("server", ServerScenarioConfig),
-                      ("multistream", MultiStreamScenarioConfig), ("training", TrainingScenarioConfig)):
+    for kind, cls in (("server, multistream, continual", LoadScenarioConfig), ("server", ServerScenarioConfig),
+                      ("multistream", MultiStreamScenarioConfig), ("training", TrainingScenarioConfig),
+                      ("continual", ContinualScenarioConfig)):
         base = set(field_help(cls.__mro__[1]))
         for name, help_ in field_help(cls).items():
             if name not in base:
                 lines.append(f"  {'scenario.' + name:28} ({kind}) {help_}")
-    for name, help_ in field_help(LoadGenConfig).items():
-        lines.append(f"  {'scenario.loadgen.' + name:28} {help_}")
+    for section, cls in (("loadgen", LoadGenConfig), ("drift", DriftConfig), ("detector", DetectorConfig),
+                         ("adapt", AdaptConfig), ("train", TrainerConfig)):
+        for name, help_ in field_help(cls).items():
+            lines.append(f"  {f'scenario.{section}.' + name:28} {help_}")
     lines += ["", "== Composed config ==", "$CONFIG", "$FLAGS_HELP"]
     return "\n".join(lines).replace("${", "$ {")
