@@ -212,14 +212,7 @@ def _anomaly_task(suite: Any, workload: str, batch_size: int, seed: int,
     size = int(options.get("input_size") or spec.input_shape[-1])
     model = _build(spec, size, seed)
     spec = replace(spec, input_shape=(spec.input_shape[0], size, size))
-
-    def make_images(n: int, offset: int = 0) -> Any:
-        return spec.make_inputs(n, seed + offset)[0]
-
-    task = resolve(_METHODS[workload])(model, make_images, batch_size, seed)
-    task.model = model
-    task.info["input_norm"] = spec.input_norm
-    return task, spec
+    return _image_task(spec, model, workload, batch_size, seed), spec
 
 
 def _timeseries_task(suite: Any, workload: str, batch_size: int, seed: int,
@@ -265,14 +258,18 @@ def _vision_task(suite: Any, workload: str, batch_size: int, seed: int,
                  options: dict[str, Any]) -> tuple[TrainTask, Workload]:
     spec = suite.adapted(suite.get(workload), options)
     model = spec.build(seed)
+    return _image_task(spec, model, workload, batch_size, seed), spec
 
+
+def _image_task(spec: Workload, model: Any, workload: str, batch_size: int, seed: int) -> TrainTask:
+    """The method's task on ``model``, its images drawn as ``spec`` draws the measured inputs (seeded)."""
     def make_images(n: int, offset: int = 0) -> Any:
         return spec.make_inputs(n, seed + offset)[0]
 
     task = resolve(_METHODS[workload])(model, make_images, batch_size, seed)
     task.model = model
     task.info["input_norm"] = spec.input_norm
-    return task, spec
+    return task
 
 
 # --- building -----------------------------------------------------------------------------------

@@ -56,6 +56,14 @@ def _number(options: dict[str, str], key: str, fix: str) -> Optional[float]:
     return value
 
 
+def _optional_positive(options: dict[str, str], key: str, fix: str, fix_positive: str) -> Optional[float]:
+    """An optional number that must be > 0 when given: a constraint or estimate of `bench plan`."""
+    value = _number(options, key, fix)
+    if value is not None and value <= 0:
+        raise ConfigError(key, options[key], fix_positive, "is not positive")
+    return value
+
+
 def _requirement(options: dict[str, str]):  # noqa: ANN202
     from bench.reporting.plan import PERCENTILE_NAMES, Requirement
 
@@ -112,18 +120,13 @@ def _request(options: dict[str, str], results: list[str]):  # noqa: ANN202
     objective = options.get("objective", "cost")
     if objective not in OBJECTIVES:
         raise ConfigError("objective", objective, f"use one of {', '.join(OBJECTIVES)}", "is not an objective")
-    max_power = num("max_power_w", "give watts per unit, e.g. max_power_w=75")
-    if max_power is not None and max_power <= 0:
-        raise ConfigError("max_power_w", options["max_power_w"], "give watts per unit, e.g. 75", "is not positive")
-    rack = num("max_rack_units", "give the rack units all units may take, e.g. max_rack_units=8")
-    if rack is not None and rack <= 0:
-        raise ConfigError("max_rack_units", options["max_rack_units"], "give rack units, e.g. 8", "is not positive")
-    tdp = num("tdp_w", "give one unit's power in watts, e.g. tdp_w=65")
-    if tdp is not None and tdp <= 0:
-        raise ConfigError("tdp_w", options["tdp_w"], "give watts, e.g. 65", "is not positive")
-    horizon = num("horizon_months", "give months, e.g. horizon_months=36")
-    if horizon is not None and horizon <= 0:
-        raise ConfigError("horizon_months", options["horizon_months"], "give months, e.g. 36", "is not positive")
+    max_power = _optional_positive(options, "max_power_w", "give watts per unit, e.g. max_power_w=75",
+                                   "give watts per unit, e.g. 75")
+    rack = _optional_positive(options, "max_rack_units", "give the rack units all units may take, e.g. "
+                              "max_rack_units=8", "give rack units, e.g. 8")
+    tdp = _optional_positive(options, "tdp_w", "give one unit's power in watts, e.g. tdp_w=65", "give watts, e.g. 65")
+    horizon = _optional_positive(options, "horizon_months", "give months, e.g. horizon_months=36",
+                                 "give months, e.g. 36")
     precisions: tuple[str, ...] = ()
     if "precisions" in options:
         from bench.precision import PRECISION_ORDER as PRECISIONS
