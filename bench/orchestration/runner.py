@@ -281,6 +281,12 @@ def _death_reason(returncode: Optional[int], evidence: Optional[OomEvidence], pi
     return {"kind": "crash", "message": f"worker exited with code {returncode} without a result"}
 
 
+def _utc_ms() -> str:
+    import datetime as dt
+
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
 class Runner:
     """Runs every work item of one config and stores one record per item."""
 
@@ -304,8 +310,11 @@ class Runner:
                 catalog: dict[str, dict[str, Any]]) -> tuple[RunRecord, Path]:
         """One item in its worker (or ``repeats`` workers, one after another, pooled into one record);
         the record is stored before the next item starts."""
+        from dataclasses import replace
+
         repeats = max(1, int(self.cfg.repeats))
         records: list[RunRecord] = []
+        measured_from = _utc_ms()
         for process in range(repeats):
             label = item.label if repeats == 1 else f"{item.label} (process {process + 1} of {repeats})"
             self.display.start_item(index, total, label)
@@ -317,6 +326,9 @@ class Runner:
             if records[-1].status != "ok":
                 break  # one process's failure is the item's: no pooled figure from the others
         record = records[0] if repeats == 1 else self._pooled(records, repeats)
+        # The item's whole time on the machine, its worker processes' start to end: windows of records of
+        # one machine never overlap (bench.cluster.lock), which a fleet's records can be checked for.
+        record = replace(record, setup={**record.setup, "measured_from": measured_from, "measured_to": _utc_ms()})
         with signals_held():  # the file and its row both, not a file whose row a Ctrl-C cut off
             path = self.store.write(record)
         self.display.finish_item(record)

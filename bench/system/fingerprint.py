@@ -27,6 +27,7 @@ from bench.system.parsers import (ISA_FLAGS, isa_flags, parse_cfs_quota, parse_c
 
 __all__ = [
     "fingerprint",
+    "machine_id",
     "render",
     "hardware_label",
     "parse_os_release",
@@ -285,6 +286,27 @@ def fingerprint() -> dict[str, Any]:
         "packages": _package_versions(),
         "hardware": hardware_label(model, usable, gpus),
     }
+
+
+def machine_id(system: dict[str, Any]) -> str:
+    """A machine's identity in a fleet: 12 hex digits hashed from what stays the same between runs on
+    one machine and differs between machines (host name, CPU model and count, memory, each GPU's
+    name, bus id and memory), never from what a run changes (packages, governor, usable CPUs). A
+    record made before the fields existed hashes its Nones alike: machines then differ by host name."""
+    import hashlib
+    import json
+
+    cpu = system.get("cpu") if isinstance(system.get("cpu"), dict) else {}
+    gpus = [g for g in (system.get("gpus") or []) if isinstance(g, dict)]
+    memory = system.get("memory_total_mib")
+    identity = {
+        "host": system.get("hostname"),
+        "cpu": [cpu.get("model"), cpu.get("logical_cpus")],
+        # MemTotal moves by a few MiB between kernels: whole GiB are the machine's.
+        "memory_gib": round(memory / 1024) if isinstance(memory, (int, float)) else None,
+        "gpus": [[g.get("name"), g.get("pci_bus_id"), g.get("memory_mib")] for g in gpus],
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
 
 
 # ---------------------------------------------------------------- rendering
