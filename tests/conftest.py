@@ -8,6 +8,16 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_configure(config):
+    """Two test processes (xdist) run `bench run` at the same time on this one machine, which bench's
+    machine lock (bench.cluster.lock) would refuse: each test process takes a lock folder of its own.
+    The lock's own tests give theirs explicitly."""
+    import tempfile
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    os.environ["BENCH_LOCK_DIR"] = tempfile.mkdtemp(prefix=f"bench-lock-{worker}-")
+
+
 @pytest.fixture
 def in_tmp(tmp_path, monkeypatch):
     """Run in an empty folder; workers still import tests.fakes from the repository."""

@@ -12,7 +12,7 @@ import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, TextIO
+from typing import Any, Iterator, Optional, TextIO
 
 from bench.config.compose import (HydraArgs, Job, check_runnable, composed_jobs, job_key, open_dict_overrides,
                                   parse_hydra_args, register, to_config)
@@ -21,6 +21,7 @@ from bench.config.schema import CONF_DIR, Config, as_plain, suite_options
 from bench.config.validate import validate
 from bench.errors import BenchError, ConfigError, StoreWriteError
 from bench.plugins import load_suite
+from bench.results.records import new_id
 
 __all__ = ["run_command", "RunContext", "mask_passwords"]
 
@@ -56,20 +57,56 @@ class RunContext:
     store_url: str = ""
     jobs_run: int = 0
     sweep_stops: list[str] = field(default_factory=list)  # out-of-memory points that ended a sweep
+    # One id for every record of the command, all jobs of a multirun included, wherever they ran.
+    run_id: str = field(default_factory=new_id)
+    launcher: str = ""  # a cluster launcher (bench.cluster.launchers.CLUSTER_LAUNCHERS), else ""
 
     @classmethod
-    def composed(cls, args: HydraArgs, jobs: list[Job], urls: dict[str, str]) -> "RunContext":
-        return cls(args, {job.key: with_url(job.config, urls) for job in jobs}, urls=urls)
+    def composed(cls, args: HydraArgs, jobs: list[Job], urls: dict[str, str], launcher: str = "") -> "RunContext":
+        return cls(args, {job.key: with_url(job.config, urls) for job in jobs}, urls=urls, launcher=launcher)
 
     def typed(self, cfg: Any) -> Config:
-        """The validated config of the job Hydra runs now (composed before Hydra started)."""
+        """The validated config of the job Hydra runs now (composed before Hydra started); a cluster
+        job's is checked runnable here, on its node."""
         from hydra.core.hydra_config import HydraConfig
 
         key = job_key(HydraConfig.get().overrides.task)
         if key in self.jobs:
-            return self.jobs[key]
+            return check_runnable(self.jobs[key]) if self.launcher else self.jobs[key]
         # Hydra ran a job the command line did not show (should not happen): validate it here.
         return with_url(check_runnable(validate(to_config(cfg))), self.urls)
+
+    def stores(self) -> list[tuple[str, Optional[str]]]:
+        """The results locations of the jobs (results.dir, results.url), each once."""
+        return list(dict.fromkeys((str(c.results.dir), c.results.url or None) for c in self.jobs.values()))
+
+    def launcher_failure(self, job: int, overrides: list[str], reason: str) -> None:
+        """A cluster launcher saw job ``job`` end without a result (killed on its node, never started):
+        its row in the store's bench_jobs says so, unless the job said how it ended itself."""
+        from bench.cluster.jobs import job_failed_remotely
+        from bench.results.store import ResultsStore
+
+        for directory, url in self.stores():
+            store = ResultsStore(directory, url)
+            try:
+                job_failed_remotely(store.engine, self.run_id, job, overrides, reason)
+            except Exception as exc:  # noqa: BLE001 - the summary then says the store could not be reached
+                _err(f"job {job}'s failure could not be recorded in {store.display_url} ({exc}): {reason}")
+            finally:
+                store.close()
+
+
+class TaskFunction:
+    """Hydra's task function of `bench run`, carrying the command's RunContext: bench's cluster launchers
+    (bench.cluster.launchers) read the run id and the results location from it."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+
+    def __call__(self, cfg: Any) -> Any:
+        if self.ctx.launcher:
+            return _cluster_job(self.ctx, cfg)
+        return _task(self.ctx, cfg)
 
 
 class _MaskingStream:
@@ -153,6 +190,7 @@ def _mask_sweep_config() -> None:
 
 def _task(ctx: RunContext, cfg: Any) -> None:
     """Hydra's task function: one job of a run or multirun."""
+    from bench.cluster.lock import MachineBusy, MachineLock
     from bench.orchestration.runner import Runner, expand
     from bench.reporting.progress import ProgressDisplay
     from bench.reporting.summary import summary
@@ -177,21 +215,123 @@ def _task(ctx: RunContext, cfg: Any) -> None:
     options = suite_options(typed)
     catalog = {w.name: {**suite.workload_info(w, options), "suite": suite.name} for w in suite.workloads}
     ctx.jobs_run += 1
-    if typed.sweep.name == "batch":
-        try:
-            _sweep(ctx, typed, store, catalog, [i.workload for i in items])
-        finally:
-            store.close()
-        return
-    runner = Runner(typed, store, fingerprint(), ProgressDisplay())
+    lock = MachineLock(ctx.run_id)
     try:
-        done = runner.run(items, catalog)
-    except StoreWriteError as exc:
-        _store_stopped(exc)
+        lock.acquire()  # one measurement at a time on this machine
+    except MachineBusy as exc:
+        store.close()
+        _err(str(exc))
+        sys.exit(exc.exit_code)
+    try:
+        if typed.sweep.name == "batch":
+            _sweep(ctx, typed, store, catalog, [i.workload for i in items])
+            return
+        runner = Runner(typed, store, fingerprint(), ProgressDisplay(), ctx.run_id)
+        try:
+            done = runner.run(items, catalog)
+        except StoreWriteError as exc:
+            _store_stopped(exc)
     finally:
+        lock.release()
         store.close()
     ctx.results.extend(done)
     summary(done, ctx.store_url)
+
+
+class _LastError:
+    """sys.stderr of a cluster job, remembering the last `bench: error:` line: the reason of a job that
+    ends with an exit code, for the store's bench_jobs row."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.last = ""
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines():
+            if line.startswith("bench: error: "):
+                self.last = line[len("bench: error: "):].strip()
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _cluster_job(ctx: RunContext, cfg: Any) -> Any:
+    """A job of a cluster launcher, on its node: its bench_jobs row says it started, then how it ended
+    (records written, or the reason it failed). It returns rather than exits, so that the launcher
+    goes on with the other jobs; the launching command prints the summary from the store.
+
+    A job that cannot reach the shared store measures into its node's results.dir (SQLite) and says how
+    to import the records."""
+    import dataclasses
+    import os
+    import socket
+
+    from hydra.core.hydra_config import HydraConfig
+
+    from bench.cluster.jobs import job_ended, job_started
+    from bench.cluster.launchers import JobFailed
+    from bench.results.store import ResultsStore
+    from bench.system.fingerprint import fingerprint, machine_id
+
+    hc = HydraConfig.get()
+    num, overrides = int(hc.job.num), list(hc.overrides.task)
+    if os.environ.get("RAY_RAYLET_PID") and "OMP_NUM_THREADS" in os.environ:
+        # Ray gives its tasks OMP_NUM_THREADS=1 (or their num_cpus): the backend would measure one core.
+        # backend.threads says how many threads a run uses, as on any machine.
+        print(f"bench: Ray set OMP_NUM_THREADS={os.environ.pop('OMP_NUM_THREADS')} for this task: unset, so that "
+              "backend.threads decides", file=sys.stderr)
+    key = job_key(overrides)
+    typed_cfg = ctx.jobs.get(key)
+    store = ResultsStore(typed_cfg.results.dir, typed_cfg.results.url) if typed_cfg is not None else None
+    kept_locally = ""
+    if store is not None and typed_cfg is not None:
+        try:
+            job_started(store.engine, ctx.run_id, num, overrides, ctx.launcher, socket.gethostname(),
+                        machine_id(fingerprint()), os.getpid())
+        except BenchError as exc:
+            store.close()
+            store = None
+        if store is None and typed_cfg.results.url:
+            local = ResultsStore(typed_cfg.results.dir)
+            kept_locally = (f"results.url={typed_cfg.results.url!r} cannot be reached from {socket.gethostname()} "
+                            f"({exc}): the records are kept in results.dir={os.path.abspath(local.directory)!r} "
+                            f"on {socket.gethostname()}; bring them into the shared store with `bench import "
+                            f"{os.path.join(os.path.abspath(local.directory), 'records')} "
+                            f"results.url={typed_cfg.results.url}`")
+            _err(kept_locally)
+            ctx.jobs[key] = dataclasses.replace(typed_cfg, results=dataclasses.replace(typed_cfg.results, url=None))
+    before = len(ctx.results)
+    tee = _LastError(sys.stderr)
+    saved, sys.stderr = sys.stderr, tee  # type: ignore[assignment]
+    reason = ""
+    try:
+        _task(ctx, cfg)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+        if code:
+            reason = tee.last or f"exited with code {code}"
+    except KeyboardInterrupt as exc:
+        by, _ = _interrupted(exc)
+        reason = f"interrupted{by} (the records of finished work items are kept)"
+    except Exception as exc:  # noqa: BLE001 - a bug: the job's row says so rather than the job hanging
+        reason = f"{type(exc).__name__}: {exc}"
+    finally:
+        sys.stderr = saved
+    records = len(ctx.results) - before
+    if not reason:
+        bad = [r for r, _ in ctx.results[before:] if r.status != "ok" or not r.valid]
+        reason = f"{len(bad)} of {records} work item(s) failed or invalid" if bad else ""
+    if store is not None:
+        try:
+            job_ended(store.engine, ctx.run_id, num, records, reason)
+        except BenchError as exc:
+            _err(f"job {num}'s end could not be recorded in {store.display_url} ({exc})")
+        finally:
+            store.close()
+    if kept_locally:
+        return JobFailed(num, kept_locally)
+    return JobFailed(num, reason) if reason else records
 
 
 def _sweep(ctx: RunContext, typed: Config, store: Any, catalog: dict[str, Any], workloads: list[str]) -> None:
@@ -200,7 +340,6 @@ def _sweep(ctx: RunContext, typed: Config, store: Any, catalog: dict[str, Any], 
     from bench.orchestration.sweep import sweep_records
     from bench.reporting.progress import ProgressDisplay
     from bench.reporting.summary import summary, sweep_summary
-    from bench.results.records import new_id
     from bench.system.fingerprint import fingerprint
 
     sweep_id = typed.resume or new_id()[:12]
@@ -221,7 +360,7 @@ def _sweep(ctx: RunContext, typed: Config, store: Any, catalog: dict[str, Any], 
         if indexed:
             print(f"sweep {sweep_id}: {len(indexed)} point(s) found in their JSON files only, now indexed",
                   file=sys.stderr)
-    runner = Runner(typed, store, fingerprint(), ProgressDisplay(), sweep_id=sweep_id)
+    runner = Runner(typed, store, fingerprint(), ProgressDisplay(), ctx.run_id, sweep_id=sweep_id)
     print(f"sweep {sweep_id}" + (f": resuming, {len(previous)} point(s) already measured" if previous else ""),
           file=sys.stderr)
     try:
@@ -258,11 +397,7 @@ def _run_hydra(ctx: RunContext, args: list[str]) -> None:
     import hydra
 
     register(ctx.args.config_folders)
-
-    def task(cfg: Any) -> None:
-        _task(ctx, cfg)
-
-    entry = hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(task)
+    entry = hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(TaskFunction(ctx))
     saved = sys.argv
     sys.argv = ["bench run", *args]
     try:
@@ -284,14 +419,20 @@ def run_command(args: list[str]) -> int:
 def _run_command(args: list[str]) -> int:
     args, urls = hide_url_passwords(open_dict_overrides(args))
     parsed = parse_hydra_args(args)
+    launcher = _cluster_launcher(parsed)
     jobs: list[Job] = []
     if not parsed.info_only:
         try:
-            jobs = composed_jobs(parsed)
+            if launcher and not parsed.multirun and not parsed.shows_config:
+                raise ConfigError("hydra/launcher", launcher, f"add -m: bench run -m hydra/launcher={launcher} ...",
+                                  "launches the jobs of a multirun")
+            jobs = composed_jobs(parsed, runnable=not launcher)
+            if launcher:
+                _check_no_password(jobs, urls)
         except ConfigError as exc:
             _err(mask_passwords(str(exc)))
             return 2
-    ctx = RunContext.composed(parsed, jobs, urls)
+    ctx = RunContext.composed(parsed, jobs, urls, launcher)
     refused = _check_resume(list(ctx.jobs.values()))
     if parsed.multirun and not refused and not any(a.partition("=")[0] in ("--cfg", "-c") for a in args):
         refused = _check_databases(list(ctx.jobs.values()))
@@ -303,7 +444,7 @@ def _run_command(args: list[str]) -> int:
     except ValueError:  # not the main thread (an embedding application): SIGTERM stays its business
         previous = None
     try:
-        _run_hydra(ctx, args)
+        _run_hydra(ctx, parsed.argv)
     except KeyboardInterrupt as exc:
         by, code = _interrupted(exc)
         sys.stderr.write(f"\nbench: interrupted{by}; the records of finished work items are kept\n")
@@ -311,6 +452,8 @@ def _run_command(args: list[str]) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+    if launcher and not parsed.info_only and not parsed.shows_config and ctx.jobs:
+        return _cluster_summary(ctx)
     if parsed.info_only or not ctx.jobs_run:
         return 0
     if ctx.jobs_run > 1:
@@ -321,6 +464,77 @@ def _run_command(args: list[str]) -> int:
     # An out-of-memory that ended a batch sweep is the sweep's answer, not a failure.
     bad = [r for r, _ in ctx.results if (r.status != "ok" or not r.valid) and r.id not in ctx.sweep_stops]
     return 1 if bad else 0
+
+
+def _cluster_launcher(parsed: HydraArgs) -> str:
+    """The cluster launcher the command line selects (``hydra/launcher=NAME``, one of
+    bench.cluster.launchers.CLUSTER_LAUNCHERS), else ""."""
+    from bench.cluster import CLUSTER_LAUNCHERS as names
+    chosen = ""
+    for arg in parsed.overrides:
+        key, eq, value = arg.partition("=")
+        if eq and key.strip().lstrip("+~").removeprefix("override ").strip() == "hydra/launcher":
+            chosen = value.strip()
+    return chosen if chosen in names else ""
+
+
+def _check_no_password(jobs: list[Job], urls: dict[str, str]) -> None:
+    """A cluster launcher writes each job's config into files on shared storage (submitit's pickles, Ray's
+    object store, job logs): a password in results.url would be in all of them. The server's password
+    comes from the environment (PGPASSWORD) or a libpq password file (~/.pgpass, PGPASSFILE) instead."""
+    from bench.results.urls import url_password
+
+    for job in jobs:
+        url = urls.get(job.config.results.url or "", job.config.results.url or "")
+        if url and url_password(url):
+            raise ConfigError("results.url", mask_passwords(url), "write the URL without its password "
+                              "(postgresql://USER@HOST:PORT/DB) and give the password as PGPASSWORD in the jobs' "
+                              "environment or in a libpq password file (~/.pgpass, or PGPASSFILE=FILE)",
+                              "holds a password, which a cluster launcher would write into every job's files")
+
+
+def _cluster_summary(ctx: RunContext) -> int:
+    """The whole multirun, from the store by run id: every job with its node and how it ended (the
+    reason of a failure, whether the job or the launcher saw it), then the records' summary. Exit code
+    1 when a job failed or a record is failed or invalid."""
+    from rich.console import Console
+
+    from bench.cluster.jobs import jobs_of
+    from bench.reporting.summary import summary
+    from bench.results.store import ResultsStore
+
+    failed = 0
+    for directory, url in ctx.stores():
+        store = ResultsStore(directory, url)
+        try:
+            rows = jobs_of(store.engine, ctx.run_id)
+            records = store.select({"run_id": [ctx.run_id]})
+        except BenchError as exc:
+            _err(f"the multirun's summary cannot be read from {store.display_url} ({exc}): its jobs' records are "
+                 f"in the store under run_id={ctx.run_id}")
+            return 1
+        finally:
+            store.close()
+        console = Console(highlight=False, soft_wrap=True)
+        console.print(f"\nmultirun {ctx.run_id[:12]} through {ctx.launcher}: {len(ctx.jobs)} job(s), "
+                      f"{len(records)} record(s) in {store.display_url} (run_id={ctx.run_id})", markup=False)
+        seen = {row.job for row in rows}
+        for row in rows:
+            where = f" on {row.host}" if row.host else ""
+            said = f"{row.records} record(s)" if row.records is not None else "no record"
+            line = f"  job {row.job} [{row.overrides or 'no overrides'}]{where}: {row.state}, {said}"
+            console.print(line + (f": {row.reason}" if row.reason else ""), markup=False)
+            failed += row.state != "done"
+        for missing in range(len(ctx.jobs)):
+            if missing not in seen:
+                console.print(f"  job {missing}: no word from it in the store (it did not start, or could not reach "
+                              "the store and did not return)", markup=False)
+                failed += 1
+        if records:
+            summary([(r, store.json_path(r)) for r in records], store.display_url)
+        bad = [r for r in records if r.status != "ok" or not r.valid]
+        failed += bool(bad)
+    return 1 if failed else 0
 
 
 def _check_databases(configs: list[Config]) -> str:

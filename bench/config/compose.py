@@ -23,7 +23,7 @@ from bench.config.validate import validate
 from bench.errors import BackendUnavailable, ConfigError
 from bench.plugins import plugin_conf_dirs, resolve, searchpath_dirs
 
-__all__ = ["HydraArgs", "parse_hydra_args", "register", "compose", "to_config", "Job", "compose_jobs",
+__all__ = ["quiet_schema_matching", "HydraArgs", "parse_hydra_args", "register", "compose", "to_config", "Job", "compose_jobs",
            "composed_jobs", "check_runnable", "open_dict_overrides", "OPEN_DICTS", "job_key"]
 
 # Hydra's own flags (hydra._internal.utils.get_args_parser, Hydra 1.3), checked here so that a mistake
@@ -54,6 +54,14 @@ class HydraArgs:
     config_name: str = "config"
     config_dirs: list[str] = field(default_factory=list)  # -cd / --config-dir
     info_only: bool = False
+    shows_config: str = ""  # --cfg job|hydra|all: prints the config, runs nothing
+    flags: list[str] = field(default_factory=list)  # the flags and their values, in order
+
+    @property
+    def argv(self) -> list[str]:
+        """The command line as Hydra's parser takes it: flags first, then the overrides (argparse stops
+        taking overrides at the first flag after one)."""
+        return [*self.flags, *self.overrides]
 
     @property
     def searchpath(self) -> list[str]:
@@ -76,11 +84,15 @@ def parse_hydra_args(args: list[str]) -> HydraArgs:
         name, eq, value = arg.partition("=")
         if not arg.startswith("-"):
             parsed.overrides.append(arg)
-        elif name in ("--info", "-i"):
+            i += 1
+            continue
+        parsed.flags.append(arg)
+        if name in ("--info", "-i"):
             parsed.info_only = True
             if not eq and i + 1 < len(args) and not args[i + 1].startswith("-"):
                 i += 1  # argparse gives --info the next argument when it is not a flag
                 value, eq = args[i], "="
+                parsed.flags.append(value)
             if eq and value not in _INFO_CHOICES:
                 raise ConfigError(name, value, f"use one of {', '.join(_INFO_CHOICES)}, or {name} alone",
                                   "is not a choice")
@@ -97,8 +109,11 @@ def parse_hydra_args(args: list[str]) -> HydraArgs:
                 if i >= len(args) or args[i].startswith("-"):
                     raise ConfigError(name, None, f"give a value: {name} VALUE (bench run --help)", "needs a value")
                 value = args[i]
+                parsed.flags.append(value)
             _check_flag(name, value)
-            if name in ("--config-name", "-cn"):
+            if name in ("--cfg", "-c"):
+                parsed.shows_config = value
+            elif name in ("--config-name", "-cn"):
                 parsed.config_name = value
             elif name in ("--config-dir", "-cd"):
                 parsed.config_dirs.append(value)
@@ -106,6 +121,9 @@ def parse_hydra_args(args: list[str]) -> HydraArgs:
             raise ConfigError(name, None, _FLAGS_FIX, "is not an option of `bench run`")
         i += 1
     _check_searchpath(parsed.searchpath)
+    if parsed.multirun and parsed.shows_config:
+        raise ConfigError("--cfg", parsed.shows_config, "drop -m: --cfg prints one job's config (give each value of "
+                          "a sweep in turn)", "cannot be combined with -m")
     return parsed
 
 
@@ -169,11 +187,22 @@ def _plugin_search_path() -> type:
     return BenchPluginSearchPath
 
 
+def quiet_schema_matching() -> None:
+    """The presets in conf/hydra/launcher/ take the plugins' names, so Hydra 1.3 checks them against the
+    plugins' schemas (its "automatic schema matching") and warns that this is deprecated. The check is
+    wanted (a typo in a key fails); the warning is noise in every multirun's output."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r"(?s).*is validated against ConfigStore schema with the same name",
+                            category=UserWarning)
+
+
 def register_schemas(config_dirs: Sequence[str] = ()) -> None:
     """The schemas, and `bench run --help` listing the options of bench's conf/, of the plugins and of
     ``config_dirs`` (``-cd``, ``hydra.searchpath``)."""
     from hydra.core.config_store import ConfigStore
 
+    quiet_schema_matching()
     cs = ConfigStore.instance()
     cs.store(name="bench_schema", node=Config)
     # Schemas live in their own group so that they never show up as a choice of suite/backend/...
@@ -243,9 +272,10 @@ class Job:
     config: Config
 
 
-def composed_jobs(args: HydraArgs) -> list[Job]:
-    """Every job the command line asks for, composed, typed, validated and checked runnable, in the
-    order Hydra runs them, before any runs."""
+def composed_jobs(args: HydraArgs, runnable: bool = True) -> list[Job]:
+    """Every job the command line asks for, composed, typed, validated and (``runnable``) checked
+    runnable here, in the order Hydra runs them, before any runs. A cluster launcher's jobs run on other
+    machines: whether their backend can run is checked there (``runnable=False`` here)."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -281,7 +311,8 @@ def composed_jobs(args: HydraArgs) -> list[Job]:
             raise
         except Exception as exc:  # noqa: BLE001
             raise explain(exc, overrides) from None
-        out.append(Job(job_key(job), check_runnable(validate(typed))))
+        checked = validate(typed)
+        out.append(Job(job_key(job), check_runnable(checked) if runnable else checked))
     return out
 
 

@@ -51,7 +51,9 @@ def test_wheel_holds_bench_only_and_runs_installed_outside_the_checkout(tmp_path
     names = zipfile.ZipFile(wheel).namelist()
     files = set(names)
     top = {n.split("/")[0] for n in names}
-    assert top == {"bench", "bench-0.1.0.dist-info"}, top  # no tests/, benchmarks/, backends/, suites/
+    # no tests/, benchmarks/, backends/, suites/; hydra_plugins/bench_cluster: the cluster launchers for Hydra
+    assert top == {"bench", "hydra_plugins", "bench-0.1.0.dist-info"}, top
+    assert {n for n in names if n.startswith("hydra_plugins/")} == {"hydra_plugins/bench_cluster/__init__.py"}
     conf = [p.relative_to(ROOT / "conf").as_posix() for p in (ROOT / "conf").rglob("*.yaml")]
     assert "config.yaml" in conf and len(conf) > 10
     assert {f"bench/conf/{c}" for c in conf} <= files
