@@ -1,6 +1,6 @@
 """The command line's entry point: `bench COMMAND ...` dispatched to bench.cli.run (`bench run`, a Hydra
 app), bench.cli.list, bench.cli.sysinfo, bench.cli.results (leaderboard, compare, export, import,
-report), bench.cli.plan and bench.cli.store (store check), each imported only when used.
+report), bench.cli.plan, bench.cli.fleet and bench.cli.store (store check), each imported only when used.
 
 The CLI is the only place that exits. Every override of a run, and of every job of a multirun, is
 composed and validated before any work starts (bench.config.compose): a user's mistake gets one line
@@ -13,6 +13,7 @@ import sys
 from typing import Optional
 
 from bench import __version__
+from bench.cli.fleet import USAGE as FLEET_USAGE
 from bench.cli.list import USAGE as LIST_USAGE
 from bench.cli.plan import USAGE as PLAN_USAGE
 from bench.cli.results import USAGE as RESULTS_USAGE
@@ -36,6 +37,8 @@ usage:
 
 {PLAN_USAGE}
 
+{FLEET_USAGE}
+
 {STORE_USAGE}
 
 examples:
@@ -49,6 +52,8 @@ examples:
   bench leaderboard suite=anomaly scenario=throughput --format html --output leaderboard.html
   bench compare tag=before tag=after --fail-on throughput:5%
   bench plan workload=efficientad_s demand.streams=12 demand.fps=30 slo.p99_ms=50
+  bench run -m hydra/launcher=submitit_slurm hydra.launcher.partition=a100,h100 results.url=postgresql://bench@db/bench
+  bench fleet results.url=postgresql://bench@db/bench
 """
 
 
@@ -64,6 +69,10 @@ def _command_help(command: str) -> str:
         return f"usage:\n  {SYSINFO_USAGE}"
     if command == "store":
         return f"usage:\n{STORE_USAGE}"
+    if command == "fleet":
+        from bench.cli.results import SELECTIONS
+
+        return f"usage:\n{FLEET_USAGE}\n\n{SELECTIONS}"
     if command == "plan":
         from bench.cli.results import SELECTIONS
 
@@ -102,7 +111,7 @@ def _main(argv: Optional[list[str]] = None) -> int:
     command, rest = argv[0], argv[1:]
     commands = {"run": _command("run", "run"), "list": _command("list", "list"),
                 "sysinfo": _command("sysinfo", "sysinfo"), "store": _command("store", "store"),
-                "plan": _command("plan", "plan"),
+                "plan": _command("plan", "plan"), "fleet": _command("fleet", "fleet"),
                 **{name: _command("results", name) for name in ("leaderboard", "compare", "export", "import", "report")}}
     if command not in commands:
         _err(f"command {command!r} is unknown: use one of {', '.join(commands)} (bench --help)")
