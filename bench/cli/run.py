@@ -426,6 +426,8 @@ def _run_command(args: list[str]) -> int:
             if launcher and not parsed.multirun and not parsed.shows_config:
                 raise ConfigError("hydra/launcher", launcher, f"add -m: bench run -m hydra/launcher={launcher} ...",
                                   "launches the jobs of a multirun")
+            if launcher:
+                _check_launcher_installed(launcher)
             jobs = composed_jobs(parsed, runnable=not launcher)
             if launcher:
                 _check_no_password(jobs, urls)
@@ -476,6 +478,21 @@ def _cluster_launcher(parsed: HydraArgs) -> str:
         if eq and key.strip().lstrip("+~").removeprefix("override ").strip() == "hydra/launcher":
             chosen = value.strip()
     return chosen if chosen in names else ""
+
+
+def _check_launcher_installed(launcher: str) -> None:
+    """The launcher's packages (the cluster extra) import here: else one line saying how to get them,
+    before Hydra would fail on an unknown plugin class."""
+    import importlib
+
+    needs = {"ray": ("hydra_plugins.hydra_ray_launcher.ray_launcher", "ray")}.get(
+        launcher, ("hydra_plugins.hydra_submitit_launcher.submitit_launcher", "submitit"))
+    for module in (*needs, "hydra_plugins.bench_cluster"):
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigError("hydra/launcher", launcher, "pip install 'bench[cluster]' (in a checkout: pip install -c "
+                              "constraints.txt -e '.[cluster]')", f"needs the cluster extra ({exc})") from None
 
 
 def _check_no_password(jobs: list[Job], urls: dict[str, str]) -> None:

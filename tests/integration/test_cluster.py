@@ -187,3 +187,24 @@ def test_a_password_in_the_url_is_refused_before_anything_is_launched(in_tmp):
     assert proc.returncode == 2
     assert proc.stderr.count("bench: error:") == 1 and "PGPASSWORD" in proc.stderr and "hunter2" not in proc.stderr
     assert not (in_tmp / "results").exists()
+
+
+def test_a_launcher_without_its_packages_gets_one_line_saying_how_to_install_them(in_tmp, monkeypatch, capsys):
+    import builtins
+
+    from bench.cli.main import main
+
+    real = builtins.__import__
+
+    def no_ray(name, *args, **kwargs):
+        if name == "ray" or name.startswith("ray.") or name.startswith("hydra_plugins.hydra_ray_launcher"):
+            raise ImportError(f"No module named {name!r}")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    monkeypatch.delitem(sys.modules, "hydra_plugins.hydra_ray_launcher.ray_launcher", raising=False)
+    monkeypatch.delitem(sys.modules, "ray", raising=False)
+    assert main(["run", "-m", "hydra/launcher=ray", *TINY, "batch_size=1,2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("bench: error:") == 1 and "pip install 'bench[cluster]'" in err and "Traceback" not in err
+    assert not (in_tmp / "results").exists()

@@ -34,7 +34,10 @@ FOUNDATION = {"bench", "bench.errors", "bench.fmt", "bench.plugins", "bench.prec
 # bench.plugins.
 ALLOWED: dict[str, set[str]] = {
     "bench.cli": {"bench.config", "bench.orchestration", "bench.reporting", "bench.results", "bench.system",
-                  "bench.measurement"},
+                  "bench.measurement", "bench.cluster"},
+    # The cluster launchers run beside orchestration: Hydra's plugins on the launching side, the machine
+    # lock and the jobs' rows on the nodes.
+    "bench.cluster": {"bench.config", "bench.results", "bench.system"},
     "bench.reporting": {"bench.config", "bench.results", "bench.system", "bench.measurement"},
     "bench.orchestration": {"bench.config", "bench.results", "bench.system", "bench.measurement"},
     "bench.worker": {"bench.orchestration.protocol", "bench.config", "bench.results", "bench.system",
