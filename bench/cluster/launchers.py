@@ -54,6 +54,28 @@ class JobFailed:
 quiet_schema_matching()  # this module is imported on the nodes too
 
 
+def _refuse(message: str) -> None:
+    """A launch that cannot start: one line and exit code 2. Raised as SystemExit, which Hydra lets
+    through (it prints a stack trace for an exception), before any job is submitted."""
+    import sys
+
+    sys.stderr.write(f"bench: error: {message}\n")
+    raise SystemExit(2)
+
+
+def _reachable(address: Any, timeout_s: float = 5.0) -> None:
+    """A HOST:PORT address accepts a connection (OSError if not); "auto", "local", ray:// and None are
+    Ray's own to find."""
+    import socket
+
+    text = str(address or "")
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or "://" in text:
+        return
+    with socket.create_connection((host, int(port)), timeout=timeout_s):
+        pass
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text[:600]}" if text else type(exc).__name__
@@ -226,17 +248,21 @@ class Ray(_plugin_ray()):  # type: ignore[misc]
 
         setup_globals()
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-        start_ray(self.ray_cfg.init)
+        start = f"ray start --head --resources='{{\"{BENCH_RESOURCE}\": 1}}' on one machine, ray start --address=HEAD:PORT " \
+                f"--resources='{{\"{BENCH_RESOURCE}\": 1}}' on each other"
+        address = (OmegaConf.to_container(self.ray_cfg.init, resolve=True) or {}).get("address")
+        try:
+            _reachable(address)  # Ray itself waits minutes for an address where nothing listens
+            start_ray(self.ray_cfg.init)
+        except Exception as exc:  # noqa: BLE001 - no cluster at that address, or a refused connection
+            _refuse(f"hydra.launcher.ray.init.address={address!r} reaches no Ray cluster ({_one_line(exc)}): start "
+                    f"one ({start}) and give its address (hydra.launcher.ray.init.address=HOST:PORT)")
         remote = OmegaConf.to_container(self.ray_cfg.remote, resolve=True) or {}
         resources = dict(remote.get("resources") or {})
         offered = ray.cluster_resources().get(BENCH_RESOURCE, 0)
         if resources.get(BENCH_RESOURCE) and not offered:
-            from bench.errors import ConfigError
-
-            raise ConfigError("hydra.launcher.ray.remote.resources", resources,
-                              f"start every node with ray start --resources='{{\"{BENCH_RESOURCE}\": 1}}' (one per "
-                              "machine), so that no two measurements share one", f"asks for {BENCH_RESOURCE}, which "
-                              "no node of the Ray cluster offers: the jobs would wait forever")
+            _refuse(f"hydra.launcher.ray.remote.resources={resources} asks for {BENCH_RESOURCE}, which no node of the "
+                    f"Ray cluster offers, so the jobs would wait forever: start every node with one ({start})")
         ctx = _context(self.task_function)
         refs = []
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):

@@ -208,3 +208,18 @@ def test_a_launcher_without_its_packages_gets_one_line_saying_how_to_install_the
     err = capsys.readouterr().err
     assert err.count("bench: error:") == 1 and "pip install 'bench[cluster]'" in err and "Traceback" not in err
     assert not (in_tmp / "results").exists()
+
+
+def test_a_ray_address_where_no_cluster_listens_is_refused_in_one_line(in_tmp):
+    pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="the cluster extra: pip install -e '.[cluster]'")
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    proc = _bench(["run", "-m", "hydra/launcher=ray", f"hydra.launcher.ray.init.address=127.0.0.1:{port}", *TINY,
+                   "batch_size=1,2"], in_tmp, dict(os.environ), timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("bench: error:")]
+    assert len(errors) == 1 and "reaches no Ray cluster" in errors[0] and "bench_machine" in errors[0]
+    assert "Traceback" not in proc.stderr
