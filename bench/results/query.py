@@ -31,7 +31,7 @@ from bench.results.store import FILTER_COLUMNS, ResultsStore
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["Selection", "NoMatch", "RECORD_COLUMNS", "select", "frame", "load", "export", "read_record_files",
+__all__ = ["Selection", "NoMatch", "RECORD_COLUMNS", "select", "index", "summaries", "shown_records", "frame", "load", "export", "read_record_files",
            "import_records", "atomic_output"]
 
 # The identifying columns of load()'s frame, in order; the metrics follow, sorted by name.
@@ -89,14 +89,43 @@ class Selection:
         return " ".join(f"{k}={v}" for k, v in self.terms) or "all records"
 
 
+def _no_match(store: ResultsStore, selection: Selection, what: str) -> NoMatch:
+    return NoMatch("", "", "check the values (`bench export` lists what is stored) or the results location",
+                   f"{what + ': ' if what else ''}the selection {selection} matches no record in {store.display_url}")
+
+
 def select(store: ResultsStore, selection: Selection = Selection(), what: str = "") -> list[RunRecord]:
     """Records of the selection, oldest first; NoMatch when there is none."""
     records = store.select(selection.filters())
     if not records:
-        where = store.display_url
-        raise NoMatch("", "", "check the values (`bench export` lists what is stored) or the results location",
-                      f"{what + ': ' if what else ''}the selection {selection} matches no record in {where}")
+        raise _no_match(store, selection, what)
     return records
+
+
+def index(store: ResultsStore, selection: Selection = Selection(), what: str = "") -> list[Any]:
+    """The index rows of the selection (ResultsStore.index: columns, no JSON), oldest first; NoMatch
+    when there is none."""
+    rows = store.index(selection.filters())
+    if not rows:
+        raise _no_match(store, selection, what)
+    return rows
+
+
+def summaries(store: ResultsStore, selection: Selection = Selection(), what: str = "") -> list[RunRecord]:
+    """The slim records (records.slim: no sample arrays) of the selection, oldest first; NoMatch when
+    there is none."""
+    return store.summaries([r.id for r in index(store, selection, what)])
+
+
+def shown_records(store: ResultsStore, rows: Sequence[Any]) -> Any:
+    """A loader of the records a report shows, for leaderboard.build_indexed: summaries, and whole
+    records for scenario=continual (its verdict and timeline read the per-request arrays)."""
+    continual = {r.id for r in rows if r.scenario == "continual"}
+
+    def load(ids: Sequence[str]) -> list[RunRecord]:
+        full = [i for i in ids if i in continual]
+        return store.summaries([i for i in ids if i not in continual]) + (store.records(full) if full else [])
+    return load
 
 
 # ---------------------------------------------------------------- pandas
