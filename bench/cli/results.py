@@ -222,7 +222,7 @@ def _continual_report(args: list[str]) -> int:
 def compare_command(args: list[str]) -> int:
     from bench.reporting import compare as cmp
     from bench.config.location import open_store
-    from bench.results.query import Selection, select
+    from bench.results.query import Selection, index
 
     parsed = parse_args(args, "compare", ("--fail-on", "--seed", "--resamples"), positional=True)
     if len(parsed.positional) != 2:
@@ -238,11 +238,13 @@ def compare_command(args: list[str]) -> int:
     differing = [k for k in set(base_f) | set(cand_f) if sorted(base_f.get(k, [])) != sorted(cand_f.get(k, []))]
     store = open_store(parsed.results)
     try:
-        baseline = select(store, base_sel, "baseline")
-        candidate = select(store, cand_sel, "candidate")
+        baseline = index(store, base_sel, "baseline")
+        candidate = index(store, cand_sel, "candidate")
+        # The index chooses each side's record per workload; only those are read, whole (the bootstrap
+        # resamples their raw samples).
+        result = cmp.compare_indexed(baseline, candidate, store.records, differing, seed=seed, resamples=resamples)
     finally:
         store.close()
-    result = cmp.compare(baseline, candidate, differing, seed=seed, resamples=resamples)
     describe = lambda sel, recs: f"{sel} ({len(recs)} record(s))"  # noqa: E731
     cmp.render(result, describe(base_sel, baseline), describe(cand_sel, candidate), sys.stdout)
     verdict = cmp.check(result, rules)
@@ -276,7 +278,7 @@ def _int_flag(parsed: Args, flag: str, default: int, minimum: int) -> int:
 
 def export_command(args: list[str]) -> int:
     from bench.config.location import open_store
-    from bench.results.query import EXPORT_FORMATS, Selection, export, select
+    from bench.results.query import EXPORT_FORMATS, Selection, export_store
 
     parsed = parse_args(args, "export", ("--format", "--output"))
     output = one_flag(parsed, "--output")
@@ -293,14 +295,11 @@ def export_command(args: list[str]) -> int:
     selection = Selection.parse(parsed.terms)
     store = open_store(parsed.results)
     try:
-        records = select(store, selection)
+        count = export_store(store, selection, fmt, Path(output).expanduser() if output else None, sys.stdout)
     finally:
         store.close()
-    text = export(records, fmt, Path(output).expanduser() if output else None)
-    if text is not None:
-        sys.stdout.write(text)
-    else:
-        print(f"exported {len(records)} record(s) to {output}", file=sys.stderr)
+    if output is not None:
+        print(f"exported {count} record(s) to {output}", file=sys.stderr)
     return 0
 
 

@@ -19,10 +19,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence, TextIO
 
 from bench.errors import ConfigError
 from bench.results.records import RunRecord, SchemaError
@@ -31,7 +32,8 @@ from bench.results.store import FILTER_COLUMNS, ResultsStore
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["Selection", "NoMatch", "RECORD_COLUMNS", "select", "index", "summaries", "shown_records", "frame", "load", "export", "read_record_files",
+__all__ = ["Selection", "NoMatch", "RECORD_COLUMNS", "select", "index", "summaries", "shown_records", "chunks", "frame", "load", "export",
+           "export_store", "read_record_files",
            "import_records", "atomic_output"]
 
 # The identifying columns of load()'s frame, in order; the metrics follow, sorted by name.
@@ -142,33 +144,70 @@ def _identity(record: RunRecord) -> dict[str, Any]:
     }
 
 
-def frame(records: Sequence[RunRecord]) -> "pd.DataFrame":
-    """One row per record: RECORD_COLUMNS, then every scalar metric (numbers, flags) as a column."""
+def _frame_row(record: RunRecord) -> dict[str, Any]:
+    """A record's row of frame(): its identity and every scalar metric (numbers, flags)."""
+    row = _identity(record)
+    for name, value in record.metrics.items():
+        if name not in row and (value is None or isinstance(value, (bool, int, float))):
+            row[name] = value
+    return row
+
+
+def _metric_kinds(rows: Iterable[dict[str, Any]], kinds: Optional[dict[str, Optional[bool]]] = None
+                  ) -> dict[str, Optional[bool]]:
+    """For each metric of ``rows`` (added to ``kinds``): whether all its values are flags (True), not
+    (False), or it has no value yet (None): frame() makes a flag column "boolean", others float64."""
+    kinds = {} if kinds is None else kinds
+    for row in rows:
+        for name, value in row.items():
+            if name in RECORD_COLUMNS:
+                continue
+            known = kinds.get(name)
+            if value is None or value != value:
+                kinds.setdefault(name, None)
+            elif known is None:
+                kinds[name] = isinstance(value, bool)
+            elif known and not isinstance(value, bool):
+                kinds[name] = False
+    return kinds
+
+
+def _frame(rows: list[dict[str, Any]], kinds: dict[str, Optional[bool]]) -> "pd.DataFrame":
     import pandas as pd
 
-    rows = []
-    metric_names: set[str] = set()
-    for record in records:
-        row = _identity(record)
-        for name, value in record.metrics.items():
-            if name in row:
-                continue
-            if value is None or isinstance(value, (bool, int, float)):
-                row[name] = value
-                metric_names.add(name)
-        rows.append(row)
-    columns = list(RECORD_COLUMNS) + sorted(metric_names)
+    columns = list(RECORD_COLUMNS) + sorted(kinds)
     df = pd.DataFrame(rows, columns=columns)
     df["created_at"] = pd.to_datetime(df["created_at"], utc=True, format="ISO8601")
     df["valid"] = df["valid"].astype(bool)
     df["batch_size"] = df["batch_size"].astype("Int64")
-    for name in metric_names:
-        values = [v for v in df[name] if v is not None and v == v]
-        if values and all(isinstance(v, bool) for v in values):
+    for name, flags in kinds.items():
+        if flags:
             df[name] = df[name].astype("boolean")
         else:
             df[name] = pd.to_numeric(df[name], errors="coerce").astype("float64")
     return df
+
+
+def frame(records: Sequence[RunRecord]) -> "pd.DataFrame":
+    """One row per record: RECORD_COLUMNS, then every scalar metric (numbers, flags) as a column."""
+    rows = [_frame_row(r) for r in records]
+    return _frame(rows, _metric_kinds(rows))
+
+
+CHUNK = 500  # records read at once by the streaming readers (export, load)
+
+
+def chunks(store: ResultsStore, selection: Selection = Selection(), what: str = "") -> Iterable[list[RunRecord]]:
+    """The slim records (summaries) of the selection, oldest first, CHUNK at a time: the index is read
+    first (NoMatch when the selection matches nothing), then the summaries chunk by chunk."""
+    ids = [r.id for r in index(store, selection, what)]
+    return (store.summaries(ids[start:start + CHUNK]) for start in range(0, len(ids), CHUNK))
+
+
+def _frame_of(store: ResultsStore, selection: Selection) -> "pd.DataFrame":
+    """frame() of the selection's summaries, built chunk by chunk: only their scalar rows are held."""
+    rows = [_frame_row(r) for chunk in chunks(store, selection) for r in chunk]
+    return _frame(rows, _metric_kinds(rows))
 
 
 def load(results_dir: str | Path = "results", url: Optional[str] = None, **filters: Any) -> "pd.DataFrame":
@@ -177,9 +216,13 @@ def load(results_dir: str | Path = "results", url: Optional[str] = None, **filte
     for key, value in filters.items():
         for v in value if isinstance(value, (list, tuple, set)) else [value]:
             terms.append(f"{key}={v}")
+    selection = Selection.parse(terms)
     store = ResultsStore(results_dir, url, create=False)
     try:
-        return frame(store.select(Selection.parse(terms).filters()))
+        try:
+            return _frame_of(store, selection)
+        except NoMatch:
+            return frame([])
     finally:
         store.close()
 
@@ -226,13 +269,59 @@ def export(records: Sequence[RunRecord], fmt: str, output: Optional[Path]) -> Op
     if output is None:
         raise ConfigError("--output", None, "give a file, e.g. --output results.parquet",
                           "is required for --format parquet")
+    _write_parquet(df, output)
+    return None
+
+
+def _write_parquet(df: Any, output: Path) -> None:
     try:
         import pyarrow  # noqa: F401
     except ImportError:
-        raise ConfigError("--format", fmt, "pip install 'bench[parquet]'  (in a checkout: pip install -c "
+        raise ConfigError("--format", "parquet", "pip install 'bench[parquet]'  (in a checkout: pip install -c "
                           "constraints.txt -e '.[parquet]')", "needs pyarrow, which is not installed") from None
     atomic_output(output, lambda tmp: df.to_parquet(tmp, index=False, engine="pyarrow"))
-    return None
+
+
+def _check_format(fmt: str, output: Optional[Path]) -> None:
+    if fmt not in EXPORT_FORMATS:
+        raise ConfigError("--format", fmt, f"use one of {', '.join(EXPORT_FORMATS)}", "is not an export format")
+    if fmt == "parquet" and output is None:
+        raise ConfigError("--output", None, "give a file, e.g. --output results.parquet",
+                          "is required for --format parquet")
+
+
+def export_store(store: ResultsStore, selection: Selection, fmt: str, output: Optional[Path],
+                 stream: Optional[TextIO] = None) -> int:
+    """export() of the selection, read from the store's summaries chunk by chunk (never a record's
+    raw samples, never every record at once): CSV to ``output`` (atomically) or ``stream``, written
+    chunk by chunk after a first pass has found the metric columns; Parquet from the rows' scalars.
+    The number of records exported; the same bytes as export() of the selection's records."""
+    _check_format(fmt, output)
+    if fmt == "parquet":
+        df = _frame_of(store, selection)
+        _write_parquet(df, output)  # type: ignore[arg-type]
+        return len(df)
+    kinds: dict[str, Optional[bool]] = {}
+    count = 0
+    for chunk in chunks(store, selection):
+        _metric_kinds((_frame_row(r) for r in chunk), kinds)
+        count += len(chunk)
+
+    def write(handle: TextIO) -> None:
+        first = True
+        for chunk in chunks(store, selection):
+            df = _csv_safe(_frame([_frame_row(r) for r in chunk], kinds))
+            handle.write(df.to_csv(index=False, header=first, date_format="%Y-%m-%dT%H:%M:%S%z"))
+            first = False
+
+    if output is None:
+        write(stream if stream is not None else sys.stdout)
+    else:
+        def to_file(tmp: str) -> None:
+            with open(tmp, "w", encoding="utf-8", newline="") as handle:
+                write(handle)
+        atomic_output(output, to_file)
+    return count
 
 
 # ---------------------------------------------------------------- import

@@ -200,3 +200,44 @@ def test_summary_column_holds_the_slim_record(store):
     with store.engine.connect() as conn:
         rid, text = conn.execute(sa.text("SELECT id, summary FROM runs LIMIT 1")).one()
     assert json.loads(text) == slim(store.records([rid])[0]).to_dict()
+
+
+def test_export_from_summaries_writes_the_bytes_of_export_over_records(store, tmp_path):
+    from bench.results.query import CHUNK, Selection, export, export_store, frame, load
+
+    records = store.select({})
+    stream = io.StringIO()
+    assert export_store(store, Selection(), "csv", None, stream) == len(records)
+    assert stream.getvalue() == export(records, "csv", None)
+    out = tmp_path / "out" / "x.csv"
+    export_store(store, Selection.parse(["scenario=latency"]), "csv", out)
+    assert out.read_text() == export(store.select({"scenario": ["latency"]}), "csv", None)
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(load(store.directory), frame(records))
+    assert CHUNK >= 100
+
+
+def test_export_in_chunks_keeps_a_metric_column_of_one_kind(store, monkeypatch):
+    """A flag column whose chunk holds no value is written as the whole export writes it."""
+    from bench.results import query
+
+    monkeypatch.setattr(query, "CHUNK", 3)
+    stream = io.StringIO()
+    query.export_store(store, query.Selection(), "csv", None, stream)
+    assert stream.getvalue() == query.export(store.select({}), "csv", None)
+
+
+def test_compare_from_the_index_matches_compare_over_every_record(store):
+    from bench.reporting import compare as cmp
+
+    base, cand = {"hardware": ["AMD EPYC x2"]}, {"hardware": ["Intel Xeon"]}
+    old = cmp.compare(store.select(base), store.select(cand), ["hardware"], seed=1, resamples=200)
+    loaded = []
+    new = cmp.compare_indexed(store.index(base), store.index(cand), lambda ids: loaded.extend(ids) or
+                              store.records(ids), ["hardware"], seed=1, resamples=200)
+    assert new.notes == old.notes
+    assert [(c.name, c.baseline.id, c.candidate.id, c.ratios) for c in new.comparisons] == \
+        [(c.name, c.baseline.id, c.candidate.id, c.ratios) for c in old.comparisons]
+    shown = {c.baseline.id for c in new.comparisons} | {c.candidate.id for c in new.comparisons}
+    assert shown <= set(loaded) and len(loaded) < len(store.index(base)) + len(store.index(cand))
