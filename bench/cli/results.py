@@ -160,13 +160,13 @@ def _report_args(args: list[str], report: str) -> tuple[Args, str, Optional[str]
 def _scaling_report(args: list[str]) -> int:
     from bench.reporting import scaling
     from bench.config.location import open_store
-    from bench.results.query import Selection, select
+    from bench.results.query import Selection, summaries
 
     parsed, fmt, output, plot_path = _report_args(args, "scaling")
     selection = Selection.parse(parsed.terms)
     store = open_store(parsed.results)
     try:
-        curves = scaling.curves(select(store, selection, "bench report scaling"))
+        curves = scaling.curves(summaries(store, selection, "bench report scaling"))
     finally:
         store.close()
     if fmt == "markdown":
@@ -305,7 +305,7 @@ def export_command(args: list[str]) -> int:
 
 def import_command(args: list[str]) -> int:
     from bench.config.location import open_store
-    from bench.results.query import read_record_files
+    from bench.results.query import check_record_files, import_records
 
     parsed = parse_args(args, "import", (), positional=True)
     if parsed.terms:
@@ -313,12 +313,12 @@ def import_command(args: list[str]) -> int:
                           "results.url=", "is not an argument of `bench import`")
     if not parsed.positional:
         raise ConfigError("", "", "e.g. bench import other-machine/results/records", "no file or folder to import")
-    parsed_files = read_record_files(parsed.positional)  # all checked before the store is opened or created
+    check_record_files(parsed.positional)  # all checked before the store is opened or created
     store = open_store(parsed.results, create=True)
     try:
-        added, skipped = store.merge([record for _, record in parsed_files])
+        files, added, skipped = import_records(store, parsed.positional)
     finally:
         store.close()
-    print(f"imported {len(added)} record(s), skipped {len(skipped)} already stored, from {len(parsed_files)} "
+    print(f"imported {added} record(s), skipped {skipped} already stored, from {files} "
           f"file(s) into {store.display_url}")
     return 0

@@ -383,19 +383,22 @@ def build_indexed(rows: Sequence[Any], load: Any, metric: Optional[str] = None,
     chosen by the columns as build chooses it, then ``load(ids)`` (records of those ids) called for the
     shown records and, where another is newer, that newer one: the same tables without reading every
     record."""
-    by_key: dict[tuple[str, ...], list[Any]] = {}
-    for row in rows:
-        if row.valid:
-            by_key.setdefault(index_key(row), []).append(row)
-    chosen_rows = {k: max(rs, key=(lambda x: (x.created_at, x.id)) if newest else _index_support)
-                   for k, rs in by_key.items()}
-    newer_rows = {k: max(rs, key=lambda x: (x.created_at, x.id)) for k, rs in by_key.items()}
-    wanted = {r.id for r in chosen_rows.values()} | {r.id for r in newer_rows.values()}
-    loaded = {r.id: r for r in load(sorted(wanted))}
-    missing = sorted(wanted - set(loaded))
-    if missing:
-        raise ConfigError("", "", "run `bench store check --repair` on the store",
-                          f"record(s) {', '.join(m[:8] for m in missing)} of the index cannot be read")
+    loaded: dict[str, RunRecord] = {}
+    unreadable: set[str] = set()
+    while True:  # a record that cannot be read (``load`` warns of it) is left out, as build's caller leaves it out
+        rows = [r for r in rows if r.id not in unreadable]
+        by_key: dict[tuple[str, ...], list[Any]] = {}
+        for row in rows:
+            if row.valid:
+                by_key.setdefault(index_key(row), []).append(row)
+        chosen_rows = {k: max(rs, key=(lambda x: (x.created_at, x.id)) if newest else _index_support)
+                       for k, rs in by_key.items()}
+        newer_rows = {k: max(rs, key=lambda x: (x.created_at, x.id)) for k, rs in by_key.items()}
+        wanted = ({r.id for r in chosen_rows.values()} | {r.id for r in newer_rows.values()}) - set(loaded)
+        loaded.update((r.id, r) for r in load(sorted(wanted)))
+        if not wanted - set(loaded):
+            break
+        unreadable |= wanted - set(loaded)
     chosen = {k: loaded[r.id] for k, r in chosen_rows.items()}
     newer = {k: loaded[r.id] for k, r in newer_rows.items()}
     return _assemble(len(rows), chosen, {k: len(rs) for k, rs in by_key.items()}, newer, metric, prices, source,

@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["Selection", "NoMatch", "RECORD_COLUMNS", "select", "index", "summaries", "shown_records", "chunks", "frame", "load", "export",
            "export_store", "read_record_files",
-           "import_records", "atomic_output"]
+           "check_record_files", "import_records", "IMPORT_BATCH", "atomic_output"]
 
 # The identifying columns of load()'s frame, in order; the metrics follow, sorted by name.
 RECORD_COLUMNS = ("id", "created_at", "status", "valid", "suite", "workload", "backend", "device", "precision",
@@ -197,10 +197,13 @@ def frame(records: Sequence[RunRecord]) -> "pd.DataFrame":
 CHUNK = 500  # records read at once by the streaming readers (export, load)
 
 
-def chunks(store: ResultsStore, selection: Selection = Selection(), what: str = "") -> Iterable[list[RunRecord]]:
-    """The slim records (summaries) of the selection, oldest first, CHUNK at a time: the index is read
-    first (NoMatch when the selection matches nothing), then the summaries chunk by chunk."""
-    ids = [r.id for r in index(store, selection, what)]
+def chunks(store: ResultsStore, selection: Selection = Selection(), what: str = "",
+           ids: Optional[Sequence[str]] = None) -> Iterable[list[RunRecord]]:
+    """The slim records (summaries) of the selection (or of ``ids``, oldest first), CHUNK at a time:
+    the index is read first (NoMatch when the selection matches nothing), then the summaries chunk by
+    chunk."""
+    if ids is None:
+        ids = [r.id for r in index(store, selection, what)]
     return (store.summaries(ids[start:start + CHUNK]) for start in range(0, len(ids), CHUNK))
 
 
@@ -302,14 +305,17 @@ def export_store(store: ResultsStore, selection: Selection, fmt: str, output: Op
         _write_parquet(df, output)  # type: ignore[arg-type]
         return len(df)
     kinds: dict[str, Optional[bool]] = {}
-    count = 0
+    readable: list[str] = []  # the second pass reads these only: an unreadable row is warned of once
     for chunk in chunks(store, selection):
         _metric_kinds((_frame_row(r) for r in chunk), kinds)
-        count += len(chunk)
+        readable.extend(r.id for r in chunk)
+    count = len(readable)
 
     def write(handle: TextIO) -> None:
+        if not readable:  # every selected row unreadable (each warned of): the header alone, as export([])
+            handle.write(_csv_safe(frame([])).to_csv(index=False))
         first = True
-        for chunk in chunks(store, selection):
+        for chunk in chunks(store, ids=readable):
             df = _csv_safe(_frame([_frame_row(r) for r in chunk], kinds))
             handle.write(df.to_csv(index=False, header=first, date_format="%Y-%m-%dT%H:%M:%S%z"))
             first = False
@@ -344,27 +350,49 @@ def _record_files(paths: Sequence[str | Path]) -> list[Path]:
     return files
 
 
+def _read_record_file(path: Path) -> RunRecord:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError("", "", "import only the JSON records bench writes under results/records/",
+                          f"{path} is not a RunRecord (not readable JSON: {reason})") from None
+    try:
+        return RunRecord.from_dict(data)
+    except (SchemaError, TypeError) as exc:
+        raise ConfigError("", "", "import only the JSON records bench writes under results/records/ "
+                          "(a newer schema needs a newer bench)", f"{path} is not a RunRecord bench reads "
+                          f"({str(exc).splitlines()[0]})") from None
+
+
 def read_record_files(paths: Sequence[str | Path]) -> list[tuple[Path, RunRecord]]:
     """Every file parsed and checked before anything is stored: one bad file refuses the import."""
-    out = []
-    for path in _record_files(paths):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise ConfigError("", "", "import only the JSON records bench writes under results/records/",
-                              f"{path} is not a RunRecord (not readable JSON: {reason})") from None
-        try:
-            out.append((path, RunRecord.from_dict(data)))
-        except (SchemaError, TypeError) as exc:
-            raise ConfigError("", "", "import only the JSON records bench writes under results/records/ "
-                              "(a newer schema needs a newer bench)", f"{path} is not a RunRecord bench reads "
-                              f"({str(exc).splitlines()[0]})") from None
-    return out
+    return [(path, _read_record_file(path)) for path in _record_files(paths)]
+
+
+IMPORT_BATCH = 200  # files read and merged at once by import_records
+
+
+def check_record_files(paths: Sequence[str | Path]) -> list[Path]:
+    """The record files of ``paths``, each parsed and checked (then let go): one bad file refuses the
+    import before anything is stored."""
+    files = _record_files(paths)
+    for path in files:
+        _read_record_file(path)
+    return files
 
 
 def import_records(store: ResultsStore, paths: Sequence[str | Path]) -> tuple[int, int, int]:
-    """(files read, records added, records already stored)."""
-    parsed = read_record_files(paths)
-    added, skipped = store.merge([r for _, r in parsed])
-    return len(parsed), len(added), len(skipped)
+    """(files read, records added, records already stored). Every file is checked first; then they
+    are read and merged IMPORT_BATCH at a time, so that memory holds one batch of records, not all."""
+    files = check_record_files(paths)
+    added: set[str] = set()
+    ids: list[str] = []
+    for start in range(0, len(files), IMPORT_BATCH):
+        batch = [_read_record_file(path) for path in files[start:start + IMPORT_BATCH]]
+        ids.extend(r.id for r in batch)
+        new, _ = store.merge(batch)
+        added.update(r.id for r in new)
+    # As one merge of every file would count: a record is skipped unless its id was added (a file that
+    # repeats an added record counts as neither).
+    return len(files), len(added), sum(1 for rid in ids if rid not in added)
