@@ -152,7 +152,7 @@ def plan_command(args: list[str]) -> int:
     from bench.reporting import plan as pl
     from bench.reporting import plan_render as pr
     from bench.reporting.prices import load_prices
-    from bench.results.query import Selection, select
+    from bench.results.query import Selection, summaries
 
     parsed = parse_args(args, "plan", ("--format", "--output"), options=KEYS)
     fmt = one_flag(parsed, "--format", "terminal")
@@ -177,7 +177,7 @@ def plan_command(args: list[str]) -> int:
     selection = Selection.parse(parsed.terms)
     store = open_store(parsed.results)
     try:
-        records = select(store, selection, "bench plan")
+        records = summaries(store, selection, "bench plan")  # slim: the plan reads metrics and raw's small parts
     finally:
         store.close()
     task = parsed.options.get("task")

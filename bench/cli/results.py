@@ -70,7 +70,7 @@ def leaderboard_command(args: list[str]) -> int:
     from bench.reporting import leaderboard as lb
     from bench.config.location import open_store
     from bench.reporting import leaderboard_render as lr
-    from bench.results.query import Selection, select
+    from bench.results.query import Selection, index, shown_records
 
     parsed = parse_args(args, "leaderboard", ("--format", "--output"), options=("metric", "prices"),
                     switches=("--newest",))
@@ -90,9 +90,11 @@ def leaderboard_command(args: list[str]) -> int:
     selection = Selection.parse(parsed.terms)
     store = open_store(parsed.results)
     try:
-        records = select(store, selection)
-        board = lb.build(records, metric, prices, source=store.display_url, selection=str(selection),
-                         newest="--newest" in parsed.flags)
+        rows = index(store, selection)
+        board = lb.build_indexed(rows, shown_records(store, rows), metric, prices, source=store.display_url,
+                                 selection=str(selection), newest="--newest" in parsed.flags)
+        # The page's scaling plot reads every selected record's metrics: their summaries, never raw samples.
+        records = store.summaries([r.id for r in rows]) if fmt == "html" else []
     finally:
         store.close()
     if fmt == "terminal":
@@ -158,13 +160,13 @@ def _report_args(args: list[str], report: str) -> tuple[Args, str, Optional[str]
 def _scaling_report(args: list[str]) -> int:
     from bench.reporting import scaling
     from bench.config.location import open_store
-    from bench.results.query import Selection, select
+    from bench.results.query import Selection, summaries
 
     parsed, fmt, output, plot_path = _report_args(args, "scaling")
     selection = Selection.parse(parsed.terms)
     store = open_store(parsed.results)
     try:
-        curves = scaling.curves(select(store, selection, "bench report scaling"))
+        curves = scaling.curves(summaries(store, selection, "bench report scaling"))
     finally:
         store.close()
     if fmt == "markdown":
@@ -220,7 +222,7 @@ def _continual_report(args: list[str]) -> int:
 def compare_command(args: list[str]) -> int:
     from bench.reporting import compare as cmp
     from bench.config.location import open_store
-    from bench.results.query import Selection, select
+    from bench.results.query import Selection, index
 
     parsed = parse_args(args, "compare", ("--fail-on", "--seed", "--resamples"), positional=True)
     if len(parsed.positional) != 2:
@@ -236,11 +238,13 @@ def compare_command(args: list[str]) -> int:
     differing = [k for k in set(base_f) | set(cand_f) if sorted(base_f.get(k, [])) != sorted(cand_f.get(k, []))]
     store = open_store(parsed.results)
     try:
-        baseline = select(store, base_sel, "baseline")
-        candidate = select(store, cand_sel, "candidate")
+        baseline = index(store, base_sel, "baseline")
+        candidate = index(store, cand_sel, "candidate")
+        # The index chooses each side's record per workload; only those are read, whole (the bootstrap
+        # resamples their raw samples).
+        result = cmp.compare_indexed(baseline, candidate, store.records, differing, seed=seed, resamples=resamples)
     finally:
         store.close()
-    result = cmp.compare(baseline, candidate, differing, seed=seed, resamples=resamples)
     describe = lambda sel, recs: f"{sel} ({len(recs)} record(s))"  # noqa: E731
     cmp.render(result, describe(base_sel, baseline), describe(cand_sel, candidate), sys.stdout)
     verdict = cmp.check(result, rules)
@@ -274,7 +278,7 @@ def _int_flag(parsed: Args, flag: str, default: int, minimum: int) -> int:
 
 def export_command(args: list[str]) -> int:
     from bench.config.location import open_store
-    from bench.results.query import EXPORT_FORMATS, Selection, export, select
+    from bench.results.query import EXPORT_FORMATS, Selection, export_store
 
     parsed = parse_args(args, "export", ("--format", "--output"))
     output = one_flag(parsed, "--output")
@@ -291,20 +295,17 @@ def export_command(args: list[str]) -> int:
     selection = Selection.parse(parsed.terms)
     store = open_store(parsed.results)
     try:
-        records = select(store, selection)
+        count = export_store(store, selection, fmt, Path(output).expanduser() if output else None, sys.stdout)
     finally:
         store.close()
-    text = export(records, fmt, Path(output).expanduser() if output else None)
-    if text is not None:
-        sys.stdout.write(text)
-    else:
-        print(f"exported {len(records)} record(s) to {output}", file=sys.stderr)
+    if output is not None:
+        print(f"exported {count} record(s) to {output}", file=sys.stderr)
     return 0
 
 
 def import_command(args: list[str]) -> int:
     from bench.config.location import open_store
-    from bench.results.query import read_record_files
+    from bench.results.query import check_record_files, import_records
 
     parsed = parse_args(args, "import", (), positional=True)
     if parsed.terms:
@@ -312,12 +313,12 @@ def import_command(args: list[str]) -> int:
                           "results.url=", "is not an argument of `bench import`")
     if not parsed.positional:
         raise ConfigError("", "", "e.g. bench import other-machine/results/records", "no file or folder to import")
-    parsed_files = read_record_files(parsed.positional)  # all checked before the store is opened or created
+    check_record_files(parsed.positional)  # all checked before the store is opened or created
     store = open_store(parsed.results, create=True)
     try:
-        added, skipped = store.merge([record for _, record in parsed_files])
+        files, added, skipped = import_records(store, parsed.positional)
     finally:
         store.close()
-    print(f"imported {len(added)} record(s), skipped {len(skipped)} already stored, from {len(parsed_files)} "
+    print(f"imported {added} record(s), skipped {skipped} already stored, from {files} "
           f"file(s) into {store.display_url}")
     return 0

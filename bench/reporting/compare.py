@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Sequence, TextIO
+from typing import Any, Sequence, TextIO
 
 import numpy as np
 
@@ -54,7 +54,7 @@ from bench.reporting.ratios import (BOOTSTRAP, CONFIDENCE, METRICS, RESAMPLES, W
 from bench.results.records import RunRecord
 
 __all__ = ["METRICS", "MATCH_KEYS", "Ratio", "Comparison", "CompareResult", "FailRule", "Check", "parse_fail_on",
-           "compare", "bootstrap_throughput", "bootstrap_percentile", "welch_ratio", "check", "render",
+           "compare", "compare_indexed", "bootstrap_throughput", "bootstrap_percentile", "welch_ratio", "check", "render",
            "speed_line", "EXIT_OK", "EXIT_FAIL", "EXIT_USAGE", "EXIT_INCONCLUSIVE", "BOOTSTRAP", "WELCH"]
 
 # bench compare's exit codes
@@ -135,12 +135,13 @@ def _value(record: RunRecord, key: str) -> object:
             "precision": record.backend.get("precision")}[key]
 
 
-def _newest(records: Sequence[RunRecord], keys: Sequence[str], side: str,
-            notes: list[str]) -> dict[tuple[object, ...], RunRecord]:
-    out: dict[tuple[object, ...], RunRecord] = {}
+def _newest(records: Sequence[Any], keys: Sequence[str], side: str, notes: list[str],
+            value: Any = _value) -> dict[tuple[object, ...], Any]:
+    """The newest of each key's records (or index rows, with ``value`` = getattr)."""
+    out: dict[tuple[object, ...], Any] = {}
     counts: dict[tuple[object, ...], int] = {}
     for r in records:
-        k = tuple(_value(r, m) for m in keys)
+        k = tuple(value(r, m) for m in keys)
         counts[k] = counts.get(k, 0) + 1
         if k not in out or (r.created_at, r.id) > (out[k].created_at, out[k].id):
             out[k] = r
@@ -157,14 +158,37 @@ def compare(baseline: Sequence[RunRecord], candidate: Sequence[RunRecord], diffe
     on which the two sides differ on purpose (left out of the match)."""
     keys = tuple(k for k in MATCH_KEYS if k not in differing)
     notes: list[str] = []
-    sides = []
-    for side, records in (("baseline", baseline), ("candidate", candidate)):
-        valid = [r for r in records if r.valid]
-        if len(valid) < len(records):
-            notes.append(f"{side}: {len(records) - len(valid)} record(s) left out: not valid (failed, skipped, "
-                         "or outputs differ from the reference)")
-        sides.append(_newest(valid, keys, side, notes))
-    base, cand = sides
+    base, cand = (_choose(records, keys, side, notes) for side, records in (("baseline", baseline),
+                                                                             ("candidate", candidate)))
+    return _compare_chosen(base, cand, keys, notes, seed, resamples, confidence)
+
+
+def _choose(records: Sequence[Any], keys: Sequence[str], side: str, notes: list[str],
+            value: Any = _value) -> dict[tuple[object, ...], Any]:
+    valid = [r for r in records if r.valid]
+    if len(valid) < len(records):
+        notes.append(f"{side}: {len(records) - len(valid)} record(s) left out: not valid (failed, skipped, "
+                     "or outputs differ from the reference)")
+    return _newest(valid, keys, side, notes, value)
+
+
+def compare_indexed(baseline: Sequence[Any], candidate: Sequence[Any], load: Any, differing: Sequence[str] = (),
+                    seed: int = 0, resamples: int = RESAMPLES, confidence: float = CONFIDENCE) -> CompareResult:
+    """compare() from each side's index rows (ResultsStore.index): the same record chosen per key by
+    the columns, and only those loaded, whole (their raw samples), by ``load(ids)``."""
+    keys = tuple(k for k in MATCH_KEYS if k not in differing)
+    notes: list[str] = []
+    base_rows, cand_rows = (_choose(rows, keys, side, notes, getattr) for side, rows in (("baseline", baseline),
+                                                                                          ("candidate", candidate)))
+    shared = set(base_rows) & set(cand_rows)
+    records = {r.id: r for r in load(sorted({rows[k].id for rows in (base_rows, cand_rows) for k in shared}))}
+    base = {k: records.get(row.id, row) for k, row in base_rows.items()}
+    cand = {k: records.get(row.id, row) for k, row in cand_rows.items()}
+    return _compare_chosen(base, cand, keys, notes, seed, resamples, confidence)
+
+
+def _compare_chosen(base: dict[tuple[object, ...], Any], cand: dict[tuple[object, ...], Any], keys: Sequence[str],
+                    notes: list[str], seed: int, resamples: int, confidence: float) -> CompareResult:
     rng = np.random.default_rng(seed)
     comparisons = []
     for k in sorted(set(base) & set(cand), key=lambda t: tuple(str(v) for v in t)):

@@ -52,7 +52,7 @@ from bench.reporting.prices import PRICES_DIR, Price, load_prices
 from bench.results.records import RunRecord
 
 __all__ = ["METRICS", "MetricSpec", "Figure", "Row", "Group", "Leaderboard", "Price", "load_prices",
-           "build", "overlaps", "PRICES_DIR", "CONTINUAL_SHOWN", "VERDICT"]
+           "build", "build_indexed", "index_key", "overlaps", "PRICES_DIR", "CONTINUAL_SHOWN", "VERDICT"]
 
 COST = "cost_per_million_samples"
 ENERGY = "samples_per_j"
@@ -354,21 +354,73 @@ def unbounded_note(row: Row, spec: MetricSpec) -> str:
 def build(records: Sequence[RunRecord], metric: Optional[str] = None, prices: Optional[dict[str, Price]] = None,
           source: str = "", selection: str = "", newest: bool = False) -> Leaderboard:
     """The tables; ``newest`` shows the newest record of each combination instead of the best supported."""
-    prices = prices or {}
-    spec_asked = check_metric(metric) if metric else None
     valid = [r for r in records if r.valid]
-    notes = []
-    if len(valid) < len(records):
-        notes.append(f"{len(records) - len(valid)} record(s) left out: not valid (failed, skipped, or outputs "
-                     "differ from the reference)")
-    if not valid:
-        raise ConfigError("", "", "select records of runs that succeeded (status ok, parity ok)",
-                          f"the selection {selection or 'all records'} matches {len(records)} record(s), none valid")
     by_key: dict[tuple[str, ...], list[RunRecord]] = {}
     for r in valid:
         by_key.setdefault(_key(r), []).append(r)
     chosen = {k: support.best_supported(rs, newest) for k, rs in by_key.items()}
-    others = len(valid) - len(chosen)
+    newer = {k: max(rs, key=lambda x: (x.created_at, x.id)) for k, rs in by_key.items()}
+    return _assemble(len(records), chosen, {k: len(rs) for k, rs in by_key.items()}, newer, metric, prices, source,
+                     selection, newest)
+
+
+def index_key(row: Any) -> tuple[str, ...]:
+    """_key of a store's index row (ResultsStore.index): the same key from the columns."""
+    return (str(row.suite), str(row.workload), str(row.scenario), str(row.batch_size), row.load_key or "",
+            str(row.hardware), str(row.backend), str(row.device), str(row.precision))
+
+
+def _index_support(row: Any) -> tuple[Any, ...]:
+    """support.support_key from an index row's columns."""
+    return (bool(row.valid), row.converged is True, row.ci_scope == "repeats", -(row.warning_count or 0),
+            row.created_at, row.id)
+
+
+def build_indexed(rows: Sequence[Any], load: Any, metric: Optional[str] = None,
+                  prices: Optional[dict[str, Price]] = None, source: str = "", selection: str = "",
+                  newest: bool = False) -> Leaderboard:
+    """build() from a store's index rows (ResultsStore.index, oldest first): each combination's record
+    chosen by the columns as build chooses it, then ``load(ids)`` (records of those ids) called for the
+    shown records and, where another is newer, that newer one: the same tables without reading every
+    record."""
+    loaded: dict[str, RunRecord] = {}
+    unreadable: set[str] = set()
+    while True:  # a record that cannot be read (``load`` warns of it) is left out, as build's caller leaves it out
+        rows = [r for r in rows if r.id not in unreadable]
+        by_key: dict[tuple[str, ...], list[Any]] = {}
+        for row in rows:
+            if row.valid:
+                by_key.setdefault(index_key(row), []).append(row)
+        chosen_rows = {k: max(rs, key=(lambda x: (x.created_at, x.id)) if newest else _index_support)
+                       for k, rs in by_key.items()}
+        newer_rows = {k: max(rs, key=lambda x: (x.created_at, x.id)) for k, rs in by_key.items()}
+        wanted = ({r.id for r in chosen_rows.values()} | {r.id for r in newer_rows.values()}) - set(loaded)
+        loaded.update((r.id, r) for r in load(sorted(wanted)))
+        if not wanted - set(loaded):
+            break
+        unreadable |= wanted - set(loaded)
+    chosen = {k: loaded[r.id] for k, r in chosen_rows.items()}
+    newer = {k: loaded[r.id] for k, r in newer_rows.items()}
+    return _assemble(len(rows), chosen, {k: len(rs) for k, rs in by_key.items()}, newer, metric, prices, source,
+                     selection, newest)
+
+
+def _assemble(total: int, chosen: dict[tuple[str, ...], RunRecord], seen: dict[tuple[str, ...], int],
+              newer: dict[tuple[str, ...], RunRecord], metric: Optional[str], prices: Optional[dict[str, Price]],
+              source: str, selection: str, newest: bool) -> Leaderboard:
+    """The tables of the records ``chosen`` per key (in the order of each key's first record), ``seen``
+    records of each key, ``newer`` each key's newest, out of ``total`` records selected."""
+    prices = prices or {}
+    spec_asked = check_metric(metric) if metric else None
+    n_valid = sum(seen.values())
+    notes = []
+    if n_valid < total:
+        notes.append(f"{total - n_valid} record(s) left out: not valid (failed, skipped, or outputs "
+                     "differ from the reference)")
+    if not n_valid:
+        raise ConfigError("", "", "select records of runs that succeeded (status ok, parity ok)",
+                          f"the selection {selection or 'all records'} matches {total} record(s), none valid")
+    others = n_valid - len(chosen)
     if others and newest:
         notes.append(f"{others} older record(s) not shown (--newest): for each hardware x backend x precision x "
                      "workload x scenario x batch, the newest record is shown")
@@ -376,6 +428,7 @@ def build(records: Sequence[RunRecord], metric: Optional[str] = None, prices: Op
         notes.append(f"{others} other record(s) not shown: for each hardware x backend x precision x workload x "
                      "scenario x batch, the best-supported record is shown (converged, then intervals over "
                      "repeats, then fewest warnings, then newest); --newest shows the newest instead")
+    key_of = {r.id: k for k, r in chosen.items()}
     groups: dict[tuple[str, ...], Group] = {}
     loads: dict[tuple[str, ...], tuple[str, float, float]] = {}  # a continual table's load, to order by
     for k, r in chosen.items():
@@ -400,7 +453,7 @@ def build(records: Sequence[RunRecord], metric: Optional[str] = None, prices: Op
                    for name in names if name != COST}
         price = prices.get(k[5])
         figures[COST] = _cost(figures["throughput_sps"], price)
-        row = Row(r, k[5], k[6], k[7], k[8], figures, price, len(by_key[k]), newest=newest,
+        row = Row(r, k[5], k[6], k[7], k[8], figures, price, seen[k], newest=newest,
                   verdict=verdict.short if verdict else "")
         groups[gk].rows.append(row)
         if verdict is not None and not verdict.ranked and groups[gk].metric.name == "time_to_adapt_s":
@@ -416,10 +469,11 @@ def build(records: Sequence[RunRecord], metric: Optional[str] = None, prices: Op
         g.rows = rank_rows(g.rows, g.metric)
         g.notes += [unbounded_note(row, g.metric) for row in g.rows if row.unbounded]
         for row in g.rows:
-            r, newer = row.record, max(by_key[_key(row.record)], key=lambda x: (x.created_at, x.id))
-            if newer is not r:
+            r, newest_r = row.record, newer[key_of[row.record.id]]
+            if newest_r.id != r.id:
                 g.notes.append(f"{row.label}: shows {r.id[:8]} ({r.created_at}) rather than the newer "
-                               f"{newer.id[:8]} ({newer.created_at}), which {support.why_not_newest(r, newer)}")
+                               f"{newest_r.id[:8]} ({newest_r.created_at}), which "
+                               f"{support.why_not_newest(r, newest_r)}")
     if any(g.scenario == "continual" for g in ordered):
         notes.append("continual: ranked by the time to adapt, drift to swap (lower is better), among records at "
                      "the same load only; \"one run\": one timeline, no interval (repeats=N gives one); a record "

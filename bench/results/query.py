@@ -19,10 +19,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence, TextIO
 
 from bench.errors import ConfigError
 from bench.results.records import RunRecord, SchemaError
@@ -31,8 +32,9 @@ from bench.results.store import FILTER_COLUMNS, ResultsStore
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["Selection", "NoMatch", "RECORD_COLUMNS", "select", "frame", "load", "export", "read_record_files",
-           "import_records", "atomic_output"]
+__all__ = ["Selection", "NoMatch", "RECORD_COLUMNS", "select", "index", "summaries", "shown_records", "chunks", "frame", "load", "export",
+           "export_store", "read_record_files",
+           "check_record_files", "import_records", "IMPORT_BATCH", "atomic_output"]
 
 # The identifying columns of load()'s frame, in order; the metrics follow, sorted by name.
 RECORD_COLUMNS = ("id", "created_at", "status", "valid", "suite", "workload", "backend", "device", "precision",
@@ -89,14 +91,43 @@ class Selection:
         return " ".join(f"{k}={v}" for k, v in self.terms) or "all records"
 
 
+def _no_match(store: ResultsStore, selection: Selection, what: str) -> NoMatch:
+    return NoMatch("", "", "check the values (`bench export` lists what is stored) or the results location",
+                   f"{what + ': ' if what else ''}the selection {selection} matches no record in {store.display_url}")
+
+
 def select(store: ResultsStore, selection: Selection = Selection(), what: str = "") -> list[RunRecord]:
     """Records of the selection, oldest first; NoMatch when there is none."""
     records = store.select(selection.filters())
     if not records:
-        where = store.display_url
-        raise NoMatch("", "", "check the values (`bench export` lists what is stored) or the results location",
-                      f"{what + ': ' if what else ''}the selection {selection} matches no record in {where}")
+        raise _no_match(store, selection, what)
     return records
+
+
+def index(store: ResultsStore, selection: Selection = Selection(), what: str = "") -> list[Any]:
+    """The index rows of the selection (ResultsStore.index: columns, no JSON), oldest first; NoMatch
+    when there is none."""
+    rows = store.index(selection.filters())
+    if not rows:
+        raise _no_match(store, selection, what)
+    return rows
+
+
+def summaries(store: ResultsStore, selection: Selection = Selection(), what: str = "") -> list[RunRecord]:
+    """The slim records (records.slim: no sample arrays) of the selection, oldest first; NoMatch when
+    there is none."""
+    return store.summaries([r.id for r in index(store, selection, what)])
+
+
+def shown_records(store: ResultsStore, rows: Sequence[Any]) -> Any:
+    """A loader of the records a report shows, for leaderboard.build_indexed: summaries, and whole
+    records for scenario=continual (its verdict and timeline read the per-request arrays)."""
+    continual = {r.id for r in rows if r.scenario == "continual"}
+
+    def load(ids: Sequence[str]) -> list[RunRecord]:
+        full = [i for i in ids if i in continual]
+        return store.summaries([i for i in ids if i not in continual]) + (store.records(full) if full else [])
+    return load
 
 
 # ---------------------------------------------------------------- pandas
@@ -113,33 +144,73 @@ def _identity(record: RunRecord) -> dict[str, Any]:
     }
 
 
-def frame(records: Sequence[RunRecord]) -> "pd.DataFrame":
-    """One row per record: RECORD_COLUMNS, then every scalar metric (numbers, flags) as a column."""
+def _frame_row(record: RunRecord) -> dict[str, Any]:
+    """A record's row of frame(): its identity and every scalar metric (numbers, flags)."""
+    row = _identity(record)
+    for name, value in record.metrics.items():
+        if name not in row and (value is None or isinstance(value, (bool, int, float))):
+            row[name] = value
+    return row
+
+
+def _metric_kinds(rows: Iterable[dict[str, Any]], kinds: Optional[dict[str, Optional[bool]]] = None
+                  ) -> dict[str, Optional[bool]]:
+    """For each metric of ``rows`` (added to ``kinds``): whether all its values are flags (True), not
+    (False), or it has no value yet (None): frame() makes a flag column "boolean", others float64."""
+    kinds = {} if kinds is None else kinds
+    for row in rows:
+        for name, value in row.items():
+            if name in RECORD_COLUMNS:
+                continue
+            known = kinds.get(name)
+            if value is None or value != value:
+                kinds.setdefault(name, None)
+            elif known is None:
+                kinds[name] = isinstance(value, bool)
+            elif known and not isinstance(value, bool):
+                kinds[name] = False
+    return kinds
+
+
+def _frame(rows: list[dict[str, Any]], kinds: dict[str, Optional[bool]]) -> "pd.DataFrame":
     import pandas as pd
 
-    rows = []
-    metric_names: set[str] = set()
-    for record in records:
-        row = _identity(record)
-        for name, value in record.metrics.items():
-            if name in row:
-                continue
-            if value is None or isinstance(value, (bool, int, float)):
-                row[name] = value
-                metric_names.add(name)
-        rows.append(row)
-    columns = list(RECORD_COLUMNS) + sorted(metric_names)
+    columns = list(RECORD_COLUMNS) + sorted(kinds)
     df = pd.DataFrame(rows, columns=columns)
     df["created_at"] = pd.to_datetime(df["created_at"], utc=True, format="ISO8601")
     df["valid"] = df["valid"].astype(bool)
     df["batch_size"] = df["batch_size"].astype("Int64")
-    for name in metric_names:
-        values = [v for v in df[name] if v is not None and v == v]
-        if values and all(isinstance(v, bool) for v in values):
+    for name, flags in kinds.items():
+        if flags:
             df[name] = df[name].astype("boolean")
         else:
             df[name] = pd.to_numeric(df[name], errors="coerce").astype("float64")
     return df
+
+
+def frame(records: Sequence[RunRecord]) -> "pd.DataFrame":
+    """One row per record: RECORD_COLUMNS, then every scalar metric (numbers, flags) as a column."""
+    rows = [_frame_row(r) for r in records]
+    return _frame(rows, _metric_kinds(rows))
+
+
+CHUNK = 500  # records read at once by the streaming readers (export, load)
+
+
+def chunks(store: ResultsStore, selection: Selection = Selection(), what: str = "",
+           ids: Optional[Sequence[str]] = None) -> Iterable[list[RunRecord]]:
+    """The slim records (summaries) of the selection (or of ``ids``, oldest first), CHUNK at a time:
+    the index is read first (NoMatch when the selection matches nothing), then the summaries chunk by
+    chunk."""
+    if ids is None:
+        ids = [r.id for r in index(store, selection, what)]
+    return (store.summaries(ids[start:start + CHUNK]) for start in range(0, len(ids), CHUNK))
+
+
+def _frame_of(store: ResultsStore, selection: Selection) -> "pd.DataFrame":
+    """frame() of the selection's summaries, built chunk by chunk: only their scalar rows are held."""
+    rows = [_frame_row(r) for chunk in chunks(store, selection) for r in chunk]
+    return _frame(rows, _metric_kinds(rows))
 
 
 def load(results_dir: str | Path = "results", url: Optional[str] = None, **filters: Any) -> "pd.DataFrame":
@@ -148,9 +219,13 @@ def load(results_dir: str | Path = "results", url: Optional[str] = None, **filte
     for key, value in filters.items():
         for v in value if isinstance(value, (list, tuple, set)) else [value]:
             terms.append(f"{key}={v}")
+    selection = Selection.parse(terms)
     store = ResultsStore(results_dir, url, create=False)
     try:
-        return frame(store.select(Selection.parse(terms).filters()))
+        try:
+            return _frame_of(store, selection)
+        except NoMatch:
+            return frame([])
     finally:
         store.close()
 
@@ -197,13 +272,62 @@ def export(records: Sequence[RunRecord], fmt: str, output: Optional[Path]) -> Op
     if output is None:
         raise ConfigError("--output", None, "give a file, e.g. --output results.parquet",
                           "is required for --format parquet")
+    _write_parquet(df, output)
+    return None
+
+
+def _write_parquet(df: Any, output: Path) -> None:
     try:
         import pyarrow  # noqa: F401
     except ImportError:
-        raise ConfigError("--format", fmt, "pip install 'bench[parquet]'  (in a checkout: pip install -c "
+        raise ConfigError("--format", "parquet", "pip install 'bench[parquet]'  (in a checkout: pip install -c "
                           "constraints.txt -e '.[parquet]')", "needs pyarrow, which is not installed") from None
     atomic_output(output, lambda tmp: df.to_parquet(tmp, index=False, engine="pyarrow"))
-    return None
+
+
+def _check_format(fmt: str, output: Optional[Path]) -> None:
+    if fmt not in EXPORT_FORMATS:
+        raise ConfigError("--format", fmt, f"use one of {', '.join(EXPORT_FORMATS)}", "is not an export format")
+    if fmt == "parquet" and output is None:
+        raise ConfigError("--output", None, "give a file, e.g. --output results.parquet",
+                          "is required for --format parquet")
+
+
+def export_store(store: ResultsStore, selection: Selection, fmt: str, output: Optional[Path],
+                 stream: Optional[TextIO] = None) -> int:
+    """export() of the selection, read from the store's summaries chunk by chunk (never a record's
+    raw samples, never every record at once): CSV to ``output`` (atomically) or ``stream``, written
+    chunk by chunk after a first pass has found the metric columns; Parquet from the rows' scalars.
+    The number of records exported; the same bytes as export() of the selection's records."""
+    _check_format(fmt, output)
+    if fmt == "parquet":
+        df = _frame_of(store, selection)
+        _write_parquet(df, output)  # type: ignore[arg-type]
+        return len(df)
+    kinds: dict[str, Optional[bool]] = {}
+    readable: list[str] = []  # the second pass reads these only: an unreadable row is warned of once
+    for chunk in chunks(store, selection):
+        _metric_kinds((_frame_row(r) for r in chunk), kinds)
+        readable.extend(r.id for r in chunk)
+    count = len(readable)
+
+    def write(handle: TextIO) -> None:
+        if not readable:  # every selected row unreadable (each warned of): the header alone, as export([])
+            handle.write(_csv_safe(frame([])).to_csv(index=False))
+        first = True
+        for chunk in chunks(store, ids=readable):
+            df = _csv_safe(_frame([_frame_row(r) for r in chunk], kinds))
+            handle.write(df.to_csv(index=False, header=first, date_format="%Y-%m-%dT%H:%M:%S%z"))
+            first = False
+
+    if output is None:
+        write(stream if stream is not None else sys.stdout)
+    else:
+        def to_file(tmp: str) -> None:
+            with open(tmp, "w", encoding="utf-8", newline="") as handle:
+                write(handle)
+        atomic_output(output, to_file)
+    return count
 
 
 # ---------------------------------------------------------------- import
@@ -226,27 +350,49 @@ def _record_files(paths: Sequence[str | Path]) -> list[Path]:
     return files
 
 
+def _read_record_file(path: Path) -> RunRecord:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError("", "", "import only the JSON records bench writes under results/records/",
+                          f"{path} is not a RunRecord (not readable JSON: {reason})") from None
+    try:
+        return RunRecord.from_dict(data)
+    except (SchemaError, TypeError) as exc:
+        raise ConfigError("", "", "import only the JSON records bench writes under results/records/ "
+                          "(a newer schema needs a newer bench)", f"{path} is not a RunRecord bench reads "
+                          f"({str(exc).splitlines()[0]})") from None
+
+
 def read_record_files(paths: Sequence[str | Path]) -> list[tuple[Path, RunRecord]]:
     """Every file parsed and checked before anything is stored: one bad file refuses the import."""
-    out = []
-    for path in _record_files(paths):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise ConfigError("", "", "import only the JSON records bench writes under results/records/",
-                              f"{path} is not a RunRecord (not readable JSON: {reason})") from None
-        try:
-            out.append((path, RunRecord.from_dict(data)))
-        except (SchemaError, TypeError) as exc:
-            raise ConfigError("", "", "import only the JSON records bench writes under results/records/ "
-                              "(a newer schema needs a newer bench)", f"{path} is not a RunRecord bench reads "
-                              f"({str(exc).splitlines()[0]})") from None
-    return out
+    return [(path, _read_record_file(path)) for path in _record_files(paths)]
+
+
+IMPORT_BATCH = 200  # files read and merged at once by import_records
+
+
+def check_record_files(paths: Sequence[str | Path]) -> list[Path]:
+    """The record files of ``paths``, each parsed and checked (then let go): one bad file refuses the
+    import before anything is stored."""
+    files = _record_files(paths)
+    for path in files:
+        _read_record_file(path)
+    return files
 
 
 def import_records(store: ResultsStore, paths: Sequence[str | Path]) -> tuple[int, int, int]:
-    """(files read, records added, records already stored)."""
-    parsed = read_record_files(paths)
-    added, skipped = store.merge([r for _, r in parsed])
-    return len(parsed), len(added), len(skipped)
+    """(files read, records added, records already stored). Every file is checked first; then they
+    are read and merged IMPORT_BATCH at a time, so that memory holds one batch of records, not all."""
+    files = check_record_files(paths)
+    added: set[str] = set()
+    ids: list[str] = []
+    for start in range(0, len(files), IMPORT_BATCH):
+        batch = [_read_record_file(path) for path in files[start:start + IMPORT_BATCH]]
+        ids.extend(r.id for r in batch)
+        new, _ = store.merge(batch)
+        added.update(r.id for r in new)
+    # As one merge of every file would count: a record is skipped unless its id was added (a file that
+    # repeats an added record counts as neither).
+    return len(files), len(added), sum(1 for rid in ids if rid not in added)

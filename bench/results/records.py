@@ -10,10 +10,11 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import uuid
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Optional
 
-__all__ = ["SCHEMA_VERSION", "STATUSES", "RunRecord", "new_id", "utc_now", "SchemaError", "parse_record"]
+__all__ = ["SCHEMA_VERSION", "STATUSES", "RunRecord", "new_id", "utc_now", "SchemaError", "parse_record", "slim",
+           "SLIM_MAX_LIST"]
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "failed", "oom", "skipped")
@@ -98,3 +99,26 @@ def parse_record(text: str, expected_id: Optional[str] = None) -> RunRecord:
     if expected_id is not None and record.id != expected_id:
         raise SchemaError(f"holds record {record.id!r}")
     return record
+
+
+SLIM_MAX_LIST = 64  # a list inside raw longer than this is a sample array or a time series: slim() drops it
+
+
+def _slim_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _slim_value(v) for k, v in value.items()
+                if not (isinstance(v, list) and len(v) > SLIM_MAX_LIST)}
+    if isinstance(value, list):
+        return [_slim_value(v) for v in value if not (isinstance(v, list) and len(v) > SLIM_MAX_LIST)]
+    return value
+
+
+def slim(record: RunRecord) -> RunRecord:
+    """The record with its long arrays left out of ``raw`` (every list of more than SLIM_MAX_LIST
+    elements, at any depth: samples in ns, sensor time series, per-request timelines) and
+    ``raw["slim"] = True``; everything else, raw's small parts included (the loop's block, each
+    repeat's metrics, the load search's info), as it is. What the database's ``summary`` column holds:
+    the reports that need no samples read it instead of the whole record."""
+    raw = _slim_value(record.raw or {})
+    raw["slim"] = True
+    return replace(record, raw=raw)

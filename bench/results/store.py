@@ -41,13 +41,13 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 import sqlalchemy as sa
 
 from bench.errors import StoreError, StoreWriteError
-from bench.results.records import RunRecord, SchemaError, parse_record
+from bench.results.records import RunRecord, SchemaError, parse_record, slim
 from bench.results.urls import check_url, mask_url, normalize_url, redact_record, url_password
 
 __all__ = ["ResultsStore", "atomic_write_json", "mask_url", "normalize_url", "redact_record", "FILTER_COLUMNS",
-           "DB_SCHEMA_VERSION", "recovery_folders", "write_recovery", "free_space"]
+           "DB_SCHEMA_VERSION", "INDEX_COLUMNS", "V2_COLUMNS", "index_columns", "recovery_folders", "write_recovery", "free_space"]
 
-DB_SCHEMA_VERSION = 1
+DB_SCHEMA_VERSION = 2
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 PG_CONNECT_TIMEOUT_S = 10
 _PG_SCHEMA_LOCK = 0x62656E6368  # pg_advisory_xact_lock key for creating the tables ("bench")
@@ -76,7 +76,23 @@ runs = sa.Table(
     sa.Column("latency_p50_ms", sa.Float),
     sa.Column("latency_p99_ms", sa.Float),
     sa.Column("record", sa.Text, nullable=False),
+    # Schema 2: what the reports choose by, so that they read columns and load only the records they show.
+    sa.Column("machine", sa.String(12), index=True),  # bench.system.fingerprint.machine_id
+    sa.Column("host", sa.String(255)),
+    sa.Column("converged", sa.Boolean),  # support.converged: True, False, or NULL (no stopping rule)
+    sa.Column("ci_scope", sa.String(16)),  # support.ci_scope: "repeats" or "process"
+    sa.Column("warning_count", sa.Integer),
+    sa.Column("load_key", sa.String(200)),  # scenario=continual's load (repr of continual.load_key), else ""
+    sa.Column("summary", sa.Text),  # the record slimmed (records.slim): no sample arrays
+    sa.Index("ix_runs_table", "suite", "workload", "scenario", "batch_size"),
 )
+# The columns schema 2 added, in order; a schema 1 database gets them when it is opened.
+V2_COLUMNS = ("machine", "host", "converged", "ci_scope", "warning_count", "load_key", "summary")
+# The columns of index(): a record's identity and what a report chooses by, never its JSON.
+INDEX_COLUMNS = ("id", "created_at", "status", "valid", "suite", "workload", "scenario", "batch_size", "load_key",
+                 "hardware", "backend", "device", "precision", "machine", "host", "converged", "ci_scope",
+                 "warning_count", "run_id", "sweep_id", "tag", "throughput_sps", "latency_p50_ms", "latency_p99_ms")
+MIGRATE_CHUNK = 500
 meta = sa.Table(
     "bench_meta",
     _metadata,
@@ -205,6 +221,69 @@ def _set_wal(cursor: Any, timeout_s: float = SQLITE_BUSY_TIMEOUT_MS / 1000, slee
         pause = min(pause * 2, 0.1)
 
 
+def index_columns(record: RunRecord) -> dict[str, Any]:
+    """Schema 2's columns of ``record``: what the reports choose by (support's rules, the leaderboard's
+    key, the fleet's machine) and its slim summary."""
+    from bench.reporting import continual
+    from bench.results import support
+    from bench.system.fingerprint import machine_id
+
+    system = record.system if isinstance(record.system, dict) else {}
+    host = system.get("hostname")
+    return {
+        "machine": machine_id(system),
+        "host": str(host)[:255] if host is not None else None,
+        "converged": support.converged(record),
+        "ci_scope": support.ci_scope(record),
+        "warning_count": len(record.warnings),
+        "load_key": repr(continual.load_key(record)) if continual.is_continual(record) else "",
+        "summary": json.dumps(slim(record).to_dict(), allow_nan=False),
+    }
+
+
+def _migrate(conn: sa.Connection, older: bool) -> None:
+    """Bring a schema 1 database to schema 2 inside the opening transaction (which holds SQLite's write
+    lock, or PostgreSQL's advisory lock, so that two processes opening at once migrate once): add the
+    missing columns and indexes, then fill the new columns of every row from its ``record`` column, in
+    chunks. A row that cannot be read keeps its new columns NULL (the readers fall back to its record)."""
+    inspector = sa.inspect(conn)
+    present = {c["name"] for c in inspector.get_columns("runs")}
+    missing = [name for name in V2_COLUMNS if name not in present]
+    for name in missing:
+        column = runs.c[name]
+        kind = column.type.compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE runs ADD COLUMN {name} {kind}"))
+    indexes = {ix["name"] for ix in inspector.get_indexes("runs")}
+    for index in runs.indexes:
+        if index.name not in indexes:
+            index.create(conn)
+    if not (missing or older):
+        return
+    todo = int(conn.execute(sa.select(sa.func.count()).select_from(runs).where(runs.c.summary.is_(None)))
+               .scalar_one())
+    if not todo:
+        return
+    sys.stderr.write(f"bench: indexing {todo} records for schema {DB_SCHEMA_VERSION} (once)\n")
+    update = (runs.update().where(runs.c.id == sa.bindparam("b_id"))
+              .values(**{name: sa.bindparam(f"b_{name}") for name in V2_COLUMNS}))
+    last = ""
+    while True:
+        chunk = conn.execute(sa.select(runs.c.id, runs.c.record).where(runs.c.id > last)
+                             .where(runs.c.summary.is_(None)).order_by(runs.c.id).limit(MIGRATE_CHUNK)).all()
+        if not chunk:
+            return
+        last = chunk[-1][0]
+        params = []
+        for rid, text in chunk:
+            try:
+                columns = index_columns(parse_record(text, rid))
+            except (SchemaError, ValueError, TypeError, AttributeError):
+                continue  # unreadable: kept as it is, its new columns NULL
+            params.append({"b_id": rid, **{f"b_{k}": v for k, v in columns.items()}})
+        if params:
+            conn.execute(update, params)
+
+
 def _sqlite_pragmas(engine: sa.Engine) -> None:
     @sa.event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
@@ -304,11 +383,16 @@ class ResultsStore:
                 row = None
                 if inspector.has_table("bench_meta") or self.create:
                     row = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).first()
-                if row is None and self.create:
-                    conn.execute(meta.insert().values(key="schema_version", value=str(DB_SCHEMA_VERSION)))
-                elif row is not None and int(row[0]) > DB_SCHEMA_VERSION:
+                if row is not None and int(row[0]) > DB_SCHEMA_VERSION:
                     raise StoreError(f"results.url={self.display_url!r} holds database schema {row[0]}, "
                                      f"newer than this bench ({DB_SCHEMA_VERSION}): upgrade bench")
+                _migrate(conn, row is None or int(row[0]) < DB_SCHEMA_VERSION)
+                if row is None:
+                    meta.create(conn, checkfirst=True)
+                    conn.execute(meta.insert().values(key="schema_version", value=str(DB_SCHEMA_VERSION)))
+                elif int(row[0]) < DB_SCHEMA_VERSION:
+                    conn.execute(meta.update().where(meta.c.key == "schema_version")
+                                 .values(value=str(DB_SCHEMA_VERSION)))
         except StoreError:
             engine.dispose()
             raise
@@ -415,6 +499,7 @@ class ResultsStore:
             "latency_p50_ms": m.get("latency_p50_ms"),
             "latency_p99_ms": m.get("latency_p99_ms"),
             "record": json.dumps(data, allow_nan=False),
+            **index_columns(record),
         }
 
     def _insert_statement(self, row: dict[str, Any]) -> Any:
@@ -512,18 +597,39 @@ class ResultsStore:
         return out
 
     def records(self, ids: Optional[Iterable[str]] = None) -> list[RunRecord]:
-        query = sa.select(runs.c.id, runs.c.record).order_by(runs.c.created_at, runs.c.id)
-        if ids is not None:
-            query = query.where(runs.c.id.in_(list(ids)))
+        """Whole records (raw samples included), oldest first: all of them, or those of ``ids``."""
+        if ids is None:
+            query = sa.select(runs.c.id, runs.c.record).order_by(runs.c.created_at, runs.c.id)
+            with self._reader() as conn:
+                return self._readable(conn.execute(query))
+        out = self._by_ids(ids, lambda conn, chunk: self._readable(conn.execute(
+            sa.select(runs.c.id, runs.c.record).where(runs.c.id.in_(chunk)))))
+        return sorted(out, key=lambda r: (r.created_at, r.id))
+
+    def _by_ids(self, ids: Iterable[str], fetch: Any) -> list[Any]:
+        wanted = list(dict.fromkeys(ids))
+        out: list[Any] = []
         with self._reader() as conn:
-            return self._readable(conn.execute(query))
+            for start in range(0, len(wanted), MIGRATE_CHUNK):
+                out.extend(fetch(conn, wanted[start:start + MIGRATE_CHUNK]))
+        return out
 
-    def select(self, filters: Mapping[str, Sequence[str]]) -> list[RunRecord]:
-        """Records matching every key (any of its values), oldest first.
+    def summaries(self, ids: Iterable[str]) -> list[RunRecord]:
+        """The slim records (records.slim: raw without its sample arrays) of ``ids``, oldest first,
+        from the ``summary`` column; a row without one is slimmed from its record."""
+        def fetch(conn: sa.Connection, chunk: list[str]) -> list[RunRecord]:
+            rows = conn.execute(sa.select(runs.c.id, runs.c.summary).where(runs.c.id.in_(chunk))).all()
+            found = self._readable((rid, text) for rid, text in rows if text is not None)
+            bare = [rid for rid, text in rows if text is None]
+            if bare:
+                found += [slim(r) for r in self._readable(conn.execute(
+                    sa.select(runs.c.id, runs.c.record).where(runs.c.id.in_(bare))))]
+            return found
 
-        Keys are FILTER_COLUMNS; an id or run_id shorter than 32 characters matches as a prefix.
-        """
-        query = sa.select(runs.c.id, runs.c.record).order_by(runs.c.created_at, runs.c.id)
+        return sorted(self._by_ids(ids, fetch), key=lambda r: (r.created_at, r.id))
+
+    @staticmethod
+    def _where(query: Any, filters: Mapping[str, Sequence[str]]) -> Any:
         for key, values in filters.items():
             if key not in FILTER_COLUMNS:
                 raise KeyError(key)
@@ -539,8 +645,52 @@ class ResultsStore:
                 else:
                     terms.append(column == value)
             query = query.where(sa.or_(*terms))
+        return query
+
+    def select(self, filters: Mapping[str, Sequence[str]]) -> list[RunRecord]:
+        """Records matching every key (any of its values), oldest first.
+
+        Keys are FILTER_COLUMNS; an id or run_id shorter than 32 characters matches as a prefix.
+        """
+        query = self._where(sa.select(runs.c.id, runs.c.record).order_by(runs.c.created_at, runs.c.id), filters)
         with self._reader() as conn:
             return self._readable(conn.execute(query))
+
+    def index(self, filters: Mapping[str, Sequence[str]] = {}) -> list[Any]:  # noqa: B006 - never changed
+        """The rows matching ``filters`` as ``select`` does, oldest first, as light rows of the
+        INDEX_COLUMNS (attributes: row.id, row.valid, ...), never a record's JSON. A row that migration
+        could not index (its record unreadable) is left out, as ``select`` leaves out its record."""
+        query = sa.select(*(runs.c[name] for name in INDEX_COLUMNS)).where(runs.c.summary.is_not(None))
+        query = self._where(query.order_by(runs.c.created_at, runs.c.id), filters)
+        with self._reader() as conn:
+            return list(conn.execute(query))
+
+    def machines(self, filters: Mapping[str, Sequence[str]] = {}) -> list[dict[str, Any]]:  # noqa: B006
+        """One entry per machine (the ``machine`` column) of the rows matching ``filters``, by machine:
+        machine, host and hardware (of its newest row), first and last (created_at), records, valid
+        (how many of them are valid), and workloads: the sorted (suite, workload, scenario) measured there."""
+        c = runs.c
+        indexed = c.machine.is_not(None)
+        agg = self._where(sa.select(c.machine, sa.func.min(c.created_at).label("first"),
+                                    sa.func.max(c.created_at).label("last"), sa.func.count().label("records"),
+                                    sa.func.sum(sa.case((c.valid, 1), else_=0)).label("valid"))
+                          .where(indexed).group_by(c.machine), filters)
+        newest = self._where(sa.select(c.machine, c.host, c.hardware, c.created_at, c.id).where(indexed), filters)
+        newest_sub = agg.subquery()
+        newest = newest.join(newest_sub, sa.and_(c.machine == newest_sub.c.machine,
+                                                 c.created_at == newest_sub.c["last"]))
+        measured = self._where(sa.select(c.machine, c.suite, c.workload, c.scenario).where(indexed).distinct(), filters)
+        with self._reader() as conn:
+            out = {m: {"machine": m, "host": None, "hardware": None, "first": first, "last": last,
+                       "records": int(n), "valid": int(v or 0), "workloads": []}
+                   for m, first, last, n, v in conn.execute(agg)}
+            for m, host, hardware, _created, _rid in sorted(conn.execute(newest), key=lambda r: (r[0], r[4])):
+                out[m].update(host=host, hardware=hardware)  # the last, of the greatest id, wins a tie
+            for m, suite, workload, scenario in conn.execute(measured):
+                out[m]["workloads"].append((suite, workload, scenario))
+        for entry in out.values():
+            entry["workloads"].sort(key=lambda t: tuple("" if v is None else str(v) for v in t))
+        return [out[m] for m in sorted(out)]
 
     def row_ids(self) -> list[str]:
         with self._reader() as conn:

@@ -143,8 +143,9 @@ def test_an_import_onto_a_full_disk_is_one_line_exit_1_and_imports_nothing(resul
 
 
 def _damage_row(results: Path, record_id: str, text: str) -> None:
+    """The row damaged as a whole: its record and its summary (schema 2), which the reports read."""
     with sqlite3.connect(results / "bench.db") as conn:
-        conn.execute("UPDATE runs SET record = ? WHERE id = ?", (text, record_id))
+        conn.execute("UPDATE runs SET record = ?, summary = ? WHERE id = ?", (text, text, record_id))
 
 
 def test_a_malformed_row_is_skipped_with_a_warning_and_the_reports_show_the_rest(results, capsys):
