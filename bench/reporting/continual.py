@@ -33,6 +33,7 @@ from bench.measurement.stats import min_samples_to_bound
 from bench.results import support
 from bench.results.metrics import ADAPT_STAGES, continual_run
 from bench.results.records import RunRecord
+from bench.results.support import load_key
 
 __all__ = ["STAGE_LABELS", "PHASE_HEADER", "STAGE_HEADER", "Verdict", "TimelineMarks", "is_continual",
            "load_key", "load_text", "title", "timeline_marks", "phase_versions", "phase_rows", "stage_rows",
@@ -115,17 +116,6 @@ def timeline_marks(record: RunRecord) -> TimelineMarks:
     return TimelineMarks(None if duration is None else float(duration), drift,
                          None if drift is None or delay is None else drift + delay,
                          None if drift is None or tta is None else drift + tta, None, None)
-
-
-def load_key(record: RunRecord) -> tuple[str, float, float]:
-    """The load a record served at: ("poisson", rate, 0), ("streams", streams, fps), or ("find_peak", 0, 0)
-    for a peak search (its timeline's rate is the search's answer, not a load it was given)."""
-    m = record.metrics
-    if m.get("max_qps_while_adapting") is not None or (((record.raw or {}).get("continual") or {}).get("search")):
-        return ("find_peak", 0.0, 0.0)
-    if m.get("streams"):
-        return ("streams", float(m["streams"]), float(m.get("fps") or 0.0))
-    return ("poisson", float(m.get("rate_qps") or 0.0), 0.0)
 
 
 def load_text(record: RunRecord) -> str:

@@ -224,7 +224,6 @@ def _set_wal(cursor: Any, timeout_s: float = SQLITE_BUSY_TIMEOUT_MS / 1000, slee
 def index_columns(record: RunRecord) -> dict[str, Any]:
     """Schema 2's columns of ``record``: what the reports choose by (support's rules, the leaderboard's
     key, the fleet's machine) and its slim summary."""
-    from bench.reporting import continual
     from bench.results import support
     from bench.system.fingerprint import machine_id
 
@@ -236,7 +235,7 @@ def index_columns(record: RunRecord) -> dict[str, Any]:
         "converged": support.converged(record),
         "ci_scope": support.ci_scope(record),
         "warning_count": len(record.warnings),
-        "load_key": repr(continual.load_key(record)) if continual.is_continual(record) else "",
+        "load_key": repr(support.load_key(record)) if record.scenario.get("name") == "continual" else "",
         "summary": json.dumps(slim(record).to_dict(), allow_nan=False),
     }
 

@@ -21,7 +21,7 @@ from typing import Any, Optional, Sequence
 from bench.results.records import RunRecord
 
 __all__ = ["NOISY_CODES", "converged", "warning_codes", "noisy_codes", "warnings_text", "repeats", "ci_scope",
-           "process_metrics", "doubts", "support_key", "best_supported", "why_not_newest"]
+           "process_metrics", "doubts", "support_key", "best_supported", "why_not_newest", "load_key"]
 
 # Warnings that put a record's figures in doubt (bench.results.diagnostics.Code values).
 NOISY_CODES = ("not_converged", "high_variation", "outliers", "foreign_cpu", "speed_drift", "cpu_steal",
@@ -119,3 +119,14 @@ def why_not_newest(chosen: RunRecord, newer: RunRecord) -> str:
     if ci_scope(chosen) == "repeats" and ci_scope(newer) != "repeats":
         return "has intervals within one process only"
     return f"has more warnings ({warnings_text(newer)} against {warnings_text(chosen)})"
+
+
+def load_key(record: RunRecord) -> tuple[str, float, float]:
+    """The load a record served at: ("poisson", rate, 0), ("streams", streams, fps), or ("find_peak", 0, 0)
+    for a peak search (its timeline's rate is the search's answer, not a load it was given)."""
+    m = record.metrics
+    if m.get("max_qps_while_adapting") is not None or (((record.raw or {}).get("continual") or {}).get("search")):
+        return ("find_peak", 0.0, 0.0)
+    if m.get("streams"):
+        return ("streams", float(m["streams"]), float(m.get("fps") or 0.0))
+    return ("poisson", float(m.get("rate_qps") or 0.0), 0.0)
