@@ -71,6 +71,7 @@ def leaderboard_command(args: list[str]) -> int:
     from bench.config.location import open_store
     from bench.reporting import leaderboard_render as lr
     from bench.results.query import Selection, index, shown_records
+    from bench.results.store import REPORT_COLUMNS
 
     parsed = parse_args(args, "leaderboard", ("--format", "--output"), options=("metric", "prices"),
                     switches=("--newest",))
@@ -90,7 +91,7 @@ def leaderboard_command(args: list[str]) -> int:
     selection = Selection.parse(parsed.terms)
     store = open_store(parsed.results)
     try:
-        rows = index(store, selection)
+        rows = index(store, selection, columns=REPORT_COLUMNS)
         board = lb.build_indexed(rows, shown_records(store, rows), metric, prices, source=store.display_url,
                                  selection=str(selection), newest="--newest" in parsed.flags)
         # The page's scaling plot reads every selected record's metrics: their summaries, never raw samples.

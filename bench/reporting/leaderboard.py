@@ -386,14 +386,8 @@ def build_indexed(rows: Sequence[Any], load: Any, metric: Optional[str] = None,
     loaded: dict[str, RunRecord] = {}
     unreadable: set[str] = set()
     while True:  # a record that cannot be read (``load`` warns of it) is left out, as build's caller leaves it out
-        rows = [r for r in rows if r.id not in unreadable]
-        by_key: dict[tuple[str, ...], list[Any]] = {}
-        for row in rows:
-            if row.valid:
-                by_key.setdefault(index_key(row), []).append(row)
-        chosen_rows = {k: max(rs, key=(lambda x: (x.created_at, x.id)) if newest else _index_support)
-                       for k, rs in by_key.items()}
-        newer_rows = {k: max(rs, key=lambda x: (x.created_at, x.id)) for k, rs in by_key.items()}
+        rows = [r for r in rows if r.id not in unreadable] if unreadable else list(rows)
+        seen, chosen_rows, newer_rows = _choose_indexed(rows, newest)
         wanted = ({r.id for r in chosen_rows.values()} | {r.id for r in newer_rows.values()}) - set(loaded)
         loaded.update((r.id, r) for r in load(sorted(wanted)))
         if not wanted - set(loaded):
@@ -401,8 +395,39 @@ def build_indexed(rows: Sequence[Any], load: Any, metric: Optional[str] = None,
         unreadable |= wanted - set(loaded)
     chosen = {k: loaded[r.id] for k, r in chosen_rows.items()}
     newer = {k: loaded[r.id] for k, r in newer_rows.items()}
-    return _assemble(len(rows), chosen, {k: len(rs) for k, rs in by_key.items()}, newer, metric, prices, source,
-                     selection, newest)
+    return _assemble(len(rows), chosen, seen, newer, metric, prices, source, selection, newest)
+
+
+def _choose_indexed(rows: Sequence[Any], newest: bool) -> tuple[dict[tuple[str, ...], int], dict[tuple[str, ...], Any],
+                                                                 dict[tuple[str, ...], Any]]:
+    """Per key of the valid rows: how many, the row build would show (support_key's maximum, or with
+    ``newest`` the newest), and the newest; in one pass, keys in the order of their first row. Equal to
+    max() over each key's rows: a later row (created_at, then id) wins a tie, as max's key ends with them.
+    The key's text is made once per distinct combination of its columns (a store has few, rows many)."""
+    seen: dict[tuple[str, ...], int] = {}
+    chosen: dict[tuple[str, ...], Any] = {}
+    newer: dict[tuple[str, ...], Any] = {}
+    best: dict[tuple[str, ...], tuple[Any, ...]] = {}  # the chosen row's sort key
+    keys: dict[tuple[Any, ...], tuple[str, ...]] = {}
+    for row in rows:
+        if not row.valid:
+            continue
+        raw = (row.suite, row.workload, row.scenario, row.batch_size, row.load_key, row.hardware, row.backend,
+               row.device, row.precision)
+        k = keys.get(raw)
+        if k is None:
+            k = keys[raw] = index_key(row)
+        order = (row.created_at, row.id)
+        rank = order if newest else _index_support(row)
+        if k not in seen:
+            seen[k], chosen[k], newer[k], best[k] = 1, row, row, rank
+            continue
+        seen[k] += 1
+        if order >= (newer[k].created_at, newer[k].id):
+            newer[k] = row
+        if rank >= best[k]:
+            chosen[k], best[k] = row, rank
+    return seen, chosen, newer
 
 
 def _assemble(total: int, chosen: dict[tuple[str, ...], RunRecord], seen: dict[tuple[str, ...], int],

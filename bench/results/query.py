@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence, TextIO
 
 from bench.errors import ConfigError
 from bench.results.records import RunRecord, SchemaError
-from bench.results.store import FILTER_COLUMNS, ResultsStore
+from bench.results.store import FILTER_COLUMNS, INDEX_COLUMNS, ResultsStore
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -104,10 +104,11 @@ def select(store: ResultsStore, selection: Selection = Selection(), what: str = 
     return records
 
 
-def index(store: ResultsStore, selection: Selection = Selection(), what: str = "") -> list[Any]:
-    """The index rows of the selection (ResultsStore.index: columns, no JSON), oldest first; NoMatch
+def index(store: ResultsStore, selection: Selection = Selection(), what: str = "",
+          columns: Sequence[str] = INDEX_COLUMNS) -> list[Any]:
+    """The index rows of the selection (ResultsStore.index: ``columns``, no JSON), oldest first; NoMatch
     when there is none."""
-    rows = store.index(selection.filters())
+    rows = store.index(selection.filters(), columns)
     if not rows:
         raise _no_match(store, selection, what)
     return rows
