@@ -124,9 +124,12 @@ def test_a_read_only_results_folder_is_refused_and_what_it_holds_is_kept(tmpfs, 
 
 
 def test_two_runs_at_once_on_one_fresh_results_folder_lose_nothing(in_tmp):
-    """Both open (and create) one SQLite store at the same moment, then each writes its record."""
+    """Both open (and create) one SQLite store at the same moment, then each writes its record. Each
+    has a machine lock of its own (as two machines writing one shared store would): this is about the
+    store, and on one machine the second measurement would be refused (bench.cluster.lock)."""
     env = env_for(in_tmp)
-    runs = [start([*TINY, f"tag=run{i}"], in_tmp, env=env) for i in range(2)]
+    runs = [start([*TINY, f"tag=run{i}"], in_tmp, env={**env, "BENCH_LOCK_DIR": str(in_tmp / f"lock{i}")})
+            for i in range(2)]
     outputs = [proc.communicate(timeout=300) for proc in runs]
     for proc, (_, err) in zip(runs, outputs):
         assert proc.returncode == 0, err
