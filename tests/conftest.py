@@ -15,7 +15,17 @@ def pytest_configure(config):
     import tempfile
 
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    os.environ["BENCH_LOCK_DIR"] = tempfile.mkdtemp(prefix=f"bench-lock-{worker}-")
+    config._bench_lock_dir = tempfile.mkdtemp(prefix=f"bench-lock-{worker}-")
+    os.environ["BENCH_LOCK_DIR"] = config._bench_lock_dir
+
+
+def pytest_unconfigure(config):
+    """The lock folder goes with the test process, so runs leave nothing in the temporary folder."""
+    import shutil
+
+    lock_dir = getattr(config, "_bench_lock_dir", None)
+    if lock_dir:
+        shutil.rmtree(lock_dir, ignore_errors=True)
 
 
 @pytest.fixture

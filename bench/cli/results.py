@@ -70,8 +70,7 @@ def leaderboard_command(args: list[str]) -> int:
     from bench.reporting import leaderboard as lb
     from bench.config.location import open_store
     from bench.reporting import leaderboard_render as lr
-    from bench.results.query import Selection, index, shown_records
-    from bench.results.store import REPORT_COLUMNS
+    from bench.results.query import Selection, choices, shown_records
 
     parsed = parse_args(args, "leaderboard", ("--format", "--output"), options=("metric", "prices"),
                     switches=("--newest",))
@@ -91,11 +90,10 @@ def leaderboard_command(args: list[str]) -> int:
     selection = Selection.parse(parsed.terms)
     store = open_store(parsed.results)
     try:
-        rows = index(store, selection, columns=REPORT_COLUMNS)
-        board = lb.build_indexed(rows, shown_records(store, rows), metric, prices, source=store.display_url,
-                                 selection=str(selection), newest="--newest" in parsed.flags)
+        board = lb.build_indexed(choices(store, selection), shown_records(store), metric, prices,
+                                 source=store.display_url, selection=str(selection), newest="--newest" in parsed.flags)
         # The page's scaling plot reads every selected record's metrics: their summaries, never raw samples.
-        records = store.summaries([r.id for r in rows]) if fmt == "html" else []
+        records = store.summaries([r.id for r in store.index(selection.filters())]) if fmt == "html" else []
     finally:
         store.close()
     if fmt == "terminal":

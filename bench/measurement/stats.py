@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from statistics import NormalDist
 from typing import Sequence
 
@@ -120,6 +120,7 @@ def quantile_ci(
     return lo, hi
 
 
+@lru_cache(maxsize=64)  # a report asks it per unbounded figure, for the same few quantiles
 def min_samples_to_bound(q: float, confidence: float = 0.95) -> int:
     """The fewest samples whose order statistics bound the q-quantile on both sides at ``confidence``.
 

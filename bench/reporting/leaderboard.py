@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from bench.results import support
 from bench.errors import ConfigError
@@ -365,68 +365,55 @@ def build(records: Sequence[RunRecord], metric: Optional[str] = None, prices: Op
 
 
 def index_key(row: Any) -> tuple[str, ...]:
-    """_key of a store's index row (ResultsStore.index): the same key from the columns."""
+    """_key of a store's index row or Choice (ResultsStore.index, .choices): the same key from the columns."""
     return (str(row.suite), str(row.workload), str(row.scenario), str(row.batch_size), row.load_key or "",
             str(row.hardware), str(row.backend), str(row.device), str(row.precision))
 
 
-def _index_support(row: Any) -> tuple[Any, ...]:
-    """support.support_key from an index row's columns."""
-    return (bool(row.valid), row.converged is True, row.ci_scope == "repeats", -(row.warning_count or 0),
-            row.created_at, row.id)
-
-
-def build_indexed(rows: Sequence[Any], load: Any, metric: Optional[str] = None,
-                  prices: Optional[dict[str, Price]] = None, source: str = "", selection: str = "",
-                  newest: bool = False) -> Leaderboard:
-    """build() from a store's index rows (ResultsStore.index, oldest first): each combination's record
-    chosen by the columns as build chooses it, then ``load(ids)`` (records of those ids) called for the
-    shown records and, where another is newer, that newer one: the same tables without reading every
-    record."""
+def build_indexed(choose: Callable[[set[str]], tuple[int, Sequence[Any]]], load: Callable[[list[str]], list[RunRecord]],
+                  metric: Optional[str] = None, prices: Optional[dict[str, Price]] = None, source: str = "",
+                  selection: str = "", newest: bool = False) -> Leaderboard:
+    """build() from the choices a store makes in its database (ResultsStore.choices, whose rule is
+    build's: support.support_key's maximum, or with ``newest`` the newest): ``choose(exclude)`` gives the
+    number of records selected and the Choices, less the records of ids ``exclude``; then ``load(ids)``
+    (the records of those ids) is called for the shown records and, where another is newer, that newer
+    one. The same tables without reading every record. A record that cannot be read (``load`` warns of
+    it, and leaves it out) is left out and the choice made again, as build's caller leaves it out."""
     loaded: dict[str, RunRecord] = {}
     unreadable: set[str] = set()
-    while True:  # a record that cannot be read (``load`` warns of it) is left out, as build's caller leaves it out
-        rows = [r for r in rows if r.id not in unreadable] if unreadable else list(rows)
-        seen, chosen_rows, newer_rows = _choose_indexed(rows, newest)
-        wanted = ({r.id for r in chosen_rows.values()} | {r.id for r in newer_rows.values()}) - set(loaded)
+    while True:
+        total, choices = choose(unreadable)
+        seen, chosen_ids, newer_ids = _merge_choices(choices, newest)
+        wanted = (set(chosen_ids.values()) | set(newer_ids.values())) - set(loaded)
         loaded.update((r.id, r) for r in load(sorted(wanted)))
         if not wanted - set(loaded):
             break
         unreadable |= wanted - set(loaded)
-    chosen = {k: loaded[r.id] for k, r in chosen_rows.items()}
-    newer = {k: loaded[r.id] for k, r in newer_rows.items()}
-    return _assemble(len(rows), chosen, seen, newer, metric, prices, source, selection, newest)
+    chosen = {k: loaded[rid] for k, rid in chosen_ids.items()}
+    newer = {k: loaded[rid] for k, rid in newer_ids.items()}
+    return _assemble(total, chosen, seen, newer, metric, prices, source, selection, newest)
 
 
-def _choose_indexed(rows: Sequence[Any], newest: bool) -> tuple[dict[tuple[str, ...], int], dict[tuple[str, ...], Any],
-                                                                 dict[tuple[str, ...], Any]]:
-    """Per key of the valid rows: how many, the row build would show (support_key's maximum, or with
-    ``newest`` the newest), and the newest; in one pass, keys in the order of their first row. Equal to
-    max() over each key's rows: a later row (created_at, then id) wins a tie, as max's key ends with them.
-    The key's text is made once per distinct combination of its columns (a store has few, rows many)."""
-    seen: dict[tuple[str, ...], int] = {}
-    chosen: dict[tuple[str, ...], Any] = {}
-    newer: dict[tuple[str, ...], Any] = {}
-    best: dict[tuple[str, ...], tuple[Any, ...]] = {}  # the chosen row's sort key
-    keys: dict[tuple[Any, ...], tuple[str, ...]] = {}
-    for row in rows:
-        if not row.valid:
-            continue
-        raw = (row.suite, row.workload, row.scenario, row.batch_size, row.load_key, row.hardware, row.backend,
-               row.device, row.precision)
-        k = keys.get(raw)
-        if k is None:
-            k = keys[raw] = index_key(row)
-        order = (row.created_at, row.id)
-        rank = order if newest else _index_support(row)
-        if k not in seen:
-            seen[k], chosen[k], newer[k], best[k] = 1, row, row, rank
-            continue
-        seen[k] += 1
-        if order >= (newer[k].created_at, newer[k].id):
-            newer[k] = row
-        if rank >= best[k]:
-            chosen[k], best[k] = row, rank
+def _merge_choices(choices: Sequence[Any], newest: bool) -> tuple[dict[tuple[str, ...], int], dict[tuple[str, ...], str],
+                                                                    dict[tuple[str, ...], str]]:
+    """Per _key of the choices (columns that _key's text makes equal, such as a NULL and an empty
+    load_key, merged): how many valid records, the id of the one shown (the best supported, or with
+    ``newest`` the newest) and of the newest; keys in the order of their oldest record, as build orders
+    them."""
+    merged: dict[tuple[str, ...], list[Any]] = {}
+    for c in choices:
+        k = index_key(c)
+        best = (c.best_rank, *c.best)
+        entry = merged.get(k)
+        if entry is None:
+            merged[k] = [c.count, c.first, c.newest, best]
+        else:
+            entry[0] += c.count
+            entry[1], entry[2], entry[3] = min(entry[1], c.first), max(entry[2], c.newest), max(entry[3], best)
+    order = sorted(merged, key=lambda k: merged[k][1])
+    seen = {k: merged[k][0] for k in order}
+    newer = {k: merged[k][2][1] for k in order}
+    chosen = dict(newer) if newest else {k: merged[k][3][2] for k in order}
     return seen, chosen, newer
 
 

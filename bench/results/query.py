@@ -32,7 +32,7 @@ from bench.results.store import FILTER_COLUMNS, INDEX_COLUMNS, ResultsStore
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["Selection", "NoMatch", "RECORD_COLUMNS", "select", "index", "summaries", "shown_records", "chunks", "frame", "load", "export",
+__all__ = ["Selection", "NoMatch", "RECORD_COLUMNS", "select", "index", "summaries", "choices", "shown_records", "chunks", "frame", "load", "export",
            "export_store", "read_record_files",
            "check_record_files", "import_records", "IMPORT_BATCH", "atomic_output"]
 
@@ -120,14 +120,26 @@ def summaries(store: ResultsStore, selection: Selection = Selection(), what: str
     return store.summaries([r.id for r in index(store, selection, what)])
 
 
-def shown_records(store: ResultsStore, rows: Sequence[Any]) -> Any:
+def choices(store: ResultsStore, selection: Selection = Selection(), what: str = "") -> Any:
+    """The chooser of leaderboard.build_indexed over the selection (ResultsStore.choices, less the ids it
+    is given); NoMatch, before any table is built, when the selection matches no record."""
+    filters = selection.filters()
+    first = store.choices(filters)
+    if not first[0]:
+        raise _no_match(store, selection, what)
+
+    def choose(exclude: set[str]) -> tuple[int, list[Any]]:
+        return store.choices(filters, exclude) if exclude else first
+    return choose
+
+
+def shown_records(store: ResultsStore) -> Any:
     """A loader of the records a report shows, for leaderboard.build_indexed: summaries, and whole
     records for scenario=continual (its verdict and timeline read the per-request arrays)."""
-    continual = {r.id for r in rows if r.scenario == "continual"}
-
     def load(ids: Sequence[str]) -> list[RunRecord]:
-        full = [i for i in ids if i in continual]
-        return store.summaries([i for i in ids if i not in continual]) + (store.records(full) if full else [])
+        slim = store.summaries(ids)
+        full = {r.id for r in slim if r.scenario.get("name") == "continual"}
+        return [r for r in slim if r.id not in full] + (store.records(full) if full else [])
     return load
 
 

@@ -26,9 +26,12 @@ A row that cannot be read back (not JSON, not a record) is skipped by the reader
 from __future__ import annotations
 
 import collections
+import contextlib
 import errno
 import functools
+import gc
 import json
+import operator
 import os
 import shlex
 import shutil
@@ -47,7 +50,8 @@ from bench.results.records import RunRecord, SchemaError, parse_record, slim
 from bench.results.urls import check_url, mask_url, normalize_url, redact_record, url_password
 
 __all__ = ["ResultsStore", "atomic_write_json", "mask_url", "normalize_url", "redact_record", "FILTER_COLUMNS",
-           "DB_SCHEMA_VERSION", "INDEX_COLUMNS", "REPORT_COLUMNS", "V2_COLUMNS", "index_columns", "recovery_folders", "write_recovery", "free_space"]
+           "DB_SCHEMA_VERSION", "INDEX_COLUMNS", "CHOICE_KEY", "Choice", "bulk_read", "REPORT_COLUMNS", "V2_COLUMNS",
+           "index_columns", "recovery_folders", "write_recovery", "free_space"]
 
 DB_SCHEMA_VERSION = 2
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -104,6 +108,7 @@ INDEX_COLUMNS = ("id", "created_at", "status", "valid", "suite", "workload", "sc
 REPORT_COLUMNS = ("id", "created_at", "valid", "suite", "workload", "scenario", "batch_size", "load_key", "hardware",
                   "backend", "device", "precision", "converged", "ci_scope", "warning_count")
 MIGRATE_CHUNK = 500
+_BY_AGE = operator.attrgetter("created_at", "id")  # an index row's place, oldest first
 meta = sa.Table(
     "bench_meta",
     _metadata,
@@ -251,10 +256,38 @@ def index_columns(record: RunRecord) -> dict[str, Any]:
     }
 
 
+# ResultsStore.choices: a combination of these columns is one row of a leaderboard.
+CHOICE_KEY = ("suite", "workload", "scenario", "batch_size", "load_key", "hardware", "backend", "device", "precision")
+Choice = collections.namedtuple("Choice", (*CHOICE_KEY, "count", "first", "newest", "best", "best_rank"))
+_CHOICE_SEP = "\x01"  # between created_at and id in the database's (created_at, id): sorts before any character
+_WARNINGS_CAP = 2_000_000_000  # less a warning count (up to 10^9): as text, fewer warnings sort later
+_RANK_WIDTH = 12  # converged, repeats, then the 10 digits of that difference
+
+
+def _split_age(text: str) -> tuple[str, str]:
+    """(created_at, id) of their joining in ResultsStore.choices."""
+    created_at, _, rid = text.partition(_CHOICE_SEP)
+    return created_at, rid
+
+
 @functools.lru_cache(maxsize=None)
 def _index_row(columns: tuple[str, ...]) -> Any:
     """The light row type of ResultsStore.index for ``columns``."""
     return collections.namedtuple("IndexRow", columns)
+
+
+@contextlib.contextmanager
+def bulk_read() -> Any:
+    """Python's cyclic garbage collector paused while many rows or records are read: none of them holds
+    a reference cycle (refcounting frees them), but each of the collections their allocations trigger
+    walks every object read so far, which made reading 100,000 index rows 2-3x slower."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _migrate(conn: sa.Connection, older: bool) -> None:
@@ -616,7 +649,7 @@ class ResultsStore:
         """Whole records (raw samples included), oldest first: all of them, or those of ``ids``."""
         if ids is None:
             query = sa.select(runs.c.id, runs.c.record).order_by(runs.c.created_at, runs.c.id)
-            with self._reader() as conn:
+            with bulk_read(), self._reader() as conn:
                 return self._readable(conn.execute(query))
         out = self._by_ids(ids, lambda conn, chunk: self._readable(conn.execute(
             sa.select(runs.c.id, runs.c.record).where(runs.c.id.in_(chunk)))))
@@ -625,7 +658,7 @@ class ResultsStore:
     def _by_ids(self, ids: Iterable[str], fetch: Any) -> list[Any]:
         wanted = list(dict.fromkeys(ids))
         out: list[Any] = []
-        with self._reader() as conn:
+        with bulk_read(), self._reader() as conn:
             for start in range(0, len(wanted), MIGRATE_CHUNK):
                 out.extend(fetch(conn, wanted[start:start + MIGRATE_CHUNK]))
         return out
@@ -669,7 +702,7 @@ class ResultsStore:
         Keys are FILTER_COLUMNS; an id or run_id shorter than 32 characters matches as a prefix.
         """
         query = self._where(sa.select(runs.c.id, runs.c.record).order_by(runs.c.created_at, runs.c.id), filters)
-        with self._reader() as conn:
+        with bulk_read(), self._reader() as conn:
             return self._readable(conn.execute(query))
 
     def index(self, filters: Mapping[str, Sequence[str]] = {},  # noqa: B006 - never changed
@@ -685,13 +718,49 @@ class ResultsStore:
             query = query.order_by(runs.c.created_at, runs.c.id)
         query = self._where(query, filters)
         shape = _index_row(tuple(columns))
-        with self._reader() as conn:
-            rows = [shape._make(r) for r in conn.execute(query)]  # plain tuples: attributes at C speed
-        if covered:
-            # Ordered here: asked to ORDER BY, SQLite walks ix_runs_created_at and reads every row (GBs of
-            # record and summary); without, it reads the covering ix_runs_report (a few MB).
-            rows.sort(key=lambda r: (r.created_at, r.id))
+        with bulk_read(), self._reader() as conn:
+            rows = list(map(shape._make, conn.execute(query)))  # named tuples: attributes at C speed
+            if covered:
+                # Ordered here: asked to ORDER BY, SQLite walks ix_runs_created_at and reads every row (GBs
+                # of record and summary); without, it reads the covering ix_runs_report (a few MB).
+                rows.sort(key=_BY_AGE)
         return rows
+
+    def choices(self, filters: Mapping[str, Sequence[str]] = {},  # noqa: B006 - never changed
+                exclude: Iterable[str] = ()) -> tuple[int, list[Any]]:
+        """What a leaderboard shows, chosen by the database in one pass over ix_runs_report: the number of
+        rows matching ``filters`` (as ``index`` counts them, less the ids of ``exclude``) and, per
+        combination of CHOICE_KEY among their valid rows, one Choice: the key's columns, ``count`` (its
+        valid rows), and as (created_at, id) ``first`` (the oldest), ``newest`` and ``best``: the most
+        supported, support.support_key's maximum (converged, then intervals over repeats, then fewest
+        warnings, then newest), whose (converged, repeats, warnings) rank is ``best_rank`` (a string
+        that sorts as support_key does). The order of Choices is the database's."""
+        c = runs.c
+        ranked = sa.and_(c.ci_scope.is_not(None), *([c.id.not_in(list(exclude))] if exclude else []))
+        sep, dialect = _CHOICE_SEP, self.engine.dialect.name
+
+        def text(expr: Any) -> Any:  # byte order, as Python compares strings; PostgreSQL's is the locale's
+            return sa.collate(expr, "C") if dialect == "postgresql" else expr
+
+        valid = c.valid.is_(True)
+        age = c.created_at + sep + c.id
+        rank = (sa.case((c.converged.is_(True), "1"), else_="0") + sa.case((c.ci_scope == "repeats", "1"), else_="0")
+                + sa.cast(_WARNINGS_CAP - sa.func.coalesce(c.warning_count, 0), sa.Text))
+        key = [c[name] for name in CHOICE_KEY]
+        query = self._where(sa.select(
+            *key, sa.func.count().label("rows"), sa.func.sum(sa.case((valid, 1), else_=0)).label("count"),
+            sa.func.min(text(sa.case((valid, age)))).label("first"),
+            sa.func.max(text(sa.case((valid, age)))).label("newest"),
+            sa.func.max(text(sa.case((valid, rank + age)))).label("best")).where(ranked).group_by(*key), filters)
+        total, out = 0, []
+        with bulk_read(), self._reader() as conn:
+            for row in conn.execute(query):
+                total += row.rows
+                if row.count:
+                    best = row.best[:_RANK_WIDTH], *_split_age(row.best[_RANK_WIDTH:])
+                    out.append(Choice(*row[:len(key)], int(row.count), _split_age(row.first),
+                                      _split_age(row.newest), best[1:], best[0]))
+        return total, out
 
     def machines(self, filters: Mapping[str, Sequence[str]] = {}) -> list[dict[str, Any]]:  # noqa: B006
         """One entry per machine (the ``machine`` column) of the rows matching ``filters``, by machine:

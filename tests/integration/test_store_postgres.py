@@ -264,6 +264,58 @@ def test_leaderboard_compare_export_import_on_postgresql(pg_url, tmp_path, capsy
     assert capsys.readouterr().out.count("Box A") == 2
 
 
+@pytest.mark.parametrize("collation", [None, "und-x-icu"])
+def test_the_leaderboards_choice_on_postgresql_is_builds_whatever_the_collation(pg_url, tmp_path, collation):
+    """ResultsStore.choices compares times and ids in byte order, as Python does, also where the
+    columns sort by a locale's rules (ICU's root collation puts ".5+00:00" before "+00:00")."""
+    import io
+
+    from bench.reporting import leaderboard as lb
+    from bench.reporting import leaderboard_render as lr
+    from bench.results.query import shown_records
+    from tests.recordfactory import make_continual_record
+
+    records = [make_record(hardware=hw, created_at=f"2026-12-0{i + 1}T00:00:00+00:00", median_ms=1.0 + i / 10, seed=i,
+                           **({"warnings": ["outliers", "foreign_cpu"]} if i == 2 else {}))
+               for i, hw in enumerate(("Box A", "Box A", "Box A", "Box B"))]
+    records += [make_record(hardware="Edge box", created_at="2026-12-29", median_ms=1.2, seed=91),
+                make_record(hardware="Edge box", created_at="2026-12-29T00:00:00+00:00", median_ms=1.0, seed=92),
+                make_record(hardware="Edge box", created_at="2026-12-29T00:00:00.5+00:00", median_ms=1.1, seed=93,
+                            warnings=["outliers", "foreign_cpu"]),
+                make_continual_record("within", created_at="2026-12-30T00:00:00+00:00"),
+                make_record(hardware="Box B", created_at="2026-12-31T00:00:00+00:00", parity_ok=False)]
+    store = ResultsStore(tmp_path, pg_url)
+    try:
+        for r in records:
+            store.write(r)
+        if collation:
+            with store.engine.begin() as conn:
+                available = conn.execute(sa.text("SELECT count(*) FROM pg_collation WHERE collname = :c"),
+                                         {"c": collation}).scalar_one()
+                if not available:
+                    pytest.skip(f"this PostgreSQL has no {collation} collation (built without ICU)")
+                for column, size in (("created_at", 40), ("id", 32)):
+                    conn.execute(sa.text(f'ALTER TABLE runs ALTER COLUMN {column} TYPE VARCHAR({size}) '
+                                         f'COLLATE "{collation}"'))
+                assert not conn.execute(sa.text("SELECT '2026-12-29T00:00:00+00:00' < "
+                                                "'2026-12-29T00:00:00.5+00:00'::varchar COLLATE \"und-x-icu\"")
+                                        ).scalar_one()  # the locale's order is not Python's
+        for newest in (False, True):
+            old = lb.build(store.records(), None, {}, source="s", selection="x", newest=newest)
+            new = lb.build_indexed(lambda exclude: store.choices({}, exclude), shown_records(store), None, {},
+                                   source="s", selection="x", newest=newest)
+            rendered = [(lr.render_terminal(b, stream := io.StringIO()), stream.getvalue(), lr.render_csv(b))[1:]
+                        for b in (old, new)]
+            assert rendered[0] == rendered[1]
+            shown = {row.hardware: row.record.created_at for g in new.groups for row in g.rows}
+            assert shown["Edge box"] == ("2026-12-29T00:00:00.5+00:00" if newest else "2026-12-29T00:00:00+00:00")
+            assert shown["Box A"] == ("2026-12-03T00:00:00+00:00" if newest else "2026-12-02T00:00:00+00:00")
+        total, _ = store.choices({})
+        assert total == len(records)
+    finally:
+        store.close()
+
+
 def test_store_check_finds_and_repairs_damage_on_postgresql(pg_url, tmp_path, capsys):
     store = ResultsStore(tmp_path, pg_url)
     records = [make_record(tag=f"c{i}") for i in range(3)]

@@ -41,7 +41,17 @@ def _varied() -> list:
     out.append(make_continual_record("within", created_at=next(t)))
     out.append(make_continual_record("within", created_at=next(t), adapt_s=2.0))
     out.append(make_continual_record("within", created_at=next(t), rate_qps=40.0, hardware="Intel Xeon"))
-    return out
+    return out + edge_times()
+
+
+def edge_times() -> list:
+    """One combination whose times compare as strings only: "2026-12-29" is older than any time of that
+    day (a prefix), and ".5+00:00" is newer than "+00:00" in byte order, older in a locale's. The newest
+    has warnings, so the one shown is the day's first full time, and a note names the newer."""
+    return [make_record(hardware="Edge box", created_at="2026-12-29", median_ms=1.2, seed=91),
+            make_record(hardware="Edge box", created_at="2026-12-29T00:00:00+00:00", median_ms=1.0, seed=92),
+            make_record(hardware="Edge box", created_at="2026-12-29T00:00:00.5+00:00", median_ms=1.1, seed=93,
+                        warnings=["outliers", "foreign_cpu"])]
 
 
 @pytest.fixture
@@ -63,10 +73,27 @@ def _rendered(board) -> tuple[str, str, str]:
 @pytest.mark.parametrize("filters", [{}, {"hardware": ["Intel Xeon"]}, {"scenario": ["latency"]}])
 def test_leaderboard_from_the_index_renders_as_build_over_every_record(store, newest, filters):
     old = lb.build(store.select(filters), None, {}, source="s", selection="x", newest=newest)
-    rows = store.index(filters)
-    new = lb.build_indexed(rows, shown_records(store, rows), None, {}, source="s", selection="x", newest=newest)
+    new = lb.build_indexed(lambda exclude: store.choices(filters, exclude), shown_records(store), None, {},
+                           source="s", selection="x", newest=newest)
     assert _rendered(new) == _rendered(old)
     assert any("not shown" in n for n in old.notes) or filters
+    if not filters:
+        shown = [row.record.created_at for g in new.groups for row in g.rows if row.hardware == "Edge box"]
+        assert shown == ["2026-12-29T00:00:00+00:00"] * len(shown) and shown or newest
+
+
+def test_a_shown_record_that_cannot_be_read_is_left_out_and_the_next_one_chosen(store, capsys):
+    records = store.records()
+    victim = next(r for r in records if r.created_at == "2026-12-29T00:00:00+00:00")  # shown for "Edge box"
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE runs SET summary = 'not json' WHERE id = :id"), {"id": victim.id})
+    new = lb.build_indexed(lambda exclude: store.choices({}, exclude), shown_records(store), None, {}, source="s",
+                           selection="x")
+    assert f"record {victim.id} in" in capsys.readouterr().err
+    old = lb.build([r for r in records if r.id != victim.id], None, {}, source="s", selection="x")
+    assert _rendered(new) == _rendered(old)
+    assert [row.record.created_at for g in new.groups for row in g.rows if row.hardware == "Edge box"] == \
+        ["2026-12-29"]
 
 
 def test_index_rows_carry_the_columns_support_chooses_by(store):
@@ -146,7 +173,8 @@ def test_a_schema_1_database_is_migrated_on_open(tmp_path, capsys, create):
         assert broken == (None, None, "not json")  # kept, not indexed
         assert len(rows) == len(records)
         old = lb.build(records, None, {}, source="s", selection="x")
-        new = lb.build_indexed(rows, shown_records(store, rows), None, {}, source="s", selection="x")
+        new = lb.build_indexed(lambda exclude: store.choices({}, exclude), shown_records(store), None, {}, source="s",
+                               selection="x")
         assert _rendered(new) == _rendered(old)
     finally:
         store.close()
