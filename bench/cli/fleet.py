@@ -14,6 +14,7 @@ from typing import Any, Optional, TextIO
 
 from bench.cli.args import check_output, one_flag, parse_args, write_output, write_terminal
 from bench.errors import ConfigError
+from bench.reporting.terminal import Column
 
 __all__ = ["fleet_command", "USAGE", "coverage"]
 
@@ -49,36 +50,32 @@ def _label(m: dict[str, Any]) -> str:
     return f"{m['machine']} ({m.get('host') or 'host unknown'})"
 
 
-def render_terminal(data: dict[str, Any], stream: TextIO) -> None:
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
+FLEET_COLUMNS = [Column("machine"), Column("host"), Column("hardware", fold=True), Column("records", justify="right"),
+                 Column("valid", justify="right"), Column("first", drop=5, optional=True), Column("last"),
+                 Column("measured", justify="right")]
 
-    from bench.reporting.progress import use_plain_output
 
-    plain = use_plain_output(stream)
-    console = Console(file=stream, no_color=plain, highlight=False, soft_wrap=False, width=200 if plain else None)
-    console.print(Text(f"bench fleet: {data['selection'] or 'all records'} from {data['source']}"))
-    table = Table(box=box.SIMPLE_HEAD, title=f"{len(data['machines'])} machine(s)", title_justify="left")
-    for name in ("machine", "host", "hardware", "records", "valid", "first", "last", "measured"):
-        table.add_column(name, justify="right" if name in ("records", "valid", "measured") else "left")
+def render_terminal(data: dict[str, Any], stream: TextIO, width: Optional[int] = None,
+                    plain: Optional[bool] = None) -> None:
+    from bench.reporting.terminal import Out
+
+    out = Out(stream, width=width, plain=plain)
+    out.line(f"bench fleet: {data['selection'] or 'all records'} from {data['source']}")
     total = len(data["coverage"])
-    for m in data["machines"]:
-        table.add_row(*(Text(str(cell)) for cell in (m["machine"], m.get("host") or "-", m.get("hardware") or "-",
-                                                     m["records"], m["valid"], str(m["first"])[:19],
-                                                     str(m["last"])[:19], f"{len(m['workloads'])}/{total}")))
-    console.print(table)
+    out.table(f"{len(data['machines'])} machine(s)", FLEET_COLUMNS,
+              [[str(cell) for cell in (m["machine"], m.get("host") or "-", m.get("hardware") or "-", m["records"],
+                                       m["valid"], str(m["first"])[:19], str(m["last"])[:19],
+                                       f"{len(m['workloads'])}/{total}")] for m in data["machines"]],
+              hint="--format markdown shows every column")
     names = {m["machine"]: _label(m) for m in data["machines"]}
     gaps = [c for c in data["coverage"] if c["missing_on"]]
     if not gaps:
-        console.print(f"coverage: every machine measured all {total} suite x workload x scenario", markup=False)
+        out.line(f"coverage: every machine measured all {total} suite x workload x scenario")
         return
-    console.print(f"coverage: {len(gaps)} of {total} suite x workload x scenario not measured on every machine:",
-                  markup=False)
+    out.line(f"coverage: {len(gaps)} of {total} suite x workload x scenario not measured on every machine:")
     for c in gaps:
         missing = ", ".join(names.get(m, m) for m in c["missing_on"])
-        console.print(f"  {c['suite']} / {c['workload']} / {c['scenario']}: not on {missing}", markup=False)
+        out.line(f"  {c['suite']} / {c['workload']} / {c['scenario']}: not on {missing}")
 
 
 def render_markdown(data: dict[str, Any]) -> str:

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Sequence, TextIO
+from typing import Any, Optional, Sequence, TextIO
 
 import numpy as np
 
@@ -52,6 +52,7 @@ from bench.errors import ConfigError
 from bench.reporting.ratios import (BOOTSTRAP, CONFIDENCE, METRICS, RESAMPLES, WELCH, Ratio, bootstrap_percentile,
                                     bootstrap_throughput, ratios, welch_ratio)
 from bench.results.records import RunRecord
+from bench.reporting.terminal import Column, Out
 
 __all__ = ["METRICS", "MATCH_KEYS", "Ratio", "Comparison", "CompareResult", "FailRule", "Check", "parse_fail_on",
            "compare", "compare_indexed", "bootstrap_throughput", "bootstrap_percentile", "welch_ratio", "check", "render",
@@ -292,38 +293,39 @@ def _side(record: RunRecord) -> str:
     return f"{record.system.get('hardware')} {b.get('name')} {b.get('precision')}"
 
 
-def render(result: CompareResult, baseline_desc: str, candidate_desc: str, stream: TextIO) -> None:
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
+COMPARE_COLUMNS = [Column("workload"), Column("baseline", fold=True), Column("candidate", fold=True), Column("metric"),
+                   Column("baseline value", drop=6), Column("candidate value", drop=6), Column("ratio [95% CI]", fold=True),
+                   Column("interval", fold=True, drop=7, optional=True), Column("verdict", fold=True)]
 
-    from bench.reporting.progress import use_plain_output
+
+def compare_rows(result: CompareResult) -> list[list[str]]:
+    """The comparison table's rows: one per workload x metric, the workload and sides on its first."""
     from bench.fmt import fmt_num
 
-    plain = use_plain_output(stream)
-    console = Console(file=stream, no_color=plain, highlight=False, soft_wrap=False, width=240 if plain else None)
-    console.print(Text(f"baseline:  {baseline_desc}\ncandidate: {candidate_desc}"))
-    table = Table(box=box.SIMPLE_HEAD, title_justify="left",
-                  title=Text("candidate / baseline, 95% intervals (matched on "
-                             f"{' x '.join(result.match_keys)})"))
-    for name in ("workload", "baseline", "candidate", "metric", "baseline value", "candidate value",
-                 "ratio [95% CI]", "interval", "verdict"):
-        table.add_column(name)
+    rows = []
     for comp in result.comparisons:
         for i, (metric, r) in enumerate(comp.ratios.items()):
             first = i == 0
-            table.add_row(*(Text(c) for c in (
-                comp.name if first else "", _side(comp.baseline) if first else "",
-                _side(comp.candidate) if first else "", metric, fmt_num(r.baseline), fmt_num(r.candidate),
-                f"{r.ratio:.3f} [{r.low:.3f}, {r.high:.3f}]", r.method_text, r.verdict)))
-    console.print(table)
+            rows.append([comp.name if first else "", _side(comp.baseline) if first else "",
+                         _side(comp.candidate) if first else "", metric, fmt_num(r.baseline), fmt_num(r.candidate),
+                         f"{r.ratio:.3f} [{r.low:.3f}, {r.high:.3f}]", r.method_text, r.verdict])
+    return rows
+
+
+def render(result: CompareResult, baseline_desc: str, candidate_desc: str, stream: TextIO,
+           width: Optional[int] = None, plain: Optional[bool] = None) -> None:
+    """The comparison on a terminal (fitted to ``width``, the terminal's unless given) or, piped, plain."""
+    out = Out(stream, width=width, plain=plain)
+    out.line(f"baseline:  {baseline_desc}")
+    out.line(f"candidate: {candidate_desc}")
+    out.table(f"candidate / baseline, 95% intervals (matched on {' x '.join(result.match_keys)})", COMPARE_COLUMNS,
+              compare_rows(result), hint="--format markdown shows every column")
     for comp in result.comparisons:
-        console.print(Text(speed_line(comp)))
+        out.line(speed_line(comp))
     doubtful = [(comp, d) for comp in result.comparisons for d in comp.doubts()]
     if doubtful:
-        console.print(Text("records in doubt (unconverged or noisy; their comparisons are not conclusive):"))
+        out.line("records in doubt (unconverged or noisy; their comparisons are not conclusive):")
         for comp, d in doubtful:
-            console.print(Text(f"  {comp.name}: {_doubt_text(*d)}"))
+            out.line(f"  {comp.name}: {_doubt_text(*d)}")
     for note in result.notes:
-        console.print(Text(f"note: {note}"))
+        out.line(f"note: {note}")

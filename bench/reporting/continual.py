@@ -34,6 +34,7 @@ from bench.results import support
 from bench.results.metrics import ADAPT_STAGES, continual_run
 from bench.results.records import RunRecord
 from bench.results.support import load_key
+from bench.reporting.terminal import Column, Out
 
 __all__ = ["STAGE_LABELS", "PHASE_HEADER", "STAGE_HEADER", "Verdict", "TimelineMarks", "is_continual",
            "load_key", "load_text", "title", "timeline_marks", "phase_versions", "phase_rows", "stage_rows",
@@ -391,46 +392,30 @@ def verdict(record: RunRecord) -> Verdict:
 # ---------------------------------------------------------------- terminal and Markdown
 
 
-def print_block(console: Any, record: RunRecord, heading: str = "", indent: int = 0) -> None:
-    """The block on a rich Console: title, phase table, time to adapt, facts, verdict; ``indent``
-    spaces before the tables (the summary puts the block under its own table)."""
-    from rich import box
-    from rich.padding import Padding
-    from rich.table import Table
-    from rich.text import Text
-
-    console.print(Text(f"{heading}{title(record)}"))
-    phases = Table(box=box.SIMPLE_HEAD, padding=(0, 1))
-    for name in PHASE_HEADER:
-        phases.add_column(name, justify="right" if name in ("requests", "late", "dropped") else "left")
-    for row in phase_rows(record):
-        phases.add_row(*(Text(c) for c in row))
-    console.print(Padding(phases, (0, 0, 0, indent), expand=False))
+def print_block(out: Out, record: RunRecord, heading: str = "", indent: int = 0) -> None:
+    """The block on an Out (bench.reporting.terminal): title, phase table, time to adapt, facts, verdict;
+    ``indent`` spaces before the facts (the summary puts the block under its own table)."""
+    out.line(f"{heading}{title(record)}")
+    out.table("phases", [Column(name, justify="right" if name in ("requests", "late", "dropped") else "left",
+                                fold=i > 0) for i, name in enumerate(PHASE_HEADER)],
+              phase_rows(record), hint="--format markdown shows every column")
     stages = stage_rows(record)
     if stages:
-        table = Table(box=box.SIMPLE_HEAD, padding=(0, 1))
-        for name in STAGE_HEADER:
-            table.add_column(name, justify="left" if name == STAGE_HEADER[0] else "right")
-        for row in stages:
-            table.add_row(*(Text(c) for c in row))
-        console.print(Padding(table, (0, 0, 0, indent), expand=False))
+        out.table("stages", [Column(name, justify="left" if i == 0 else "right", fold=i > 0)
+                             for i, name in enumerate(STAGE_HEADER)], stages, hint="--format markdown shows every column")
     pad = " " * (indent + 2)
     for line in facts(record):
-        console.print(Text(f"{pad}{line}"))
-    console.print(Text(f"{pad}{verdict(record).line}"))
+        out.line(f"{pad}{line}")
+    out.line(f"{pad}{verdict(record).line}")
 
 
-def render_terminal(records: Sequence[RunRecord], stream: TextIO) -> None:
-    from rich.console import Console
-
-    from bench.reporting.progress import use_plain_output
-
-    plain = use_plain_output(stream)
-    console = Console(file=stream, no_color=plain, highlight=False, soft_wrap=False, width=240 if plain else None)
+def render_terminal(records: Sequence[RunRecord], stream: TextIO, width: Optional[int] = None,
+                    plain: Optional[bool] = None) -> None:
+    out = Out(stream, width=width, plain=plain)
     for i, record in enumerate(records):
         if i:
-            console.print()
-        print_block(console, record, f"continual {record.id[:8]}: ")
+            out.line()
+        print_block(out, record, f"continual {record.id[:8]}: ")
 
 
 def _md(text: str) -> str:

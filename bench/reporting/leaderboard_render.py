@@ -9,12 +9,13 @@ import csv
 import io
 from typing import Any, Optional, TextIO
 
+from bench.reporting.terminal import Column, Out
 from bench.reporting.leaderboard import (CONTINUAL_SHOWN, COST, ENERGY, METRICS, PROCESS_MARK, SHOWN,
                                          UNBOUNDED_MARK, VERDICT, Figure, Group, Leaderboard, Row, unbounded_note)
 from bench.fmt import csv_cell
 from bench.results import support
 
-__all__ = ["fmt_figure", "cell", "columns", "shown", "HEADINGS", "LEGEND", "COLUMNS", "render_terminal",
+__all__ = ["fmt_figure", "cell", "columns", "shown", "HEADINGS", "LEGEND", "COLUMNS", "table_columns", "render_terminal",
            "render_markdown", "render_csv", "CSV_FIELDS"]
 
 
@@ -83,30 +84,35 @@ def columns(group: Group) -> list[str]:
 COLUMNS = ["rank", "hardware", "backend", "precision", *(HEADINGS[n] for n in SHOWN), *TRAILING]
 
 
-def render_terminal(board: Leaderboard, stream: TextIO) -> None:
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
+# When a table is wider than the terminal, these leave first, before any figure folds (then, if folded
+# figures are still too wide, those not ranked by: cost, energy, then throughput or p99); rank, hardware,
+# backend, precision and the ranked figure stay.
+_DROP = {"record": 10, "warnings": 9, "repeats": 8, "converged": 7}
+_FIGURE_DROP = {COST: 6, ENERGY: 5}
 
-    from bench.reporting.progress import use_plain_output
 
-    plain = use_plain_output(stream)
-    console = Console(file=stream, no_color=plain, highlight=False, soft_wrap=False, width=240 if plain else None)
-    console.print(Text(f"bench leaderboard: {board.selection or 'all records'} from {board.source}"))
+def table_columns(group: Group) -> list[Column]:
+    """The terminal's columns of a group's table: the figures fold, and the order they leave in."""
+    names = shown(group)
+    figures = [Column(heading, fold=True, drop=0 if name == group.metric.name else _FIGURE_DROP.get(name, 4))
+               for name, heading in zip(names, columns(group)[4:4 + len(names)])]
+    return [Column("rank", justify="right"), Column("hardware"), Column("backend"), Column("precision"), *figures,
+            *(Column(name, drop=_DROP[name], fold=name == "warnings", optional=True) for name in TRAILING)]
+
+
+def render_terminal(board: Leaderboard, stream: TextIO, width: Optional[int] = None,
+                    plain: Optional[bool] = None) -> None:
+    """The tables on a terminal (fitted to ``width``, the terminal's unless given) or, piped, plain."""
+    out = Out(stream, width=width, plain=plain)
+    out.line(f"bench leaderboard: {board.selection or 'all records'} from {board.source}")
     for g in board.groups:
-        table = Table(box=box.SIMPLE_HEAD, title_justify="left",
-                      title=Text(f"{g.title}: ranked by {g.metric.name} ({g.metric.direction()})"))
-        for name in columns(g):
-            table.add_column(name, justify="right" if name == "rank" else "left")
-        for row in g.rows:
-            table.add_row(*(Text(c) for c in row_cells(row, shown(g))))
-        console.print(table)
+        out.table(f"{g.title}: ranked by {g.metric.name} ({g.metric.direction()})", table_columns(g),
+                  [row_cells(row, shown(g)) for row in g.rows])
         for note in g.notes:
-            console.print(Text(f"  note: {note}"))
-    console.print(Text(LEGEND))
+            out.line(f"  note: {note}")
+    out.line(LEGEND)
     for note in board.notes:
-        console.print(Text(f"note: {note}"))
+        out.line(f"note: {note}")
 
 
 def _md(text: str) -> str:

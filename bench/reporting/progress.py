@@ -12,6 +12,7 @@ import time
 from typing import Any, Optional, TextIO
 
 from bench.fmt import fmt_num
+from bench.reporting.terminal import use_plain_output
 from bench.results.records import RunRecord
 
 __all__ = ["ProgressDisplay", "use_plain_output"]
@@ -24,10 +25,6 @@ PHASES = {
     "warmup": "warming up",
     "measure": "measuring",
 }
-
-
-def use_plain_output(stream: TextIO) -> bool:
-    return bool(os.environ.get("NO_COLOR")) or os.environ.get("TERM") == "dumb" or not stream.isatty()
 
 
 class ProgressDisplay:

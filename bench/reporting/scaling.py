@@ -110,28 +110,21 @@ def render_markdown(all_curves: Sequence[Curve]) -> str:
     return "\n".join(lines)
 
 
-def render_text(all_curves: Sequence[Curve], stream: Any = None) -> None:
+def render_text(all_curves: Sequence[Curve], stream: Any = None, width: Optional[int] = None,
+                plain: Optional[bool] = None) -> None:
+    """The curves' table, then each curve's points; fitted to the terminal or, piped, plain."""
     import sys
 
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
+    from bench.reporting.terminal import Column, Out
 
-    from bench.reporting.progress import use_plain_output
-
-    stream = stream or sys.stdout
-    plain = use_plain_output(stream)
-    console = Console(file=stream, no_color=plain, highlight=False, width=200 if plain else None)
-    table = Table(*HEADER, box=box.SIMPLE_HEAD, title="scaling with batch size", title_justify="left")
+    out = Out(stream or sys.stdout, width=width, plain=plain)
+    out.table("scaling with batch size", [Column(h, fold=i > 0) for i, h in enumerate(HEADER)],
+              [_row(c) for c in all_curves], hint="--format csv shows every column")
     for c in all_curves:
-        table.add_row(*_row(c))
-    console.print(table)
-    for c in all_curves:
-        points = Table(*POINT_HEADER, box=box.SIMPLE_HEAD, title=f"{c.label} ({c.scenario})", title_justify="left")
-        for p in c.points:
-            points.add_row(str(p.batch_size), _fmt(p.throughput_sps), _fmt(p.latency_p50_ms), _fmt(p.latency_p99_ms),
-                           _fmt(p.peak_memory_mib))
-        console.print(points)
+        out.table(f"{c.label} ({c.scenario})", [Column(h, justify="right" if i == 0 else "left")
+                                                 for i, h in enumerate(POINT_HEADER)],
+                  [[str(p.batch_size), _fmt(p.throughput_sps), _fmt(p.latency_p50_ms), _fmt(p.latency_p99_ms),
+                    _fmt(p.peak_memory_mib)] for p in c.points])
 
 
 def plot(all_curves: Sequence[Curve], path: str | Path) -> Path:

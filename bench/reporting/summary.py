@@ -9,14 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence, TextIO
 
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
 from bench.fmt import fmt_ci, fmt_num
 from bench.reporting import continual
-from bench.reporting.progress import use_plain_output
+from bench.reporting.terminal import Column, Out
 from bench.results.records import RunRecord
 from bench.measurement.stats import min_samples_to_bound
 
@@ -114,45 +109,45 @@ def _scenario_note(r: RunRecord) -> str:
     return "; ".join(parts)
 
 
-def summary(results: Sequence[tuple[RunRecord, Path]], store_url: str, stream: Optional[TextIO] = None) -> None:
-    stream = stream or sys.stdout
-    plain = use_plain_output(stream)
-    console = Console(file=stream, no_color=plain, highlight=False, soft_wrap=False,
-                      width=240 if plain else None)
-    table = Table(box=box.SIMPLE_HEAD, title="bench run summary (latency in ms per batch, 95% intervals)",
-                  title_justify="left")
-    for name in ("#", "workload", "backend", "batch", "scenario", "status", "p50 ms [CI]", "p99 ms [CI]",
-                 "mean ± σ ms", "samples/s [CI]", "iterations"):
-        table.add_column(name, justify="right" if name in ("#", "batch", "iterations") else "left")
-    for i, (record, _) in enumerate(results, 1):
-        table.add_row(*(Text(cell) for cell in _row(i, record)))  # text, not markup: "[...]" is shown
-    console.print(table)
+# The summary's columns: on a narrow terminal the figures fold, mean ± σ and iterations leave first, then p50.
+SUMMARY_COLUMNS = [Column("#", justify="right"), Column("workload"), Column("backend", fold=True),
+                   Column("batch", justify="right"),
+                   Column("scenario"), Column("status", fold=True), Column("p50 ms [CI]", fold=True, drop=5),
+                   Column("p99 ms [CI]", fold=True), Column("mean ± σ ms", drop=8, optional=True),
+                   Column("samples/s [CI]", fold=True), Column("iterations", justify="right", drop=9, optional=True)]
+
+
+def summary(results: Sequence[tuple[RunRecord, Path]], store_url: str, stream: Optional[TextIO] = None,
+            width: Optional[int] = None, plain: Optional[bool] = None) -> None:
+    """The table, then per row its warnings, notes and errors, then where the records are; fitted to the
+    terminal (``width``, the terminal's unless given) or, piped, plain (bench.reporting.terminal)."""
+    out = Out(stream or sys.stdout, width=width, plain=plain)
+    out.table("bench run summary (latency in ms per batch, 95% intervals)", SUMMARY_COLUMNS,
+              [_row(i, record) for i, (record, _) in enumerate(results, 1)], hint="--json gives every figure")
     for i, (record, _) in enumerate(results, 1):
         for warning in record.warnings:
-            console.print(f"  warning [{i}] {warning['code']}: {warning['message']}. Hint: {warning['hint']}",
-                          markup=False)
+            out.line(f"  warning [{i}] {warning['code']}: {warning['message']}. Hint: {warning['hint']}")
         note = _scenario_note(record) if record.status == "ok" else ""
         if note:
-            console.print(f"  {record.scenario.get('name')} [{i}] {note}", markup=False)
+            out.line(f"  {record.scenario.get('name')} [{i}] {note}")
         conversion = record.setup.get("conversion") or {}
         if "cache_hit" in conversion:
             state = "served from the cache" if conversion["cache_hit"] else f"built in {conversion['build_s']:.1f} s"
-            console.print(f"  note [{i}] conversion {state} (setup {fmt_num(record.metrics.get('setup_s'))} s)",
-                          markup=False)
+            out.line(f"  note [{i}] conversion {state} (setup {fmt_num(record.metrics.get('setup_s'))} s)")
         if record.status != "ok" and record.error:
-            console.print(f"  error [{i}] {record.error.get('kind')}: {record.error.get('message')}", markup=False)
+            out.line(f"  error [{i}] {record.error.get('kind')}: {record.error.get('message')}")
         if record.status == "ok" and continual.is_continual(record):
-            continual.print_block(console, record, f"  continual [{i}] ", indent=2)
+            continual.print_block(out, record, f"  continual [{i}] ", indent=2)
     if any(r.status == "ok" and r.metrics.get("ci_scope", "process") == "process" for r, _ in results):
-        console.print("  note: intervals of one process hold the noise within it, not the variation between fresh "
-                      "processes (often several %): repeats=N (or preset=rigorous) measures that", markup=False)
+        out.line("  note: intervals of one process hold the noise within it, not the variation between fresh "
+                 "processes (often several %): repeats=N (or preset=rigorous) measures that")
     folders = sorted({str(path.parent) for _, path in results})
     if results:
-        console.print(f"{len(results)} record(s) written to {', '.join(folders)} and {store_url}", markup=False)
+        out.line(f"{len(results)} record(s) written to {', '.join(folders)} and {store_url}")
     failed = sum(1 for r, _ in results if r.status != "ok")
     invalid = sum(1 for r, _ in results if r.status == "ok" and not r.valid)
     if failed or invalid:
-        console.print(f"{failed} work item(s) failed, {invalid} invalid", markup=False)
+        out.line(f"{failed} work item(s) failed, {invalid} invalid")
 
 
 def sweep_summary(sweep_id: str, results: dict, stream: Optional[TextIO] = None) -> None:
