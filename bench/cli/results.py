@@ -21,7 +21,7 @@ __all__ = ["leaderboard_command", "compare_command", "export_command", "import_c
 # Each command's lines of `bench --help`; `bench COMMAND --help` prints its own, with the selections.
 COMMAND_USAGE = {
     "leaderboard": """\
-  bench leaderboard [KEY=VALUE...] [metric=NAME] [prices=FOLDER] [--format terminal|markdown|csv|html]
+  bench leaderboard [KEY=VALUE...] [metric=NAME] [prices=FOLDER] [--format terminal|markdown|csv|json|html]
                     [--output FILE] [--newest]
                                     rank hardware x backend x precision per workload (valid records, the
                                     best-supported per combination: converged, repeats, fewest warnings,
@@ -29,6 +29,7 @@ COMMAND_USAGE = {
                                     ends and overlap; a rank marked N? rests on a point estimate alone""",
     "compare": """\
   bench compare BASELINE CANDIDATE [KEY=VALUE...] [--fail-on throughput:5%,latency_p99:10%]
+                [--format terminal|markdown|json] [--output FILE]
                                     ratios with 95% intervals: between processes (Welch t) where both
                                     records hold repeats, else a bootstrap within one process.
                                     Exit 0: no --fail-on rule tripped; 1: the candidate is significantly
@@ -75,7 +76,7 @@ def leaderboard_command(args: list[str]) -> int:
     parsed = parse_args(args, "leaderboard", ("--format", "--output"), options=("metric", "prices"),
                     switches=("--newest",))
     fmt = one_flag(parsed, "--format", "terminal")
-    formats = ("terminal", "markdown", "csv", "html")
+    formats = ("terminal", "markdown", "csv", "json", "html")
     if fmt not in formats:
         raise ConfigError("--format", fmt, f"use one of {', '.join(formats)}", "is not a leaderboard format")
     output = one_flag(parsed, "--output")
@@ -102,6 +103,8 @@ def leaderboard_command(args: list[str]) -> int:
         write_output(lr.render_markdown(board), output)
     elif fmt == "csv":
         write_output(lr.render_csv(board), output)
+    elif fmt == "json":
+        write_output(lr.render_json(board), output)
     else:
         from bench.reporting import scaling
         from bench.reporting.html import render_html
@@ -223,7 +226,14 @@ def compare_command(args: list[str]) -> int:
     from bench.config.location import open_store
     from bench.results.query import Selection, index
 
-    parsed = parse_args(args, "compare", ("--fail-on", "--seed", "--resamples"), positional=True)
+    parsed = parse_args(args, "compare", ("--fail-on", "--seed", "--resamples", "--format", "--output"),
+                        positional=True)
+    fmt = one_flag(parsed, "--format", "terminal")
+    formats = ("terminal", "markdown", "json")
+    if fmt not in formats:
+        raise ConfigError("--format", fmt, f"use one of {', '.join(formats)}", "is not a compare format")
+    output = one_flag(parsed, "--output")
+    check_output("--output", output)
     if len(parsed.positional) != 2:
         raise ConfigError("", "", "e.g. bench compare tag=before tag=after [--fail-on throughput:5%]",
                           f"`bench compare` takes a BASELINE and a CANDIDATE selection, got {len(parsed.positional)}")
@@ -245,17 +255,16 @@ def compare_command(args: list[str]) -> int:
     finally:
         store.close()
     describe = lambda sel, recs: f"{sel} ({len(recs)} record(s))"  # noqa: E731
-    cmp.render(result, describe(base_sel, baseline), describe(cand_sel, candidate), sys.stdout)
+    sides = describe(base_sel, baseline), describe(cand_sel, candidate)
     verdict = cmp.check(result, rules)
-    for failure in verdict.failures:
-        print(f"FAIL {failure}")
-    for line in verdict.inconclusive:
-        print(f"INCONCLUSIVE {line}")
-    if verdict.inconclusive:
-        print(f"inconclusive: {len(verdict.inconclusive)} comparison(s) rest on unconverged or noisy records; "
-              f"rerun them (exit code {cmp.EXIT_INCONCLUSIVE})")
-    elif rules and not verdict.failures:
-        print(f"ok: no workload is significantly worse beyond {', '.join(map(str, rules))}")
+    if fmt == "json":
+        write_output(cmp.render_json(result, *sides, verdict, rules), output)
+    elif fmt == "markdown":
+        write_output(cmp.render_markdown(result, *sides, verdict, rules), output)
+    else:
+        lines = cmp.check_lines(verdict, rules)
+        write_terminal(lambda stream: (cmp.render(result, *sides, stream),
+                                       stream.write("".join(f"{line}\n" for line in lines))), output)
     return verdict.exit_code
 
 

@@ -7,9 +7,10 @@ per command and handed to the task function (no module state).
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional, TextIO
@@ -407,16 +408,47 @@ def _run_hydra(ctx: RunContext, args: list[str]) -> None:
 
 
 def run_command(args: list[str]) -> int:
-    """`bench run ARGS`: everything it prints goes through masked_output (no password of a URL shown)."""
+    """`bench run ARGS`: everything it prints goes through masked_output (no password of a URL shown).
+    ``--version`` is bench's; ``--json``: the summary as one JSON document on stdout (summary_json),
+    everything else (progress, the tables, Hydra's lines) on stderr."""
+    if "--version" in args:
+        from bench import __version__
+
+        print(f"bench {__version__}")
+        return 0
+    as_json = "--json" in args
+    args = [a for a in args if a != "--json"]
+    seen: list[RunContext] = []
     with masked_output():
+        stdout = sys.stdout
         try:
-            return _run_command(args)
+            if not as_json:
+                return _run_command(args, seen)
+            shows = [a for a in args if a.partition("=")[0] in _NO_JSON_FLAGS]
+            if shows:
+                flag = shows[0].partition("=")[0]
+                raise ConfigError(flag, None, f"leave out one of them: --json prints a run's summary, {flag} "
+                                  "prints no run", "cannot go with --json")
+            with redirect_stdout(sys.stderr):
+                code = _run_command(args, seen)
         except BenchError as exc:
             _err(mask_passwords(str(exc)))
             return exc.exit_code
+        if seen and (seen[0].jobs_run or seen[0].results):
+            from bench.reporting.summary import summary_json
+
+            ctx = seen[0]
+            stdout.write(json.dumps(summary_json(ctx.results, ctx.store_url, ctx.run_id, code), indent=1,
+                                    allow_nan=False) + "\n")
+        return code
 
 
-def _run_command(args: list[str]) -> int:
+# Hydra's flags that print instead of running: nothing to summarise as JSON.
+_NO_JSON_FLAGS = ("--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc",
+                  "--resolve", "-p", "--package")
+
+
+def _run_command(args: list[str], seen: Optional[list["RunContext"]] = None) -> int:
     args, urls = hide_url_passwords(open_dict_overrides(args))
     parsed = parse_hydra_args(args)
     launcher = _cluster_launcher(parsed)
@@ -435,6 +467,8 @@ def _run_command(args: list[str]) -> int:
             _err(mask_passwords(str(exc)))
             return 2
     ctx = RunContext.composed(parsed, jobs, urls, launcher)
+    if seen is not None:
+        seen.append(ctx)
     refused = _check_resume(list(ctx.jobs.values()))
     if parsed.multirun and not refused and not any(a.partition("=")[0] in ("--cfg", "-c") for a in args):
         refused = _check_databases(list(ctx.jobs.values()))
@@ -526,6 +560,7 @@ def _cluster_summary(ctx: RunContext) -> int:
         try:
             rows = jobs_of(store.engine, ctx.run_id)
             records = store.select({"run_id": [ctx.run_id]})
+            ctx.results.extend((r, store.json_path(r)) for r in records)
         except BenchError as exc:
             _err(f"the multirun's summary cannot be read from {store.display_url} ({exc}): its jobs' records are "
                  f"in the store under run_id={ctx.run_id}")

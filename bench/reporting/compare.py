@@ -329,3 +329,89 @@ def render(result: CompareResult, baseline_desc: str, candidate_desc: str, strea
             out.line(f"  {comp.name}: {_doubt_text(*d)}")
     for note in result.notes:
         out.line(f"note: {note}")
+
+
+def check_lines(verdict: Check, rules: Sequence[FailRule]) -> list[str]:
+    """What --fail-on concluded, a line each: FAIL ..., INCONCLUSIVE ..., then the conclusion."""
+    lines = [f"FAIL {failure}" for failure in verdict.failures]
+    lines += [f"INCONCLUSIVE {line}" for line in verdict.inconclusive]
+    if verdict.inconclusive:
+        lines.append(f"inconclusive: {len(verdict.inconclusive)} comparison(s) rest on unconverged or noisy records; "
+                     f"rerun them (exit code {EXIT_INCONCLUSIVE})")
+    elif rules and not verdict.failures:
+        lines.append(f"ok: no workload is significantly worse beyond {', '.join(map(str, rules))}")
+    return lines
+
+
+COMPARE_JSON_VERSION = 1
+
+
+def _record_ref(record: RunRecord) -> dict[str, Any]:
+    b = record.backend
+    return {"id": record.id, "created_at": record.created_at, "hardware": record.system.get("hardware"),
+            "backend": b.get("name"), "device": b.get("device"), "precision": b.get("precision")}
+
+
+def compare_json(result: CompareResult, baseline_desc: str, candidate_desc: str, verdict: Check,
+                 rules: Sequence[FailRule]) -> dict[str, Any]:
+    """The comparison as one JSON document (COMPARE_JSON_VERSION): per matched workload both records and
+    every metric's ratio candidate / baseline with its 95% interval, then what --fail-on concluded."""
+    return {
+        "version": COMPARE_JSON_VERSION, "baseline": baseline_desc, "candidate": candidate_desc,
+        "match_keys": list(result.match_keys), "confidence": CONFIDENCE,
+        "comparisons": [{
+            "name": comp.name, "key": dict(comp.key), "baseline": _record_ref(comp.baseline),
+            "candidate": _record_ref(comp.candidate),
+            "ratios": {metric: {"baseline": float(r.baseline), "candidate": float(r.candidate),
+                                "ratio": float(r.ratio), "low": float(r.low), "high": float(r.high),
+                                "higher_is_better": bool(r.higher_is_better), "method": r.method,
+                                "processes": [int(p) for p in r.processes], "significant": bool(r.significant),
+                                "better": bool(r.better), "verdict": r.verdict}
+                       for metric, r in comp.ratios.items()},
+            "summary": speed_line(comp),
+            "doubts": [{"side": side, "record_id": record.id, "reasons": reasons}
+                       for side, record, reasons in comp.doubts()],
+        } for comp in result.comparisons],
+        "notes": list(result.notes),
+        "check": {"rules": [str(r) for r in rules], "failures": list(verdict.failures),
+                  "inconclusive": list(verdict.inconclusive), "exit_code": verdict.exit_code},
+    }
+
+
+def render_json(result: CompareResult, baseline_desc: str, candidate_desc: str, verdict: Check,
+                rules: Sequence[FailRule]) -> str:
+    import json
+
+    return json.dumps(compare_json(result, baseline_desc, candidate_desc, verdict, rules), indent=1,
+                      allow_nan=False) + "\n"
+
+
+def _md(text: str) -> str:
+    out = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    for ch in "\\|*_`[]":
+        out = out.replace(ch, "\\" + ch)
+    return out.replace("\n", " ")
+
+
+def render_markdown(result: CompareResult, baseline_desc: str, candidate_desc: str, verdict: Check,
+                    rules: Sequence[FailRule]) -> str:
+    """A comment ready to post on a pull request: the conclusion first, then the table and the notes."""
+    lines = ["## bench compare", ""]
+    conclusion = check_lines(verdict, rules)
+    if conclusion:
+        lines += [f"**{_md(conclusion[-1])}**", ""] + [f"- {_md(line)}" for line in conclusion[:-1]]
+        lines += [""] if len(conclusion) > 1 else []
+    lines += [f"- baseline: {_md(baseline_desc)}", f"- candidate: {_md(candidate_desc)}", "",
+              f"candidate / baseline, 95% intervals (matched on {_md(' x '.join(result.match_keys))})", "",
+              "| " + " | ".join(c.heading for c in COMPARE_COLUMNS) + " |",
+              "|" + "---|" * len(COMPARE_COLUMNS)]
+    lines += ["| " + " | ".join(_md(cell) for cell in row) + " |" for row in compare_rows(result)]
+    lines.append("")
+    lines += [f"- {_md(speed_line(comp))}" for comp in result.comparisons]
+    doubtful = [(comp, d) for comp in result.comparisons for d in comp.doubts()]
+    if doubtful:
+        lines += ["", "Records in doubt (unconverged or noisy; their comparisons are not conclusive):", ""]
+        lines += [f"- {_md(comp.name)}: {_md(_doubt_text(*d))}" for comp, d in doubtful]
+    if result.notes:
+        lines += [""] + [f"- note: {_md(note)}" for note in result.notes]
+    return "\n".join(lines) + "\n"

@@ -16,7 +16,8 @@ from bench.fmt import csv_cell
 from bench.results import support
 
 __all__ = ["fmt_figure", "cell", "columns", "shown", "HEADINGS", "LEGEND", "COLUMNS", "table_columns", "render_terminal",
-           "render_markdown", "render_csv", "CSV_FIELDS"]
+           "render_markdown", "render_csv", "CSV_FIELDS", "leaderboard_json", "render_json",
+           "LEADERBOARD_JSON_VERSION"]
 
 
 def fmt_figure(f: Figure, digits: int = 4) -> str:
@@ -199,3 +200,54 @@ def render_csv(board: Leaderboard) -> str:
                 data[f"{name}_note"] = f.note or _missing_ends(f)
             writer.writerow({k: csv_cell(v) for k, v in data.items()})
     return out.getvalue()
+
+
+def _figure_json(f: Figure) -> dict[str, Any]:
+    """A figure as JSON: the point estimate and its 95% interval (an end the sample could not give is
+    null, and ``why`` says how many samples would), or why there is no figure (``note``)."""
+    out: dict[str, Any] = {"value": f.value, "low": f.low if f.has_ci else None,
+                           "high": f.high if f.has_ci else None, "has_ci": f.has_ci if f.value is not None else False}
+    if f.note:
+        out["note"] = f.note
+    if f.why:
+        out["why"] = f.why
+    return out
+
+
+def leaderboard_json(board: Leaderboard) -> dict[str, Any]:
+    """The leaderboard as one JSON document (LEADERBOARD_JSON_VERSION): the tables as they are ranked,
+    each row with its figures, rank marks, price and the record it shows."""
+    groups = []
+    for g in board.groups:
+        notes = {row.label: unbounded_note(row, g.metric) for row in g.rows if row.unbounded}
+        rows = []
+        for row in g.rows:
+            figures = {name: _figure_json(row.figures[name]) for name in shown(g) if name != VERDICT}
+            if COST in row.figures and COST not in figures:
+                figures[COST] = _figure_json(row.figures[COST])
+            rows.append({
+                "rank": row.rank, "tie": row.tie, "unbounded": row.unbounded, "rank_text": row.rank_text,
+                "rank_note": notes.get(row.label, ""), "hardware": row.hardware, "backend": row.backend,
+                "device": row.device, "precision": row.precision, "figures": figures,
+                **({"verdict": row.verdict} if VERDICT in shown(g) else {}),
+                "converged": support.converged(row.record), "warnings": [w.get("code") for w in row.record.warnings],
+                "repeats": support.repeats(row.record), "ci_scope": support.ci_scope(row.record),
+                "price": ({"per_hour": row.price.price_per_hour, "currency": row.price.currency,
+                           "source": row.price.source, "example": row.price.example} if row.price else None),
+                "record_id": row.record.id, "created_at": row.record.created_at, "records_seen": row.seen,
+                "chosen": "newest" if row.newest else "best_supported",
+            })
+        groups.append({"suite": g.suite, "workload": g.workload, "scenario": g.scenario, "batch_size": g.batch_size,
+                       "load": g.load or None, "ranked_by": g.metric.name, "unit": g.metric.unit,
+                       "higher_is_better": g.metric.higher_is_better, "rows": rows, "notes": list(g.notes)})
+    return {"version": LEADERBOARD_JSON_VERSION, "source": board.source, "selection": board.selection or None,
+            "groups": groups, "notes": list(board.notes)}
+
+
+LEADERBOARD_JSON_VERSION = 1
+
+
+def render_json(board: Leaderboard) -> str:
+    import json
+
+    return json.dumps(leaderboard_json(board), indent=1, allow_nan=False) + "\n"

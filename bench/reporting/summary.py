@@ -15,7 +15,7 @@ from bench.reporting.terminal import Column, Out
 from bench.results.records import RunRecord
 from bench.measurement.stats import min_samples_to_bound
 
-__all__ = ["summary", "sweep_summary", "conversion_line", "short_error", "fmt_ci", "fmt_num"]
+__all__ = ["summary", "summary_json", "SUMMARY_JSON_VERSION", "SUMMARY_COLUMNS", "sweep_summary", "conversion_line", "short_error", "fmt_ci", "fmt_num"]
 
 ERROR_CELL_CHARS = 60
 # PyTorch's check macros put where they failed and the failed condition before the message:
@@ -148,6 +148,34 @@ def summary(results: Sequence[tuple[RunRecord, Path]], store_url: str, stream: O
     invalid = sum(1 for r, _ in results if r.status == "ok" and not r.valid)
     if failed or invalid:
         out.line(f"{failed} work item(s) failed, {invalid} invalid")
+
+
+SUMMARY_JSON_VERSION = 1
+
+
+def summary_json(results: Sequence[tuple[RunRecord, Path]], store_url: str, run_id: str,
+                 exit_code: int) -> dict[str, Any]:
+    """`bench run --json`: the run's summary as one JSON document (SUMMARY_JSON_VERSION): per record what
+    the table shows (its identity, status, every metric with its interval keys, warnings, error) and
+    where it is stored; the whole record is the file at ``path`` (docs/record.schema.json)."""
+    from bench import __version__
+
+    records = []
+    for record, path in results:
+        w, b = record.workload, record.backend
+        records.append({
+            "id": record.id, "path": str(path), "created_at": record.created_at, "status": record.status,
+            "valid": record.valid, "suite": w.get("suite"), "workload": w.get("name"),
+            "scenario": record.scenario.get("name"), "batch_size": w.get("batch_size"), "backend": b.get("name"),
+            "device": b.get("device"), "precision": b.get("precision"), "hardware": record.system.get("hardware"),
+            "tag": record.tag, "sweep_id": record.sweep_id or None, "metrics": record.metrics,
+            "warnings": [{k: w_.get(k) for k in ("code", "message", "hint")} for w_ in record.warnings],
+            "error": record.error,
+        })
+    return {"version": SUMMARY_JSON_VERSION, "bench": __version__, "run_id": run_id, "store": store_url,
+            "exit_code": exit_code, "records": records,
+            "failed": sum(1 for r, _ in results if r.status != "ok"),
+            "invalid": sum(1 for r, _ in results if r.status == "ok" and not r.valid)}
 
 
 def sweep_summary(sweep_id: str, results: dict, stream: Optional[TextIO] = None) -> None:
