@@ -97,6 +97,7 @@ class CompareResult:
     comparisons: list[Comparison]
     notes: list[str] = field(default_factory=list)
     match_keys: tuple[str, ...] = MATCH_KEYS
+    verdict: Optional["Check"] = None  # what --fail-on concluded, where bench.compare was asked (check())
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ __all__ = ["Selection", "NoMatch", "RECORD_COLUMNS", "select", "index", "summari
 
 # The identifying columns of load()'s frame, in order; the metrics follow, sorted by name.
 RECORD_COLUMNS = ("id", "created_at", "status", "valid", "suite", "workload", "backend", "device", "precision",
-                  "scenario", "batch_size", "hardware", "tag", "run_id")
+                  "scenario", "batch_size", "hardware", "tag", "run_id", "sweep_id")  # every selection key a column
 EXPORT_FORMATS = ("csv", "parquet")
 
 
@@ -153,7 +153,7 @@ def _identity(record: RunRecord) -> dict[str, Any]:
         "suite": w.get("suite"), "workload": w.get("name"), "backend": b.get("name"), "device": b.get("device"),
         "precision": b.get("precision"), "scenario": record.scenario.get("name"),
         "batch_size": w.get("batch_size"), "hardware": record.system.get("hardware"), "tag": record.tag,
-        "run_id": record.run_id,
+        "run_id": record.run_id, "sweep_id": record.sweep_id,
     }
 
 
@@ -227,7 +227,11 @@ def _frame_of(store: ResultsStore, selection: Selection) -> "pd.DataFrame":
 
 
 def load(results_dir: str | Path = "results", url: Optional[str] = None, **filters: Any) -> "pd.DataFrame":
-    """Stored records as a DataFrame; ``filters`` are selection keys (a value or a list of values)."""
+    """Stored records as a DataFrame, one row a record, oldest first: its identity (RECORD_COLUMNS: every
+    selection key is a column) and every scalar metric. ``filters`` are selection keys (FILTER_COLUMNS)
+    with a value or a list of values (any of them), e.g. ``load("results", workload="padim",
+    backend=["cpu", "openvino"])``; an id or run_id shorter than 32 characters matches as a prefix.
+    A key that is not a selection key is a ConfigError naming the keys there are."""
     terms = []
     for key, value in filters.items():
         for v in value if isinstance(value, (list, tuple, set)) else [value]:
