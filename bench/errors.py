@@ -5,7 +5,10 @@ Messages name the key, the value and the fix, in one line: they are shown to the
 
 from __future__ import annotations
 
-__all__ = ["BenchError", "ConfigError", "BackendUnavailable", "WorkerFailed", "StoreError", "StoreWriteError"]
+from typing import Iterable
+
+__all__ = ["BenchError", "ConfigError", "BackendUnavailable", "WorkerFailed", "StoreError", "StoreWriteError",
+           "did_you_mean"]
 
 
 class BenchError(Exception):
@@ -55,3 +58,11 @@ class StoreWriteError(StoreError):
     def __init__(self, message: str, record_id: str = "") -> None:
         self.record_id = record_id
         super().__init__(message)
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``" (did you mean 'leaderboard'?)"`` for the nearest of ``choices`` to a mistyped ``word``, else ""."""
+    import difflib
+
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close and close[0] != word else ""

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from bench.errors import ConfigError
+from bench.errors import ConfigError, did_you_mean
 
 __all__ = ["Args", "parse_args", "one_flag", "check_output", "write_output", "write_terminal"]
 
@@ -41,7 +41,7 @@ def parse_args(args: list[str], command: str, flags: tuple[str, ...], options: t
                 name = "--output"
             if name not in flags:
                 raise ConfigError(arg, None, f"see `bench {command} --help` for its options",
-                                  f"is not an option of `bench {command}`")
+                                  f"is not an option of `bench {command}`{did_you_mean(name, (*flags, *switches))}")
             if not eq:
                 i += 1
                 if i >= len(args):

@@ -19,7 +19,7 @@ from bench.cli.plan import USAGE as PLAN_USAGE
 from bench.cli.results import USAGE as RESULTS_USAGE
 from bench.cli.results import command_usage
 from bench.cli.store import USAGE as STORE_USAGE
-from bench.errors import BenchError
+from bench.errors import BenchError, did_you_mean
 
 
 __all__ = ["main", "console_main"]
@@ -30,7 +30,8 @@ SYSINFO_USAGE = ("bench sysinfo [--json]            the system fingerprint store
 USAGE = f"""bench {__version__}: the same workloads and metrics, with their uncertainty, on every hardware.
 
 usage:
-  bench run [OVERRIDES...]          measure (Hydra app: bench run --help, --cfg job, -m for sweeps)
+  bench run [OVERRIDES...] [--json] measure (Hydra app: bench run --help, --cfg job, -m for sweeps; --json: the
+                                    summary as JSON on stdout)
   {LIST_USAGE}
   {SYSINFO_USAGE}
 {RESULTS_USAGE}
@@ -40,6 +41,8 @@ usage:
 {FLEET_USAGE}
 
 {STORE_USAGE}
+
+  bench completion bash|zsh         tab completion: eval "$(bench completion bash)" in ~/.bashrc
 
 examples:
   bench run
@@ -72,6 +75,11 @@ def _command_help(command: str) -> str:
         return f"usage:\n  {SYSINFO_USAGE}"
     if command == "store":
         return f"usage:\n{STORE_USAGE}"
+    if command == "completion":
+        return '  bench completion bash|zsh         tab completion: eval "$(bench completion bash)" in ~/.bashrc'
+    if command == "run":
+        return "  bench run [OVERRIDES...] [--json] [--version] [-m] [--cfg job|hydra|all] [--config-dir DIR] " \
+               "(bench run --help: Hydra's help, every group and field)"
     if command == "fleet":
         from bench.cli.results import SELECTIONS
 
@@ -115,9 +123,12 @@ def _main(argv: Optional[list[str]] = None) -> int:
     commands = {"run": _command("run", "run"), "list": _command("list", "list"),
                 "sysinfo": _command("sysinfo", "sysinfo"), "store": _command("store", "store"),
                 "plan": _command("plan", "plan"), "fleet": _command("fleet", "fleet"),
+                "completion": _command("complete", "completion"), "__complete": _command("complete", "complete"),
                 **{name: _command("results", name) for name in ("leaderboard", "compare", "export", "import", "report")}}
     if command not in commands:
-        _err(f"command {command!r} is unknown: use one of {', '.join(commands)} (bench --help)")
+        shown = [c for c in commands if not c.startswith("_")]
+        _err(f"command {command!r} is unknown{did_you_mean(command, shown)}: use one of {', '.join(shown)} "
+             "(bench --help)")
         return 2
     if command != "run" and any(arg in ("-h", "--help") for arg in rest):
         print(_command_help(command))

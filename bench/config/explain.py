@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from bench.errors import ConfigError
+from bench.errors import ConfigError, did_you_mean
 
 __all__ = ["explain"]
 
@@ -19,7 +19,8 @@ def explain(exc: BaseException, overrides: list[str]) -> ConfigError:
         group, _, option = missing.rpartition("/")
         options = ", ".join(exc.options or []) or "see `bench run --help`"
         if group:
-            return ConfigError(group, option, f"use one of {options} (see `bench list`)", f"is not a known {group}")
+            return ConfigError(group, option, f"use one of {options} (see `bench list`)",
+                               f"is not a known {group}{did_you_mean(option, exc.options or [])}")
         return ConfigError("", "", "check the --config-name", str(exc).splitlines()[0])
     if isinstance(exc, OverrideParseException):
         return ConfigError("", "", "write overrides as key=value, e.g. batch_size=8",
@@ -35,9 +36,33 @@ def explain(exc: BaseException, overrides: list[str]) -> ConfigError:
             or "Could not override" in str(exc) or "Could not append" in str(exc):
         key = getattr(cause, "full_key", None) or _first_key(str(exc))
         return ConfigError(str(key), _value_of(str(key), overrides),
-                           "check the spelling; `bench run --help` lists every key", "is not a config key")
+                           "check the spelling; `bench run --help` lists every key",
+                           f"is not a config key{did_you_mean(str(key), _known_keys(str(key), overrides))}")
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return ConfigError("", "", "see `bench run --help`", first)
+
+
+def _known_keys(key: str, overrides: list[str]) -> list[str]:
+    """The dotted keys of the config the other overrides compose (where the mistyped one could be), for a
+    "did you mean"; [] when that cannot be composed."""
+    try:
+        from omegaconf import OmegaConf
+
+        from bench.config.compose import compose
+
+        others = [o for o in overrides if o.lstrip("+~").partition("=")[0] != key and not o.startswith("-")]
+        cfg = OmegaConf.to_container(compose(others), resolve=False)
+    except Exception:  # noqa: BLE001 - only a hint: without it the message stands
+        return []
+    keys: list[str] = []
+
+    def walk(node: object, prefix: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                keys.append(f"{prefix}{k}")
+                walk(v, f"{prefix}{k}.")
+    walk(cfg, "")
+    return keys
 
 
 def _first_key(text: str) -> str:

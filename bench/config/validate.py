@@ -17,7 +17,7 @@ from bench.config.schema import (INPUT_DTYPES, PRECISIONS, SCENARIOS, TAIL_PERCE
                                  MultiStreamScenarioConfig, OpenVinoBackendConfig, OrtBackendConfig, ResultsConfig,
                                  ScenarioConfig, ServerScenarioConfig, SweepConfig, TensorRTBackendConfig,
                                  TorchBackendConfig, TrainingScenarioConfig, suite_options)
-from bench.errors import ConfigError
+from bench.errors import ConfigError, did_you_mean
 from bench.plugins import load_suite, resolve, search_dirs, suite_option_error
 from bench.results.urls import check_url, mask_url, sqlite_file
 
@@ -145,7 +145,7 @@ def validate(cfg: Config) -> Config:
     if unknown:
         raise ConfigError("suite.only", unknown[0] if len(unknown) == 1 else unknown,
                           f"choose among {', '.join(suite.names())} (see `bench list`)",
-                          f"is not a workload of suite {suite.name!r}")
+                          f"is not a workload of suite {suite.name!r}{did_you_mean(unknown[0], suite.names())}")
     if isinstance(sc, TrainingScenarioConfig):
         try:  # which suites and workloads train: bench.suites.training's registry (no torch)
             resolve("bench.suites.training:check_trainable")(suite.name, cfg.suite.only or suite.names(),

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence, TextIO
 
-from bench.errors import ConfigError
+from bench.errors import ConfigError, did_you_mean
 from bench.results.records import RunRecord, SchemaError
 from bench.results.store import FILTER_COLUMNS, INDEX_COLUMNS, ResultsStore
 
@@ -62,7 +62,7 @@ class Selection:
                                   "is not a key=value term")
             if key not in FILTER_COLUMNS:
                 raise ConfigError(key, value, f"select on one of {', '.join(FILTER_COLUMNS)}",
-                                  "is not a selection key")
+                                  f"is not a selection key{did_you_mean(key, FILTER_COLUMNS)}")
             if key == "batch_size" and not value.strip().isdigit():
                 raise ConfigError(key, value, "give a whole number, e.g. batch_size=8", "is not a batch size")
             terms.append((key, value))
