@@ -18,18 +18,10 @@ __all__ = ["__version__", "run", "leaderboard", "compare", "results", "RunRecord
 def __getattr__(name: str) -> object:
     """The Python API (bench.api: run, leaderboard, compare), bench.results and RunRecord, imported on
     first use: the worker that measures imports ``bench`` and must not import Hydra or SQLAlchemy."""
-    if name in ("run", "leaderboard", "compare"):
+    if name in ("run", "leaderboard", "compare", "results", "RunRecord"):
         from bench import api
 
         return getattr(api, name)
-    if name == "results":
-        import importlib
-
-        return importlib.import_module("bench.results")
-    if name == "RunRecord":
-        from bench.results.records import RunRecord
-
-        return RunRecord
     raise AttributeError(f"module 'bench' has no attribute {name!r}")
 
 _SUITES = Path(__file__).resolve().parent.parent / "suites"

@@ -18,18 +18,32 @@ input raises bench.errors.ConfigError, whose message is the command line's one l
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from contextlib import nullcontext, redirect_stdout
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
+from bench import results
 from bench.errors import BenchError, ConfigError
+from bench.reporting import leaderboard as _lb
+from bench.results.records import RunRecord
 
 if TYPE_CHECKING:
     from bench.reporting.compare import CompareResult
-    from bench.reporting.leaderboard import Leaderboard
-    from bench.results.records import RunRecord
 
-__all__ = ["run", "leaderboard", "compare", "RunFailed"]
+__all__ = ["run", "leaderboard", "compare", "results", "RunRecord", "RunFailed", "Leaderboard"]
+
+
+@dataclasses.dataclass
+class Leaderboard(_lb.Leaderboard):
+    """bench.reporting.leaderboard.Leaderboard (groups of ranked rows, notes) and ``to_frame()``."""
+
+    def to_frame(self) -> Any:
+        """The tables as one pandas DataFrame, a row per ranked row: the columns of `bench leaderboard
+        --format csv`, numbers as numbers (an interval's missing end is NaN; its ``<metric>_note`` says why)."""
+        from bench.reporting.leaderboard_render import to_frame
+
+        return to_frame(self)
 
 
 class RunFailed(BenchError):
@@ -108,10 +122,11 @@ def leaderboard(selection: Optional[Mapping[str, Any]] = None, *, results_dir: s
     chosen = _selection(selection, filters)
     store = _open(results_dir, results_url)
     try:
-        return lb.build_indexed(choices(store, chosen), shown_records(store), metric, table_prices,
-                                source=store.display_url, selection=str(chosen), newest=newest)
+        board = lb.build_indexed(choices(store, chosen), shown_records(store), metric, table_prices,
+                                 source=store.display_url, selection=str(chosen), newest=newest)
     finally:
         store.close()
+    return Leaderboard(**{f.name: getattr(board, f.name) for f in dataclasses.fields(board)})
 
 
 def compare(baseline: Mapping[str, Any], candidate: Mapping[str, Any], selection: Optional[Mapping[str, Any]] = None,

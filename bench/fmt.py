@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Optional
 
-__all__ = ["fmt_num", "fmt_ci", "csv_cell"]
+__all__ = ["terminal_width", "fmt_num", "fmt_ci", "csv_cell"]
 
 
 def fmt_num(value: Optional[float], digits: int = 4) -> str:
@@ -38,3 +38,10 @@ def csv_cell(value: object) -> object:
     except ValueError:
         return "'" + value
     return value
+
+
+def terminal_width(default: int = 100) -> int:
+    """The terminal's columns: $COLUMNS, else what the terminal says, else ``default``."""
+    import shutil
+
+    return shutil.get_terminal_size((default, 24)).columns

@@ -43,26 +43,10 @@ def explain(exc: BaseException, overrides: list[str]) -> ConfigError:
 
 
 def _known_keys(key: str, overrides: list[str]) -> list[str]:
-    """The dotted keys of the config the other overrides compose (where the mistyped one could be), for a
-    "did you mean"; [] when that cannot be composed."""
-    try:
-        from omegaconf import OmegaConf
+    """The keys `bench run --help` lists, for a mistyped key's "did you mean"."""
+    from bench.config.help import field_names
 
-        from bench.config.compose import compose
-
-        others = [o for o in overrides if o.lstrip("+~").partition("=")[0] != key and not o.startswith("-")]
-        cfg = OmegaConf.to_container(compose(others), resolve=False)
-    except Exception:  # noqa: BLE001 - only a hint: without it the message stands
-        return []
-    keys: list[str] = []
-
-    def walk(node: object, prefix: str) -> None:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                keys.append(f"{prefix}{k}")
-                walk(v, f"{prefix}{k}.")
-    walk(cfg, "")
-    return keys
+    return field_names()
 
 
 def _first_key(text: str) -> str:

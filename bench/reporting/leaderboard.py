@@ -307,17 +307,6 @@ class Leaderboard:
     selection: str
     notes: list[str] = field(default_factory=list)
 
-    def to_frame(self) -> Any:
-        """The tables as one pandas DataFrame, a row per ranked row: the columns of `bench leaderboard
-        --format csv`, numbers as numbers (an interval's missing end is NaN, its note says why)."""
-        import io
-
-        import pandas as pd
-
-        from bench.reporting.leaderboard_render import render_csv
-
-        return pd.read_csv(io.StringIO(render_csv(self)), keep_default_na=False, na_values=[""])
-
 
 def _key(r: RunRecord) -> tuple[str, ...]:
     """suite, workload, scenario, batch, load (scenario=continual's; else ""), hardware, backend, device,

@@ -17,7 +17,7 @@ from bench.results import support
 
 __all__ = ["fmt_figure", "cell", "columns", "shown", "HEADINGS", "LEGEND", "COLUMNS", "table_columns", "render_terminal",
            "render_markdown", "render_csv", "CSV_FIELDS", "leaderboard_json", "render_json",
-           "LEADERBOARD_JSON_VERSION"]
+           "LEADERBOARD_JSON_VERSION", "to_frame"]
 
 
 def fmt_figure(f: Figure, digits: int = 4) -> str:
@@ -251,3 +251,11 @@ def render_json(board: Leaderboard) -> str:
     import json
 
     return json.dumps(leaderboard_json(board), indent=1, allow_nan=False) + "\n"
+
+
+def to_frame(board: Leaderboard) -> Any:
+    """The tables as one pandas DataFrame, a row per ranked row: the columns of render_csv, numbers as
+    numbers (an interval's missing end is NaN, and its ``<metric>_note`` says why)."""
+    import pandas as pd
+
+    return pd.read_csv(io.StringIO(render_csv(board)), keep_default_na=False, na_values=[""])

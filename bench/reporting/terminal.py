@@ -16,10 +16,11 @@ it as it is. Either way the text is the same; only its layout differs.
 from __future__ import annotations
 
 import os
-import shutil
 import textwrap
 from dataclasses import dataclass
 from typing import Optional, Sequence, TextIO
+
+from bench.fmt import terminal_width
 
 __all__ = ["Column", "Out", "use_plain_output", "terminal_width"]
 
@@ -27,11 +28,6 @@ __all__ = ["Column", "Out", "use_plain_output", "terminal_width"]
 def use_plain_output(stream: TextIO) -> bool:
     """Plain text (no redrawing, no colour, natural widths): not a terminal, or NO_COLOR / TERM=dumb."""
     return bool(os.environ.get("NO_COLOR")) or os.environ.get("TERM") == "dumb" or not stream.isatty()
-
-
-def terminal_width(default: int = 100) -> int:
-    """The terminal's columns: $COLUMNS, else what the terminal says, else ``default``."""
-    return shutil.get_terminal_size((default, 24)).columns
 
 
 @dataclass(frozen=True)
