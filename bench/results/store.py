@@ -81,7 +81,6 @@ runs = sa.Table(
     sa.Column("throughput_sps", sa.Float),
     sa.Column("latency_p50_ms", sa.Float),
     sa.Column("latency_p99_ms", sa.Float),
-    sa.Column("record", sa.Text, nullable=False),
     # Schema 2: what the reports choose by, so that they read columns and load only the records they show.
     sa.Column("machine", sa.String(12), index=True),  # bench.system.fingerprint.machine_id
     sa.Column("host", sa.String(255)),
@@ -90,10 +89,13 @@ runs = sa.Table(
     sa.Column("warning_count", sa.Integer),
     sa.Column("load_key", sa.String(200)),  # scenario=continual's load (repr of continual.load_key), else ""
     sa.Column("summary", sa.Text),  # the record slimmed (records.slim): no sample arrays
+    # Last: SQLite lays a row's columns out in this order, so that reading the summary (a few KB) of a
+    # database created so never walks the record's overflow pages (raw samples: up to MBs). A schema 1
+    # database migrated to 2 has its new columns after the record, as ALTER TABLE appends them.
+    sa.Column("record", sa.Text, nullable=False),
     sa.Index("ix_runs_table", "suite", "workload", "scenario", "batch_size"),
     # Covering the leaderboard's and compare's choice (REPORT_COLUMNS): SQLite answers it from this index
-    # alone, never reading a row, whose record and summary (tens of KB) come before the columns schema 2
-    # appended (a row's later columns are reached through its overflow pages).
+    # alone, never reading a row (tens of KB with its summary and record).
     sa.Index("ix_runs_report", "suite", "workload", "scenario", "batch_size", "load_key", "hardware", "backend",
              "device", "precision", "valid", "converged", "ci_scope", "warning_count", "created_at", "id", "status",
              "tag", "run_id", "sweep_id"),

@@ -269,3 +269,15 @@ def test_compare_from_the_index_matches_compare_over_every_record(store):
         [(c.name, c.baseline.id, c.candidate.id, c.ratios) for c in old.comparisons]
     shown = {c.baseline.id for c in new.comparisons} | {c.candidate.id for c in new.comparisons}
     assert shown <= set(loaded) and len(loaded) < len(store.index(base)) + len(store.index(cand))
+
+
+def test_a_new_database_lays_the_record_out_last(tmp_path):
+    """Reading a summary never walks the record's overflow pages (its raw samples): in SQLite a row's
+    columns are stored in table order, and the record is the last column of a database bench creates."""
+    store = ResultsStore(tmp_path)
+    store.write(make_record())
+    store.close()
+    con = sqlite3.connect(tmp_path / "bench.db")
+    columns = [row[1] for row in con.execute("PRAGMA table_info(runs)")]
+    con.close()
+    assert columns[-1] == "record" and columns.index("summary") < columns.index("record")
