@@ -119,10 +119,14 @@ def leaderboard_command(args: list[str]) -> int:
                       file=sys.stderr)
         from bench.reporting.html import timeline_plots_available
 
-        if any(g.scenario == "continual" for g in board.groups) and not timeline_plots_available():
-            print(f"bench: warning: the page has no continual timeline plots (they need matplotlib): "
+        if any(len(g.rows) > 1 or g.scenario == "continual" for g in board.groups) and not timeline_plots_available():
+            print(f"bench: warning: the page has no charts or continual timeline plots (they need matplotlib): "
                   f"{scaling.PLOTS_INSTALL}", file=sys.stderr)
-        write_output(render_html(board, scaling_svg=svg), output)
+        from bench.reporting.html import record_links
+
+        # Each row links to its record's JSON, relative to the page (none on stdout: the page's place is unknown).
+        links = record_links(store.json_path, output) if output else None
+        write_output(render_html(board, scaling_svg=svg, record_href=links), output)
     return 0
 
 

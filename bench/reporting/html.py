@@ -1,88 +1,298 @@
-"""The leaderboard as one self-contained HTML page: inline CSS, inline SVG plots drawn here, no script
-and no external resource, so the file can be mailed, archived or opened offline.
+"""The leaderboard as one self-contained HTML page: inline CSS, inline SVG plots, one small inline script
+that only sorts tables, and no external resource, so the file can be mailed, archived or opened offline.
+With scripts disabled the page reads the same, in the order it was ranked.
 
-Per workload table: the ranked table; throughput against p99 latency, each point with its two 95%
-intervals as error bars and the Pareto front (no other row has at least the throughput at no more
-latency, one of them strictly better, by point estimates) drawn as a line through filled points; and
-samples per joule as bars with their intervals where records have an energy figure. A
-scenario=continual table instead has, for each of its rows' records, the phase table, the time to
-adapt split into its stages, the verdict and the timeline plot (bench.reporting.continual; inline SVG
-drawn by matplotlib, the ``plots`` extra; without it the section says so).
+First an overview per kind of scenario (latency and throughput together; server, multistream and
+training each on their own; scenario=continual has its own sections below): a matrix of hardware x
+backend x precision (rows) by table (columns: suite / workload / scenario / batch), each cell the
+ranked-by figure relative to that column's best (1.00; for a lower-is-better figure best / value, so
+in every column lower is worse), its 95% interval mapped the same way (an end the record lacks shown
+as missing, never invented) and the row's rank in that table (=N tied, N? unbounded), linking to the
+table. Then per table: the ranked table (each figure's cell holds its point estimate in ``data-value``
+for sorting; each row links to its record's JSON where the caller gives ``record_href``); where the
+table has two rows or more, throughput against p99 latency, each point with its two 95% intervals as
+error bars and the Pareto front (no other row has at least the throughput at no more latency, one of
+them strictly better, by point estimates) drawn as a dashed line through filled points; and samples
+per joule as bars with their intervals where two rows or more have an energy figure. An interval end
+a record lacks runs dashed to the plot's edge. A table of one row has no chart: one point compares
+nothing. A scenario=continual table instead has, for each of its rows' records, the phase table, the
+time to adapt split into its stages, the verdict and the timeline plot (bench.reporting.continual).
 
-Every name from a record (hardware label, backend, workload) is HTML-escaped where it is written,
-in tables, SVG text and tooltips alike.
+Every plot on the page is drawn by matplotlib (the ``plots`` extra; bench.reporting.plots says why
+matplotlib rather than SVG built by hand) and inlined as SVG with its text as text; without
+matplotlib the page says so and keeps every table. Tables scroll sideways inside their own box on a
+narrow screen; the page itself never gets wider than the screen.
+
+Every name from a record (hardware label, backend, workload) is HTML-escaped where it is written, in
+tables, SVG text, tooltips, links and attributes alike.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import math
+import os
+from dataclasses import dataclass, field
 from html import escape
-from typing import Callable, Optional, Sequence
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
 
-from bench.reporting import continual
+from bench.reporting import continual, plots
 from bench.reporting.leaderboard import ENERGY, Figure, Group, Leaderboard, Row
 from bench.reporting.leaderboard_render import LEGEND, columns, fmt_figure, row_cells, shown
+from bench.results.records import RunRecord
 
-__all__ = ["render_html", "pareto_front", "continual_section", "timeline_plots_available"]
+__all__ = ["render_html", "pareto_front", "continual_section", "timeline_plots_available", "overview",
+           "Matrix", "normalised", "fmt_ratio", "relative_href", "record_links", "SORT_SCRIPT", "CSS"]
 
 CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px auto;max-width:1200px;
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px auto;max-width:1400px;
 color:#1d2433;padding:0 16px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:32px 0 6px;border-bottom:1px solid #d8dde6;
 padding-bottom:4px}p.meta{color:#5a6478;margin:2px 0}
+h1,h2,h3,p,li,figcaption{overflow-wrap:anywhere}
 table{border-collapse:collapse;margin:8px 0 12px;width:100%;font-variant-numeric:tabular-nums}
 th,td{border-bottom:1px solid #e3e7ee;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f3f5f9;font-weight:600}td.rank{text-align:right;font-weight:600;white-space:nowrap}
 tr.tie td.rank{color:#9a5b00}tr.unbounded td.rank{color:#c92a2a}tr.unranked td{color:#6b7385}
-.plots{display:flex;flex-wrap:wrap;gap:16px}.plots figure{margin:0}figcaption{color:#5a6478;font-size:12px}
-svg{background:#fff;border:1px solid #e3e7ee}svg text{font:11px system-ui,sans-serif;fill:#1d2433}
+.scroll{overflow-x:auto;max-width:100%;margin:8px 0 12px}.scroll>table{margin:0}
+.plots{display:flex;flex-wrap:wrap;gap:16px}figure{margin:0;min-width:0;max-width:100%}
+.plots figure{flex:1 1 360px;max-width:576px}td.record{white-space:nowrap}td.fig{min-width:7em}
+figcaption{color:#5a6478;font-size:12px}
+figure svg{display:block;max-width:100%;height:auto}
+svg{background:#fff;border:1px solid #e3e7ee}
 .note{color:#5a6478;font-size:13px}ol.key{margin:4px 0;padding-left:22px}
 section.continual{margin:12px 0 24px;padding-left:12px;border-left:3px solid #d8dde6}h3{font-size:15px;margin:12px 0 4px}
 table.stages{width:auto}table.stages td:nth-child(n+2){text-align:right}p.verdict{font-weight:600}
 p.verdict.yes{color:#2b8a3e}p.verdict.no{color:#c92a2a}ul.facts{margin:4px 0;padding-left:20px}
+table.overview{width:auto}table.overview td{white-space:nowrap;padding:3px 8px}
+table.overview th[scope=col]{font-weight:500;min-width:8em}table.overview th[scope=col] a{font-weight:600}
+table.overview .sub{display:block;color:#5a6478;font-size:12px;font-weight:400}
+table.overview td a{color:inherit;text-decoration:none;display:block}table.overview td a:hover .v{text-decoration:underline}
+table.overview .v{font-weight:600}table.overview .ci{display:block;color:#5a6478;font-size:12px}
+table.overview .rk{margin-left:6px;font-size:12px;color:#3b5bdb}table.overview td.tie .rk{color:#9a5b00}
+table.overview td.unbounded .rk{color:#c92a2a}table.overview td.best{background:#ebfbee}
+table.overview td.unranked,table.overview td.none{color:#8a93a5}
+table.overview th[scope=row]{position:sticky;left:0;background:#f3f5f9;min-width:9em;max-width:16em}
+@media (max-width:600px){body{margin:12px auto;padding:0 10px}}
+a.back{font-size:12px;font-weight:400;margin-left:8px}
+th button.sort{border:0;background:none;padding:0 0 0 4px;font:inherit;color:#8a93a5;cursor:pointer}
+th[aria-sort] button.sort{color:#1d2433}th.sortable{cursor:pointer}
 """
 
-W, H = 560, 360
-ML, MR, MT, MB = 64, 16, 16, 46
+# Sorts a table by a clicked header: by each cell's data-value (the point estimate) where the column
+# has them, else by the text; cells without a value stay last either way. Only adds: the page reads
+# the same without it.
+SORT_SCRIPT = """
+(function () {
+  "use strict";
+  function num(cell) {
+    var v = cell ? cell.getAttribute("data-value") : null;
+    if (v === null || v === "") return null;
+    var n = parseFloat(v);
+    return isNaN(n) ? null : n;
+  }
+  function text(cell) { return cell ? cell.textContent.trim() : ""; }
+  function sort(table, th, index) {
+    var body = table.tBodies[0];
+    if (!body) return;
+    var rows = Array.prototype.slice.call(body.rows);
+    var numeric = rows.some(function (r) { return r.cells[index] && r.cells[index].hasAttribute("data-value"); });
+    var dir = th.getAttribute("aria-sort") === "ascending" ? -1 : 1;
+    rows.sort(function (a, b) {
+      if (numeric) {
+        var x = num(a.cells[index]), y = num(b.cells[index]);
+        if (x === null || y === null) return (x === null) - (y === null);
+        return dir * (x - y);
+      }
+      var s = text(a.cells[index]), t = text(b.cells[index]);
+      if (!s || !t) return !s - !t;
+      return dir * s.localeCompare(t, undefined, {numeric: true});
+    });
+    rows.forEach(function (r) { body.appendChild(r); });
+    Array.prototype.forEach.call(th.parentNode.cells, function (c) { c.removeAttribute("aria-sort"); });
+    th.setAttribute("aria-sort", dir === 1 ? "ascending" : "descending");
+  }
+  Array.prototype.forEach.call(document.querySelectorAll("table.sortable"), function (table) {
+    var head = table.tHead && table.tHead.rows[0];
+    if (!head) return;
+    Array.prototype.forEach.call(head.cells, function (th, index) {
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "sort";
+      button.textContent = "\\u2195";
+      button.setAttribute("aria-label", "sort by " + th.textContent.trim());
+      th.appendChild(button);
+      th.classList.add("sortable");
+      th.addEventListener("click", function (event) {
+        if (event.target.closest && event.target.closest("a")) return;
+        sort(table, th, index);
+      });
+    });
+  });
+})();
+"""
+
+FRONT, OTHER = "#d9480f", "#3b5bdb"  # the Pareto front's points and the others'
+
+# The overview's kinds of scenario: latency and throughput together, each load scenario and training
+# on its own (a request rate or a training step is not a batch's throughput); continual has its own
+# sections. Any other scenario gets a matrix of its own too.
+_TOGETHER = ("latency", "throughput")
+_KIND_TITLES = {"": "latency and throughput", "server": "server (load at a latency requirement)",
+                "multistream": "multistream (streams at a latency requirement)", "training": "training"}
+MISSING_END = "\u2014"  # an interval end the record lacks, in the overview
 
 
-class _Scale:
-    """Linear, or log10 when the values span more than a factor of 20."""
+def _kind(scenario: str) -> Optional[str]:
+    if scenario == "continual":
+        return None
+    return "" if scenario in _TOGETHER else scenario
 
-    def __init__(self, values: Sequence[float], lo_px: float, hi_px: float) -> None:
-        vals = [v for v in values if v is not None and math.isfinite(v) and v > 0] or [1.0]
-        lo, hi = min(vals), max(vals)
-        self.log = hi / lo > 20
-        if self.log:
-            self.lo, self.hi = math.log10(lo) - 0.08, math.log10(hi) + 0.08
+
+# ---------------------------------------------------------------- the overview
+
+
+def normalised(f: Figure, best: float, higher_is_better: bool) -> Figure:
+    """``f`` relative to the column's ``best`` point estimate: value / best where higher is better,
+    best / value where lower is, so 1.0 is the best and lower is worse either way; the interval's ends
+    map the same way (swapped where lower is better). An end the figure lacks stays missing, and so does
+    one that does not map to a finite number (a bound at 0 where lower is better)."""
+
+    def ratio(v: Optional[float]) -> Optional[float]:
+        if v is None or not math.isfinite(best) or best <= 0:
+            return None
+        if higher_is_better:
+            out = v / best
         else:
-            pad = (hi - lo) * 0.08 or abs(hi) * 0.1 or 1.0
-            self.lo, self.hi = max(0.0, lo - pad), hi + pad
-        self.lo_px, self.hi_px = lo_px, hi_px
+            if v <= 0:
+                return None
+            out = best / v
+        return out if math.isfinite(out) and out >= 0 else None
 
-    def __call__(self, v: float) -> float:
-        x = math.log10(max(v, 1e-300)) if self.log else v
-        x = min(max(x, self.lo), self.hi)  # an interval end beyond the plot is clipped to its edge
-        return self.lo_px + (x - self.lo) / (self.hi - self.lo) * (self.hi_px - self.lo_px)
-
-    def ticks(self) -> list[float]:
-        if self.log:
-            return [10.0 ** e for e in range(math.ceil(self.lo), math.floor(self.hi) + 1)]
-        span = self.hi - self.lo
-        step = 10 ** math.floor(math.log10(span / 5)) if span > 0 else 1.0
-        for m in (1, 2, 5, 10):
-            if span / (step * m) <= 6:
-                step *= m
-                break
-        first = math.ceil(self.lo / step) * step
-        return [first + i * step for i in range(int((self.hi - first) / step) + 1)]
+    if f.value is None:
+        return Figure(note=f.note)
+    value = ratio(f.value)
+    if value is None:
+        return Figure(note="cannot be set against the best (a point at or below 0)")
+    if not f.has_ci:
+        return Figure(value, value, value, has_ci=False, why=f.why)
+    low, high = (ratio(f.low), ratio(f.high)) if higher_is_better else (ratio(f.high), ratio(f.low))
+    return Figure(value, low, high, why=f.why)
 
 
-def _tick(v: float) -> str:
-    from bench.fmt import fmt_num
+def fmt_ratio(v: Optional[float]) -> str:
+    """``1.00``, ``0.62``; two significant digits below 0.1 (``0.047``)."""
+    if v is None:
+        return MISSING_END
+    return f"{v:.2f}" if v >= 0.1 or v == 0 else f"{v:.2g}"
 
-    return fmt_num(v, 3)
+
+def fmt_normalised(f: Figure) -> tuple[str, str]:
+    """The cell's figure and its interval: ``("0.62", "[0.58, 0.66]")``, a missing end as a dash,
+    ``*`` for a figure its record holds without interval."""
+    if f.value is None:
+        return "-", ""
+    if not f.has_ci:
+        return fmt_ratio(f.value), "*"
+    return fmt_ratio(f.value), f"[{fmt_ratio(f.low)}, {fmt_ratio(f.high)}]"
+
+
+@dataclass
+class Cell:
+    row: Row
+    figure: Figure  # the ranked-by figure, normalised to the column's best
+
+
+@dataclass
+class Matrix:
+    """One overview: ``labels`` (row key -> hardware x backend x precision) by ``columns`` (the index of
+    each group in the board, and the group), ``cells`` keyed by (row key, group index)."""
+
+    kind: str
+    title: str
+    columns: list[tuple[int, Group]] = field(default_factory=list)
+    labels: dict[tuple[str, ...], str] = field(default_factory=dict)
+    cells: dict[tuple[tuple[str, ...], int], Cell] = field(default_factory=dict)
+
+
+def _row_key(row: Row) -> tuple[str, ...]:
+    return row.hardware, row.backend, row.device, row.precision
+
+
+def _label(row: Row) -> str:
+    return f"{row.hardware} · {row.backend_text} · {row.precision}"
+
+
+def overview(board: Leaderboard) -> list[Matrix]:
+    """The overview matrices: latency and throughput, server, multistream, training, then any other kind
+    in the board's order; columns in the board's order, rows by label."""
+    matrices: dict[str, Matrix] = {}
+    for gi, g in enumerate(board.groups):
+        kind = _kind(g.scenario)
+        if kind is None:
+            continue
+        m = matrices.setdefault(kind, Matrix(kind, _KIND_TITLES.get(kind, kind)))
+        m.columns.append((gi, g))
+        spec = g.metric
+        best = next((r.figures[spec.name].value for r in g.rows if r.figures[spec.name].value is not None), None)
+        for row in g.rows:
+            key = _row_key(row)
+            m.labels.setdefault(key, _label(row))
+            f = row.figures[spec.name]
+            norm = normalised(f, best, spec.higher_is_better) if best is not None else Figure(note=f.note)
+            m.cells[(key, gi)] = Cell(row, norm)
+    known = list(_KIND_TITLES)
+    ordered = sorted(matrices.values(), key=lambda m: known.index(m.kind) if m.kind in known else len(known))
+    for m in ordered:
+        m.labels = dict(sorted(m.labels.items(), key=lambda kv: (kv[1].casefold(), kv[0])))
+    return ordered
+
+
+def _cell_html(cell: Optional[Cell], gi: int, g: Group) -> str:
+    if cell is None:
+        return '<td class="none" title="not measured in this table">·</td>'
+    row, f = cell.row, cell.figure
+    raw = row.figures[g.metric.name]
+    value, interval = fmt_normalised(f)
+    tip = f"{_label(row)} in {g.title}: {g.metric.name} {fmt_figure(raw)}"
+    if f.value is None:
+        cls, rank = "unranked", ""
+    else:
+        cls = "tie" if row.tie else ("unbounded" if row.unbounded else "")
+        if row.rank == 1:
+            cls += " best"
+        rank = f'<span class="rk">{escape(row.rank_text)}</span>'
+        tip += f"; {value} of the best {interval}; rank {row.rank_text}"
+    data = f' data-value="{f.value!r}"' if f.value is not None else ""
+    ci = f'<span class="ci">{escape(interval)}</span>' if interval else ""
+    cls_attr = f' class="{cls.strip()}"' if cls.strip() else ""
+    return (f'<td{cls_attr}{data}><a href="#w{gi}" title="{escape(tip)}"><span class="v">{escape(value)}</span>'
+            f"{rank}{ci}</a></td>")
+
+
+def _overview_html(m: Matrix) -> str:
+    head = ['<th scope="col">hardware · backend · precision</th>']
+    for gi, g in m.columns:
+        head.append(f'<th scope="col"><a href="#w{gi}">{escape(g.suite)} / {escape(g.workload)}</a>'
+                    f'<span class="sub">{escape(g.scenario)} · batch {escape(str(g.batch_size))}</span>'
+                    f'<span class="sub">{escape(g.metric.name)}, {escape(g.metric.direction())}</span></th>')
+    body = []
+    for key, label in m.labels.items():
+        cells = "".join(_cell_html(m.cells.get((key, gi)), gi, g) for gi, g in m.columns)
+        body.append(f'<tr><th scope="row">{escape(label)}</th>{cells}</tr>')
+    return (f'<h3>{escape(m.title)}</h3><div class="scroll"><table class="overview sortable" data-kind="'
+            f'{escape(m.kind or "latency-throughput")}"><thead><tr>{"".join(head)}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>')
+
+
+OVERVIEW_NOTE = ("Each cell: the ranked-by figure relative to that column's best (1.00; a lower-is-better figure as "
+                 "best / value, so in every column a smaller number is worse), its 95% interval mapped the same way "
+                 f"({MISSING_END}: the record has no such end; *: the record holds no interval), and the rank in that "
+                 "table (=N tied, N? ranked by its point estimate alone). A cell links to its table; · : not measured.")
+
+
+# ---------------------------------------------------------------- the charts (matplotlib)
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
@@ -97,46 +307,10 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return front
 
 
-def _label(row: Row) -> str:
-    return f"{row.hardware} · {row.backend_text} · {row.precision}"
+def _tick(v: float) -> str:
+    from bench.fmt import fmt_num
 
-
-def _axes(sx: _Scale, sy: _Scale, xlabel: str, ylabel: str, out: list[str],
-          ytick_text: Callable[[float], str] = _tick) -> None:
-    x0, x1, y0, y1 = ML, W - MR, H - MB, MT
-    out.append(f'<rect x="{x0}" y="{y1}" width="{x1 - x0}" height="{y0 - y1}" fill="none" stroke="#9aa3b2"/>')
-    for t in sx.ticks():
-        x = sx(t)
-        out.append(f'<line x1="{x:.1f}" y1="{y1}" x2="{x:.1f}" y2="{y0}" stroke="#eef1f5"/>'
-                   f'<text x="{x:.1f}" y="{y0 + 15}" text-anchor="middle">{escape(_tick(t))}</text>')
-    for t in sy.ticks():
-        y = sy(t)
-        out.append(f'<line x1="{x0}" y1="{y:.1f}" x2="{x1}" y2="{y:.1f}" stroke="#eef1f5"/>'
-                   f'<text x="{x0 - 5}" y="{y + 4:.1f}" text-anchor="end">{escape(ytick_text(t))}</text>')
-    out.append(f'<text x="{(x0 + x1) / 2}" y="{H - 8}" text-anchor="middle">{escape(xlabel)}'
-               f'{" (log scale)" if sx.log else ""}</text>')
-    out.append(f'<text transform="translate(14,{(y0 + y1) / 2}) rotate(-90)" text-anchor="middle">'
-               f'{escape(ylabel)}{" (log scale)" if sy.log else ""}</text>')
-
-
-def _bounds(f: Figure) -> tuple[float, float]:
-    """The ends to draw: a missing end is infinite (drawn to the plot's edge, dashed), never the point
-    itself, which would draw an interval the record does not have as a tight one."""
-    assert f.value is not None
-    if not f.has_ci:
-        return f.value, f.value
-    return (-math.inf if f.low is None else f.low, math.inf if f.high is None else f.high)
-
-
-def _finite(values: Sequence[Optional[float]]) -> list[float]:
-    return [v for v in values if v is not None and math.isfinite(v)]
-
-
-def _bar(x1: float, y1: float, x2: float, y2: float, colour: str, open_end: bool, width: float = 1.0) -> str:
-    """One side of an error bar; dashed (class "open") where the interval has no end on that side."""
-    dash = ' stroke-dasharray="3 2" class="open"' if open_end else ""
-    return (f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="{colour}" '
-            f'stroke-width="{width:g}"{dash}/>')
+    return fmt_num(v, 3)
 
 
 def _ends_text(f: Figure) -> str:
@@ -144,107 +318,181 @@ def _ends_text(f: Figure) -> str:
     return "" if f.bounded or not f.has_ci else f" ({fmt_figure(f)})"
 
 
-def scatter_svg(group: Group) -> Optional[str]:
-    """Throughput against p99 latency, with error bars and the Pareto front marked."""
+def _interval(f: Figure) -> Optional[plots.Interval]:
+    return (f.low, f.high) if f.has_ci else None
+
+
+def _log_wanted(values: Sequence[Optional[float]]) -> bool:
+    """Log scale where the positive values span more than a factor of 20."""
+    vals = [v for v in values if v is not None and math.isfinite(v) and v > 0]
+    return bool(vals) and max(vals) / min(vals) > 20
+
+
+def _plain_log(axis: Any) -> None:
+    """A log axis labelled 100, 1000 rather than 10^2, 10^3."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: _tick(v)))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _draw_open_sides(ax: Any, sides: list[tuple[tuple[float, float, str], str, bool]], prefix: str,
+                     marks: dict[str, tuple[str, str]]) -> None:
+    if not sides:
+        return
+    plots.fix_limits(ax)
+    for k, ((at, value, side), colour, vertical) in enumerate(sides):
+        gid = f"{prefix}-o{k}"
+        plots.draw_open(ax, at, value, side, colour, vertical, gid=gid)
+        marks[gid] = ("clipped" if side.endswith("clipped") else "open", "")
+
+
+def scatter_svg(group: Group, prefix: str = "s") -> Optional[str]:
+    """Throughput against p99 latency, with error bars and the Pareto front marked; None where fewer
+    than two rows have both figures (one point compares nothing). ``prefix``: the page-unique start of
+    the ids given to the points."""
     rows = [r for r in group.rows if r.figures["throughput_sps"].value and r.figures["latency_p99_ms"].value]
-    if not rows:
+    if len(rows) < 2:
         return None
+    plt = plots.pyplot("--format html")
     lat = [r.figures["latency_p99_ms"] for r in rows]
     tp = [r.figures["throughput_sps"] for r in rows]
-    sx = _Scale(_finite([v for f in lat for v in (f.value, *_bounds(f))]), ML, W - MR)
-    sy = _Scale(_finite([v for f in tp for v in (f.value, *_bounds(f))]), H - MB, MT)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="scatter" width="{W}" height="{H}" '
-           f'viewBox="0 0 {W} {H}" role="img" aria-label="throughput against p99 latency">']
-    _axes(sx, sy, "p99 latency, ms", "throughput, samples/s", out)
+    fig, ax = plt.subplots(figsize=(5.6, 3.9), constrained_layout=True)
+    xlog = _log_wanted([v for f in lat for v in (f.value, f.low, f.high)])
+    ylog = _log_wanted([v for f in tp for v in (f.value, f.low, f.high)])
+    if xlog:
+        ax.set_xscale("log")
+        _plain_log(ax.xaxis)
+    if ylog:
+        ax.set_yscale("log")
+        _plain_log(ax.yaxis)
+    marks: dict[str, tuple[str, str]] = {}
     front = pareto_front([(f.value, t.value) for f, t in zip(lat, tp, strict=True)])  # type: ignore[misc]
-    front_pts = sorted(((sx(lat[i].value), sy(tp[i].value)) for i in front))  # type: ignore[arg-type]
-    if len(front_pts) > 1:
-        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in front_pts)
-        out.append(f'<polyline class="pareto" points="{path}" fill="none" stroke="#d9480f" stroke-width="1.5" '
-                   'stroke-dasharray="5 3"/>')
+    if len(front) > 1:
+        pts = sorted((lat[i].value, tp[i].value) for i in front)  # type: ignore[type-var]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], linestyle=(0, (5, 3)), color=FRONT, linewidth=1.5,
+                gid=f"{prefix}-front", zorder=1)
+        marks[f"{prefix}-front"] = ("pareto", "the Pareto front")
+    sides: list[tuple[tuple[float, float, str], str, bool]] = []
     for i, (row, lf, tf) in enumerate(zip(rows, lat, tp, strict=True)):
         number = group.rows.index(row) + 1  # the row's place in the table, the key below the plot
-        x, y = sx(lf.value), sy(tf.value)  # type: ignore[arg-type]
-        (xl, xh), (yl, yh) = _bounds(lf), _bounds(tf)
+        x, y = lf.value, tf.value
+        assert x is not None and y is not None
         on_front = i in front
-        colour = "#d9480f" if on_front else "#3b5bdb"
-        # Each side of a point's bar separately: a missing end is dashed to the plot's edge.
-        bars = "".join(_bar(x1, y1, x2, y2, colour, not math.isfinite(end)) for x1, y1, x2, y2, end in (
-            (sx(xl), y, x, y, xl), (x, y, sx(xh), y, xh), (x, sy(yl), x, y, yl), (x, y, x, sy(yh), yh)))
-        out.append(f'<g class="point{" front" if on_front else ""}"><title>{escape(_label(row))}: '
-                   f'{escape(_tick(tf.value))} samples/s{escape(_ends_text(tf))}, '  # type: ignore[arg-type]
-                   f'p99 {escape(_tick(lf.value))} ms{escape(_ends_text(lf))}'  # type: ignore[arg-type]
-                   f'{" (Pareto front)" if on_front else ""}</title>{bars}'
-                   f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5" stroke="{colour}" stroke-width="1.5" '
-                   f'fill="{colour if on_front else "#fff"}"/>'
-                   f'<text x="{x + 7:.1f}" y="{y - 6:.1f}">{number}</text></g>')
-    out.append("</svg>")
-    return "".join(out)
+        colour = FRONT if on_front else OTHER
+        sides += [(s, colour, False) for s in plots.draw_interval(ax, y, x, _interval(lf), colour, False, xlog)]
+        sides += [(s, colour, True) for s in plots.draw_interval(ax, x, y, _interval(tf), colour, True, ylog)]
+        gid = f"{prefix}-p{i}"
+        ax.plot([x], [y], marker="o", markersize=7, markeredgewidth=1.5, markeredgecolor=colour,
+                markerfacecolor=colour if on_front else "white", linestyle="none", gid=gid, zorder=4)
+        ax.annotate(str(number), (x, y), xytext=(5, 4), textcoords="offset points", fontsize="small", zorder=5)
+        marks[gid] = ("point front" if on_front else "point",
+                      f"{number}. {_label(row)}: {_tick(y)} samples/s{_ends_text(tf)}, p99 {_tick(x)} ms"
+                      f"{_ends_text(lf)}{' (Pareto front)' if on_front else ''}")
+    _draw_open_sides(ax, sides, prefix, marks)
+    ax.set_xlabel("p99 latency, ms" + (" (log scale)" if xlog else ""))
+    ax.set_ylabel("throughput, samples/s" + (" (log scale)" if ylog else ""))
+    ax.grid(True, alpha=0.3)
+    return plots.svg_text(fig, cls="scatter", label="throughput against p99 latency", marks=marks)
 
 
-def _short(row: Row, limit: int = 28) -> str:
+def _short(row: Row, limit: int = 34) -> str:
     text = f"{row.hardware} {row.backend}"
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def energy_svg(group: Group) -> Optional[str]:
-    """Samples per joule as horizontal bars with their intervals; None without any energy figure."""
+def energy_svg(group: Group, prefix: str = "e") -> Optional[str]:
+    """Samples per joule as horizontal bars with their intervals; None where fewer than two rows have
+    an energy figure."""
     rows = [r for r in group.rows if r.figures[ENERGY].value is not None]
-    if not rows:
+    if len(rows) < 2:
         return None
-    bar_h, gap, left, right = 18, 8, 230, 80
-    height = MT + len(rows) * (bar_h + gap) + 40
-    ends = _finite([v for r in rows for v in (r.figures[ENERGY].value, _bounds(r.figures[ENERGY])[1])])
-    top = max(ends) * 1.08 or 1.0
-    scale = lambda v: left + max(0.0, min(v, top)) / top * (W - left - right)  # noqa: E731  (clipped to the plot)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="energy" width="{W}" height="{height}" '
-           f'viewBox="0 0 {W} {height}" role="img" aria-label="samples per joule">']
-    for i, row in enumerate(rows):
+    plt = plots.pyplot("--format html")
+    fig, ax = plt.subplots(figsize=(5.6, 1.3 + 0.4 * len(rows)), constrained_layout=True)
+    marks: dict[str, tuple[str, str]] = {}
+    sides: list[tuple[tuple[float, float, str], str, bool]] = []
+    ys = list(range(len(rows) - 1, -1, -1))  # the table's first row on top
+    for row, y in zip(rows, ys, strict=True):
         f = row.figures[ENERGY]
-        value = f.value
-        assert value is not None
-        lo, hi = _bounds(f)
-        y = MT + i * (bar_h + gap)
-        mid = y + bar_h / 2
-        out.append(f'<g class="bar"><title>{escape(_label(row))}: {escape(_tick(value))} samples/J'
-                   f'{escape(_ends_text(f))}</title>'
-                   f'<text x="{left - 6}" y="{y + 13}" text-anchor="end">{escape(_short(row, 34))}</text>'
-                   f'<rect x="{left}" y="{y}" width="{scale(value) - left:.1f}" height="{bar_h}" fill="#2f9e44"/>'
-                   + _bar(scale(lo), mid, scale(value), mid, "#1d2433", not math.isfinite(lo), 1.5)
-                   + _bar(scale(value), mid, scale(hi), mid, "#1d2433", not math.isfinite(hi), 1.5)
-                   + f'<text x="{min(scale(hi) + 5, W - right + 5):.1f}" y="{y + 13}">{escape(_tick(value))}</text></g>')
-    out.append(f'<text x="{left}" y="{height - 10}">samples per joule (higher is better)</text></svg>')
-    return "".join(out)
+        assert f.value is not None
+        (bar,) = ax.barh([y], [f.value], height=0.6, color="#2f9e44", zorder=1)
+        gid = f"{prefix}-b{len(rows) - 1 - y}"
+        bar.set_gid(gid)
+        marks[gid] = ("bar", f"{_label(row)}: {_tick(f.value)} samples/J{_ends_text(f)}")
+        sides += [(s, "#1d2433", False) for s in plots.draw_interval(ax, y, f.value, _interval(f), "#1d2433", False)]
+    ax.set_yticks(ys, labels=[plots.text(f"{group.rows.index(r) + 1}. {_short(r)}") for r in rows])
+    ax.set_xlim(left=0)
+    _draw_open_sides(ax, sides, prefix, marks)
+    ax.set_xlabel("samples per joule (higher is better)")
+    ax.grid(True, axis="x", alpha=0.3)
+    return plots.svg_text(fig, cls="energy", label="samples per joule", marks=marks)
 
 
-def _table(group: Group) -> str:
+# ---------------------------------------------------------------- tables and links
+
+
+def relative_href(target: str | Path, page_folder: str | Path) -> str:
+    """A link from a page in ``page_folder`` to ``target``: the relative path, '/'-separated and
+    percent-encoded (a folder named with '#' or a space stays a path)."""
+    from urllib.parse import quote
+
+    return quote(Path(os.path.relpath(os.path.abspath(target), os.path.abspath(page_folder))).as_posix())
+
+
+def record_links(json_path: Callable[[RunRecord], Path], page: str | Path) -> Callable[[RunRecord], Optional[str]]:
+    """``record_href`` for render_html: the link from the page written at ``page`` to the record's JSON
+    file (``json_path``, e.g. ResultsStore.json_path) where that file exists, else None (no link)."""
+    folder = Path(page).expanduser().parent
+
+    def href(record: RunRecord) -> Optional[str]:
+        target = json_path(record)
+        if not target.is_file():
+            return None
+        try:
+            return relative_href(target, folder)
+        except ValueError:  # another drive (Windows): no relative path
+            return None
+
+    return href
+
+
+def _table(group: Group, record_href: Optional[Callable[[RunRecord], Optional[str]]] = None) -> str:
+    names = shown(group)
     head = "".join(f"<th>{escape(c)}</th>" for c in columns(group))
     body = []
     for row in group.rows:
         cls = "tie" if row.tie else ("unranked" if row.rank is None else ("unbounded" if row.unbounded else ""))
-        cells = row_cells(row, shown(group))
-        tds = f'<td class="rank">{escape(cells[0])}</td>' + "".join(f"<td>{escape(c)}</td>" for c in cells[1:])
-        body.append(f'<tr class="{cls}">{tds}</tr>')
-    return f'<table class="leaderboard"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+        cells = row_cells(row, names)
+        rank = f' data-value="{row.rank}"' if row.rank is not None else ""
+        tds = [f'<td class="rank"{rank}>{escape(cells[0])}</td>']
+        for i, text in enumerate(cells[1:], start=1):
+            name = names[i - 4] if 4 <= i < 4 + len(names) else None
+            value = row.figures[name].value if name in row.figures else None
+            data = f' data-value="{value!r}"' if value is not None else ""
+            tds.append(f'<td class="fig"{data}>{escape(text)}</td>' if name else f"<td>{escape(text)}</td>")
+        tds[-1] = f'<td class="record">{escape(cells[-1])}</td>'
+        href = record_href(row.record) if record_href else None
+        if href:
+            tds[-1] = f'<td class="record"><a href="{escape(href)}" title="the record ({escape(row.record.id)}) as JSON">' \
+                      f"{escape(cells[-1])}</a></td>"
+        body.append(f'<tr class="{cls}">{"".join(tds)}</tr>')
+    return (f'<div class="scroll"><table class="leaderboard sortable"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>')
 
 
 def _plain_table(cls: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     head = "".join(f"<th>{escape(c)}</th>" for c in header)
     body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return f'<div class="scroll"><table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def timeline_plots_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("matplotlib") is not None
+    return plots.available()
 
 
 def continual_section(row: Row, plot: bool = True) -> str:
     """One record of a scenario=continual table: phases, time to adapt, facts, verdict and the timeline
     (``plot``: draw it when matplotlib is installed; else, or without ``plot``, say what it needs)."""
-    from bench.reporting.scaling import PLOTS_INSTALL
-
     record = row.record
     verdict = continual.verdict(record)
     parts = [f'<section class="continual"><h3>{escape(_label(row))} · record {escape(record.id[:8])}</h3>',
@@ -262,52 +510,80 @@ def continual_section(row: Row, plot: bool = True) -> str:
                      "dashed</figcaption></figure>")
     else:
         parts.append(f'<p class="note timeline-missing">The timeline plot needs the plots extra (matplotlib): '
-                     f"{escape(PLOTS_INSTALL)}</p>")
+                     f"{escape(plots.PLOTS_INSTALL)}</p>")
     parts.append("</section>")
     return "".join(parts)
 
 
+def _charts(g: Group, gi: int, draw: bool) -> str:
+    """A table's charts, where it has two rows or more."""
+    if len(g.rows) < 2:
+        return ""
+    if not draw:
+        return ('<p class="note plots-missing">Charts not drawn: they need the plots extra (matplotlib): '
+                f"{escape(plots.PLOTS_INSTALL)}</p>")
+    out = []
+    scatter = scatter_svg(g, f"w{gi}s")
+    if scatter:
+        key = "".join(f"<li>{escape(_label(row))}</li>" for row in g.rows)
+        out.append(f"<figure>{scatter}<figcaption>throughput against p99 latency with 95% intervals (dashed to the "
+                   "edge where the record has no such end); filled points (joined by the dashed line) form the Pareto "
+                   f'front; numbers are the rows of the table as ranked<ol class="key">{key}</ol></figcaption></figure>')
+    energy = energy_svg(g, f"w{gi}e")
+    with_energy = sum(row.figures[ENERGY].value is not None for row in g.rows)
+    if energy:
+        out.append(f"<figure>{energy}<figcaption>energy efficiency with 95% intervals where known"
+                   "</figcaption></figure>")
+    elif with_energy == 1:
+        out.append('<p class="note">One record here has an energy figure (see the table): no chart.</p>')
+    else:
+        out.append('<p class="note">No energy figure in these records (no energy sensor).</p>')
+    return f'<div class="plots">{"".join(out)}</div>'
+
+
 def render_html(board: Leaderboard, generated: Optional[str] = None, scaling_svg: Optional[str] = None,
-                timeline_plots: bool = True) -> str:
+                plots_wanted: bool = True, record_href: Optional[Callable[[RunRecord], Optional[str]]] = None) -> str:
     """The page; ``scaling_svg`` (bench.reporting.scaling.plot_svg) adds how the selection scales with batch
-    size, where the records hold several batch sizes of one configuration. ``timeline_plots``: draw
-    each continual record's timeline (when matplotlib is installed)."""
+    size, where the records hold several batch sizes of one configuration. ``plots_wanted``: draw the
+    charts and each continual record's timeline (where matplotlib is installed). ``record_href``: the
+    link to a row's record (its JSON, relative to the page: record_links), or None for no link."""
     generated = generated or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    draw = plots_wanted and plots.available()
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              '<meta name="viewport" content="width=device-width, initial-scale=1">',
              "<title>bench leaderboard</title>", f"<style>{CSS}</style></head><body>",
              "<h1>bench leaderboard</h1>",
              f'<p class="meta">{escape(board.selection or "all records")} from {escape(board.source)}; '
-             f"generated {escape(generated)}. Figures are point estimates with their 95% intervals.</p>"]
-    for g in board.groups:
-        parts.append(f'<section class="workload"><h2>{escape(g.title)}</h2>'
+             f"generated {escape(generated)}. Figures are point estimates with their 95% intervals. "
+             "Click a column's heading to sort by it.</p>"]
+    if plots_wanted and not draw:
+        parts.append('<p class="note plots-missing">The charts are not drawn: they need the plots extra (matplotlib), '
+                     f"which is not installed here: {escape(plots.PLOTS_INSTALL)}</p>")
+    matrices = overview(board)
+    if matrices:
+        parts.append('<section class="overview" id="overview"><h2>Overview</h2>'
+                     f'<p class="note">{escape(OVERVIEW_NOTE)}</p>')
+        parts += [_overview_html(m) for m in matrices]
+        parts.append("</section>")
+    back = '<a class="back" href="#overview">overview</a>' if matrices else ""
+    for gi, g in enumerate(board.groups):
+        parts.append(f'<section class="workload" id="w{gi}"><h2>{escape(g.title)}{back}</h2>'
                      f'<p class="meta">ranked by {escape(g.metric.name)} ({escape(g.metric.direction())})</p>')
-        parts.append(_table(g))
+        parts.append(_table(g, record_href))
         parts += [f'<p class="note group-note">note: {escape(n)}</p>' for n in g.notes]
         if g.scenario == "continual":
-            parts += [continual_section(row, timeline_plots) for row in g.rows]
-            parts.append("</section>")
-            continue
-        plots = []
-        scatter = scatter_svg(g)
-        if scatter:
-            key = "".join(f"<li>{escape(_label(row))}</li>" for row in g.rows)
-            plots.append(f"<figure>{scatter}<figcaption>throughput against p99 latency with 95% intervals; "
-                         "filled points (joined by the dashed line) form the Pareto front"
-                         f'<ol class="key">{key}</ol></figcaption></figure>')
-        energy = energy_svg(g)
-        if energy:
-            plots.append(f"<figure>{energy}<figcaption>energy efficiency with 95% intervals where known"
-                         "</figcaption></figure>")
+            parts += [continual_section(row, plots_wanted) for row in g.rows]
         else:
-            plots.append('<p class="note">No energy figure in these records (no energy sensor).</p>')
-        parts.append(f'<div class="plots">{"".join(plots)}</div></section>')
+            parts.append(_charts(g, gi, draw))
+        parts.append("</section>")
     if scaling_svg:
         parts.append('<section class="workload"><h2>Scaling with batch size</h2>'
                      f'<figure class="scaling">{scaling_svg}<figcaption>throughput, p50 and p99 latency per batch '
-                     "and peak memory against batch size; dotted: saturation (95% of the best throughput); "
-                     "dashed: the latency requirement</figcaption></figure></section>")
+                     "and peak memory against batch size, with 95% intervals where the records hold them; dotted: "
+                     "saturation (95% of the best throughput); dashed: the latency requirement</figcaption></figure>"
+                     "</section>")
     parts.append(f'<p class="note">{escape(LEGEND)}</p>')
     parts += [f'<p class="note">note: {escape(n)}</p>' for n in board.notes]
+    parts.append(f"<script>{SORT_SCRIPT}</script>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

@@ -4,28 +4,68 @@ hardware x backend x precision x workload, from the records of a sweep (or any s
 For each curve: the saturation point (the smallest batch that reaches 95% of the best throughput)
 and the best batch within the workload's latency requirement (the highest throughput whose p99
 latency per batch stays within latency_tier_ms). Output: a table (terminal or Markdown) and plots
-(PNG or SVG, matplotlib, imported only when a plot is asked for).
+(PNG or SVG, matplotlib, imported only when a plot is asked for; bench.reporting.plots).
+
+The plot: throughput, p50 and p99 latency per batch and peak memory against the batch size, on a
+log2 axis labelled with the batch sizes themselves (1, 2, 4, 8); each point with its 95% interval as
+bars where the record holds one (an end the record lacks runs dashed to the plot's edge); the
+saturation batch of each curve as a dotted vertical line and the latency requirement as a dashed
+horizontal one, both named in their panel's legend.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from bench.reporting.plots import PLOTS_INSTALL, Interval, require_matplotlib
+
 __all__ = ["Curve", "CurvePoint", "curves", "saturation_batch", "best_within", "render_markdown",
-           "render_text", "plot", "plot_svg", "SATURATION_FRACTION"]
+           "render_text", "plot", "plot_svg", "SATURATION_FRACTION", "PLOTS_INSTALL", "require_matplotlib"]
 
 SATURATION_FRACTION = 0.95
 
 
 @dataclass(frozen=True)
 class CurvePoint:
+    """One batch size of a curve. The ``*_ci`` fields: the figure's 95% interval (low, high) as its
+    record holds it, an end None where the record has none; the field None where the record holds no
+    interval for that figure."""
+
     batch_size: int
     throughput_sps: float
     latency_p50_ms: Optional[float]
     latency_p99_ms: Optional[float]
     peak_memory_mib: Optional[float]
+    throughput_ci: Optional[Interval] = None
+    latency_p50_ci: Optional[Interval] = None
+    latency_p99_ci: Optional[Interval] = None
+
+    def interval(self, attr: str) -> Optional[Interval]:
+        """The interval of ``attr`` (throughput_sps, latency_p50_ms, latency_p99_ms); None without one."""
+        return _CI_FIELD.get(attr) and getattr(self, _CI_FIELD[attr])
+
+
+# A figure's interval in a point, and the record's metrics its ends come from.
+_CI_FIELD = {"throughput_sps": "throughput_ci", "latency_p50_ms": "latency_p50_ci", "latency_p99_ms": "latency_p99_ci"}
+_CI_KEYS = {"throughput_sps": ("throughput_ci_low_sps", "throughput_ci_high_sps"),
+            "latency_p50_ms": ("latency_p50_ci_low_ms", "latency_p50_ci_high_ms"),
+            "latency_p99_ms": ("latency_p99_ci_low_ms", "latency_p99_ci_high_ms")}
+
+
+def _number(value: Any) -> Optional[float]:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok else None
+
+
+def _interval(metrics: dict[str, Any], attr: str) -> Optional[Interval]:
+    """(low, high) where the metrics hold either key (a missing or non-finite end None), else None."""
+    low_key, high_key = _CI_KEYS[attr]
+    if low_key not in metrics and high_key not in metrics:
+        return None
+    return _number(metrics.get(low_key)), _number(metrics.get(high_key))
 
 
 @dataclass
@@ -74,7 +114,7 @@ def curves(records: Sequence[Any]) -> list[Curve]:
         if r.status == "ok" and r.valid and m.get("throughput_sps"):
             memory = m.get("peak_device_mib") or m.get("peak_rss_mib")
             curve.points.append(CurvePoint(batch, m["throughput_sps"], m.get("latency_p50_ms"),
-                                           m.get("latency_p99_ms"), memory))
+                                           m.get("latency_p99_ms"), memory, *(_interval(m, attr) for attr in _CI_KEYS)))
         else:
             curve.failures.append((batch, r.status if r.status != "ok" else "invalid"))
     return [c for c in grouped.values()]
@@ -137,55 +177,90 @@ def plot(all_curves: Sequence[Curve], path: str | Path) -> Path:
 
 
 def plot_svg(all_curves: Sequence[Curve]) -> str:
-    """The same figure as inline SVG text (matplotlib escapes the labels), for the HTML page."""
-    import io
+    """The same figure as inline SVG text (text as text, escaped by matplotlib), for the HTML page."""
+    from bench.reporting import plots
 
-    buffer = io.StringIO()
-    _figure(all_curves, buffer, fmt="svg")
-    text = buffer.getvalue()
-    return text[text.index("<svg"):]  # drop the XML prolog and doctype: the page is HTML
-
-
-PLOTS_INSTALL = "pip install 'bench[plots]'  (in a checkout: pip install -c constraints.txt -e '.[plots]')"
-
-
-def require_matplotlib(key: str = "--plot") -> None:
-    """A ConfigError with the install hint when matplotlib, which draws the plots, is missing."""
-    import importlib.util
-
-    from bench.errors import ConfigError
-
-    if importlib.util.find_spec("matplotlib") is None:
-        raise ConfigError(key, None, PLOTS_INSTALL, "needs matplotlib, which is not installed")
+    fig = _figure(all_curves)
+    # The interval bars and their open ends, marked for the page (and its tests) by class.
+    marks = {gid: (gid.split("-")[0], "") for gid in (a.get_gid() for a in fig.findobj()) if gid
+             and gid.startswith(("ci-", "open-"))}
+    return plots.svg_text(fig, cls="scaling-plot", label="throughput, latency and memory against batch size",
+                          marks=marks)
 
 
-def _figure(all_curves: Sequence[Curve], target: Any, fmt: Optional[str] = None) -> None:
-    require_matplotlib()
-    import matplotlib
+def _batch_ticks(ax: Any, sizes: Sequence[int]) -> None:
+    """A log2 batch axis labelled with the sizes themselves (1, 2, 4, 8), not 2^0, 2^1: at the measured
+    sizes, or at powers of 2 where more than 12 sizes were measured."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter, NullLocator
 
-    matplotlib.use("Agg")  # no display: files only
-    import matplotlib.pyplot as plt
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_locator(FixedLocator(sorted(sizes)) if len(sizes) <= 12 else LogLocator(base=2))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
+
+def _figure(all_curves: Sequence[Curve], target: Any = None, fmt: Optional[str] = None) -> Any:
+    """The four panels; saved to ``target`` (then closed) when given, else the figure returned."""
+    from matplotlib.lines import Line2D
+
+    from bench.reporting import plots
+
+    plt = plots.pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(11, 8), constrained_layout=True)
     panels = [("throughput_sps", "samples/s"), ("latency_p50_ms", "p50 latency per batch (ms)"),
               ("latency_p99_ms", "p99 latency per batch (ms)"), ("peak_memory_mib", "peak memory (MiB)")]
+    sizes = sorted({p.batch_size for c in all_curves for p in c.points if p.batch_size > 0})
+    colours = {id(c): f"C{i % 10}" for i, c in enumerate(all_curves)}
     for ax, (attr, title) in zip(axes.flat, panels):
-        for c in all_curves:
-            xs = [p.batch_size for p in c.points if getattr(p, attr) is not None]
-            ys = [getattr(p, attr) for p in c.points if getattr(p, attr) is not None]
-            if xs:
-                ax.plot(xs, ys, marker="o", label=c.label)
+        _batch_ticks(ax, sizes)  # before plotting: limits autoscale in log2 space
+        open_sides = []
+        own: list[tuple[Any, str]] = []  # this panel's lines that the figure's legend does not name
+        for i, c in enumerate(all_curves):
+            colour = colours[id(c)]
+            pts = [p for p in c.points if getattr(p, attr) is not None and p.batch_size > 0]
+            if pts:
+                ax.plot([p.batch_size for p in pts], [getattr(p, attr) for p in pts], marker="o", color=colour,
+                        label=plots.text(c.label), zorder=3)
+            for p in pts:
+                gid = f"ci-{attr}-{i}-{p.batch_size}"
+                open_sides += [(side, colour) for side in
+                               plots.draw_interval(ax, p.batch_size, getattr(p, attr), p.interval(attr), colour, gid=gid)]
             if attr == "throughput_sps" and c.points:
                 sat = saturation_batch(c.points)
-                ax.axvline(sat, linestyle=":", linewidth=1, color=ax.lines[-1].get_color() if ax.lines else None)
+                if sat and sat > 0:
+                    ax.axvline(sat, linestyle=":", linewidth=1.2, color=colour)
+                    ax.annotate(f"saturation: batch {sat}", (sat, 1.0), xycoords=("data", "axes fraction"),
+                                xytext=(3, -3), textcoords="offset points", rotation=90, va="top", ha="left",
+                                fontsize="x-small", color=colour)
             if attr == "latency_p99_ms" and c.latency_budget_ms:
                 ax.axhline(c.latency_budget_ms, linestyle="--", linewidth=1, color="grey")
-        ax.set_xscale("log", base=2)
+                own.append((Line2D([], [], linestyle="--", linewidth=1, color="grey"),
+                            f"latency requirement {c.latency_budget_ms:g} ms"))
+        if attr == "throughput_sps" and any(c.points for c in all_curves):
+            own.append((Line2D([], [], linestyle=":", linewidth=1.2, color="grey"),
+                        f"saturation: the smallest batch reaching {SATURATION_FRACTION:.0%} of the best"))
+        if open_sides:
+            plots.fix_limits(ax)
+            for k, ((at, value, side), colour) in enumerate(open_sides):
+                plots.draw_open(ax, at, value, side, colour, gid=f"open-{attr}-{k}")
+        if not ax.lines:
+            ax.text(0.5, 0.5, "not in these records", transform=ax.transAxes, ha="center", va="center", color="grey")
+            if sizes:
+                ax.set_xlim(sizes[0] / 1.25, sizes[-1] * 1.25)  # the same batch axis as the other panels
         ax.set_xlabel("batch size")
         ax.set_title(title)
         ax.grid(True, alpha=0.3)
+        own = list({label: (handle, label) for handle, label in own}.values())  # one entry per requirement
+        if own:
+            ax.legend([h for h, _ in own], [plots.text(label) for _, label in own], loc="best", fontsize="x-small")
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="outside lower center", fontsize="small")
+    curve_handles = [(h, lab) for h, lab in zip(handles, labels) if not lab.startswith("_")]
+    if curve_handles:
+        fig.legend([h for h, _ in curve_handles], [lab for _, lab in curve_handles], loc="outside lower center",
+                   fontsize="small")
+    if target is None:
+        return fig
     fig.savefig(target, format=fmt)
     plt.close(fig)
+    return None

@@ -311,7 +311,9 @@ def test_the_page_says_the_plot_needs_the_plots_extra_without_matplotlib(monkeyp
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
     html = render_html(_continual_board(), generated="2026-12-01T00:00:00+00:00")
     assert html.count("The timeline plot needs the plots extra (matplotlib): pip install &#x27;bench[plots]&#x27;") == 6
-    assert "<svg" in html  # the throughput table's own plot is drawn here, without matplotlib
+    # every plot is matplotlib's: the page says so once for its charts and keeps every table
+    assert "<svg" not in html and "The charts are not drawn: they need the plots extra (matplotlib)" in html
+    assert html.count('<table class="leaderboard sortable">') == 3
 
 
 def test_bench_list_measured_keeps_loads_apart():
