@@ -37,7 +37,11 @@ COMMAND_USAGE = {
                                     behind a comparison is unconverged or noisy, so it is inconclusive""",
     "export": """\
   bench export [KEY=VALUE...] --format csv|parquet [--output FILE]
-                                    one row per record, metrics as columns""",
+                                    one row per record, metrics as columns
+  bench export [KEY=VALUE...] --to mlflow [--tracking-uri URI] [--experiment NAME]
+                                    one MLflow run per record: config as params, metrics, tags, the
+                                    record as record.json; records already there skipped. URI: as MLflow
+                                    resolves it (MLFLOW_TRACKING_URI, else its default); experiment: bench""",
     "import": """\
   bench import FILE_OR_FOLDER...    merge records from other machines (skips ids already stored)""",
     "report": """\
@@ -93,8 +97,9 @@ def leaderboard_command(args: list[str]) -> int:
     try:
         board = lb.build_indexed(choices(store, selection), shown_records(store), metric, prices,
                                  source=store.display_url, selection=str(selection), newest="--newest" in parsed.flags)
-        # The page's scaling plot reads every selected record's metrics: their summaries, never raw samples.
-        records = store.summaries([r.id for r in store.index(selection.filters())]) if fmt == "html" else []
+        # The page's scaling plot: the records its tables show (one per hardware x backend x precision x
+        # workload x scenario x batch, already read), not every selected record.
+        records = [row.record for g in board.groups for row in g.rows] if fmt == "html" else []
     finally:
         store.close()
     if fmt == "terminal":
@@ -292,7 +297,34 @@ def export_command(args: list[str]) -> int:
     from bench.config.location import open_store
     from bench.results.query import EXPORT_FORMATS, Selection, export_store
 
-    parsed = parse_args(args, "export", ("--format", "--output"))
+    parsed = parse_args(args, "export", ("--format", "--output", "--to", "--tracking-uri", "--experiment"))
+    to = one_flag(parsed, "--to")
+    if to is not None:  # a tracking tool (bench.results.mlflow_export), not a file
+        from bench.results.mlflow_export import DEFAULT_EXPERIMENT, export_to_mlflow
+
+        if to != "mlflow":
+            raise ConfigError("--to", to, "use --to mlflow, or --format csv|parquet [--output FILE] for a file",
+                              "is not an export destination")
+        for flag in ("--format", "--output"):
+            if flag in parsed.flags:
+                raise ConfigError(flag, None, "leave it out: --to mlflow writes runs to a tracking store, --format "
+                                  "and --output a file", "cannot be combined with --to")
+        uri, experiment = one_flag(parsed, "--tracking-uri"), one_flag(parsed, "--experiment", DEFAULT_EXPERIMENT)
+        selection = Selection.parse(parsed.terms)
+        import gc
+
+        gc.enable()  # main() turns it off for reports; MLflow's clients make reference cycles, run after run
+        store = open_store(parsed.results)
+        try:
+            result = export_to_mlflow(store, selection, uri, experiment or "")
+        finally:
+            store.close()
+        print(result.message())
+        return 0
+    for flag in ("--tracking-uri", "--experiment"):
+        if flag in parsed.flags:
+            raise ConfigError(flag, None, f"add --to mlflow (bench export --to mlflow {flag} ...)",
+                              "is an option of `bench export --to mlflow`")
     output = one_flag(parsed, "--output")
     fmt = one_flag(parsed, "--format")
     if fmt is None:
