@@ -116,6 +116,11 @@ def leaderboard_command(args: list[str]) -> int:
 
         curves = [c for c in scaling.curves(records) if len(c.points) >= 2]
         svg = None
+        if len(curves) > scaling.MAX_PAGE_CURVES:
+            print(f"bench: note: the page has no scaling plot: {len(curves)} configurations are too many for one "
+                  f"plot (at most {scaling.MAX_PAGE_CURVES}); `bench report scaling KEY=VALUE... --plot FILE.svg` "
+                  "draws a selection's", file=sys.stderr)
+            curves = []
         if curves:
             try:
                 svg = scaling.plot_svg(curves)

@@ -515,10 +515,18 @@ def continual_section(row: Row, plot: bool = True) -> str:
     return "".join(parts)
 
 
-def _charts(g: Group, gi: int, draw: bool) -> str:
-    """A table's charts, where it has two rows or more."""
+# matplotlib takes about 0.1 s and 24 KB a chart: a page of hundreds of tables draws the first ones only.
+MAX_CHARTED_TABLES = 40
+
+
+def _charts(g: Group, gi: int, draw: bool, charted: list[int]) -> str:
+    """A table's charts, where it has two rows or more (``charted``: the tables charted so far)."""
     if len(g.rows) < 2:
         return ""
+    if draw and len(charted) >= MAX_CHARTED_TABLES:
+        return (f'<p class="note">No chart: this page charts its first {MAX_CHARTED_TABLES} tables only; select '
+                "fewer workloads (e.g. workload=NAME) to chart this one.</p>")
+    charted.append(gi)
     if not draw:
         return ('<p class="note plots-missing">Charts not drawn: they need the plots extra (matplotlib): '
                 f"{escape(plots.PLOTS_INSTALL)}</p>")
@@ -566,6 +574,7 @@ def render_html(board: Leaderboard, generated: Optional[str] = None, scaling_svg
         parts += [_overview_html(m) for m in matrices]
         parts.append("</section>")
     back = '<a class="back" href="#overview">overview</a>' if matrices else ""
+    charted: list[int] = []
     for gi, g in enumerate(board.groups):
         parts.append(f'<section class="workload" id="w{gi}"><h2>{escape(g.title)}{back}</h2>'
                      f'<p class="meta">ranked by {escape(g.metric.name)} ({escape(g.metric.direction())})</p>')
@@ -574,7 +583,7 @@ def render_html(board: Leaderboard, generated: Optional[str] = None, scaling_svg
         if g.scenario == "continual":
             parts += [continual_section(row, plots_wanted) for row in g.rows]
         else:
-            parts.append(_charts(g, gi, draw))
+            parts.append(_charts(g, gi, draw, charted))
         parts.append("</section>")
     if scaling_svg:
         parts.append('<section class="workload"><h2>Scaling with batch size</h2>'

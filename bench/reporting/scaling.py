@@ -98,6 +98,9 @@ def best_within(points: Sequence[CurvePoint], budget_ms: Optional[float]) -> Opt
     return max(fitting, key=lambda p: p.throughput_sps) if fitting else None
 
 
+MAX_PAGE_CURVES = 12  # the leaderboard page's scaling plot: more lines than that cannot be told apart
+
+
 def curves(records: Sequence[Any]) -> list[Curve]:
     """Group records into curves; the newest record wins where a batch size was measured twice."""
     grouped: dict[tuple[str, ...], Curve] = {}

@@ -248,12 +248,21 @@ def load(results_dir: str | Path = "results", url: Optional[str] = None, **filte
 
 
 def atomic_output(path: Path, write: Any) -> None:
-    """Write through ``write(tmp_path)`` to a temporary file next to ``path``, then rename."""
+    """Write through ``write(tmp_path)`` to a temporary file next to ``path``, then rename. The file gets
+    the mode a plain open() would give it (0666 less the umask; an existing file's own mode), not the
+    temporary file's 0600: a page or an export is written to be shared."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
+        if path.exists():
+            mode = path.stat().st_mode & 0o7777
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
