@@ -82,6 +82,19 @@ def test_a_table_of_one_row_has_no_chart():
     assert three.count("<tr class=") == 3 and three.count('<svg class="scatter"') == 1
 
 
+def test_a_page_of_many_tables_charts_the_first_ones_only(monkeypatch):
+    pytest.importorskip("matplotlib")
+    import bench.reporting.html as page
+
+    monkeypatch.setattr(page, "MAX_CHARTED_TABLES", 1)
+    records = [make_record(hardware=hw, workload=wl, median_ms=1.0 + i, seed=i)
+               for i, (wl, hw) in enumerate((("a", "Box A"), ("a", "Box B"), ("b", "Box A"), ("b", "Box B")))]
+    html = render_html(build(records, None, {}, source="s"))
+    assert "<svg" in _section(html, "fake / a / throughput")
+    assert "<svg" not in _section(html, "fake / b / throughput")
+    assert "this page charts its first 1 tables only" in _section(html, "fake / b / throughput")
+
+
 def _overview_board():
     """throughput: a (1 ms a sample) and b (same speed, another seed: tied) and c (2 ms: half); latency:
     one row whose p99 lacks an upper end; training and server tables of their own."""
