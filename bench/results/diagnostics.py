@@ -3,7 +3,7 @@
 They are computed in the parent from the raw result, stored in the record, and shown in the summary.
 
 Contamination is judged by the CPU time other processes used during the measured window (from
-/proc/stat minus the worker's own CPU time). The load average and Linux's CPU pressure (PSI) are
+the host's CPU times, psutil.cpu_times (/proc/stat on Linux), minus the worker's own CPU time). The load average and Linux's CPU pressure (PSI) are
 recorded with every result but raise no warning: both count the worker's own threads (a runtime's
 thread pool on every core shows as pressure), so they cannot tell interference from the work itself.
 """

@@ -30,12 +30,11 @@ __all__ = [
     "own_cpu_seconds",
     "window_noise",
     "compute_speed_check",
-    "parse_proc_stat",
+    "cpu_times",
     "parse_cpu_pressure",
     "SPEED_KERNEL",
 ]
 
-PROC_STAT = "/proc/stat"
 PROC_PRESSURE_CPU = "/proc/pressure/cpu"
 
 # Bump the version whenever the kernel's work changes: ops/s are comparable only within one version.
@@ -47,15 +46,6 @@ _SPEED_CHUNK_ITERATIONS = 20_000
 _SPEED_DATA: list[Any] = []
 
 
-def _clock_ticks() -> int:
-    try:
-        ticks = os.sysconf("SC_CLK_TCK")
-    except (ValueError, OSError, AttributeError):
-        ticks = -1
-    # 100 is the value on every Linux ABI in use; better a right guess than no numbers.
-    return ticks if ticks > 0 else 100
-
-
 class CpuTimes(NamedTuple):
     """System-wide CPU time since boot, in seconds, summed over all CPUs."""
 
@@ -64,30 +54,22 @@ class CpuTimes(NamedTuple):
     steal_s: float
 
 
-def parse_proc_stat(text: str, clk_tck: int = 100) -> CpuTimes | None:
-    """CPU times from the aggregate ``cpu`` line of /proc/stat; None when it is absent or malformed.
+def cpu_times() -> CpuTimes | None:
+    """The host's CPU times now, from psutil (on Linux, /proc/stat's aggregate ``cpu`` line); None where
+    psutil cannot read them.
 
     busy = user + nice + system + irq + softirq + steal; total = busy + idle + iowait. guest and
     guest_nice are left out because the kernel already counts them inside user and nice. Steal is
-    counted as busy: it is CPU this host wanted and someone else (another VM) got.
+    counted as busy: it is CPU this host wanted and someone else (another VM) got. A field the platform
+    lacks (steal outside Linux) counts as zero.
     """
-    for line in text.splitlines():
-        fields = line.split()
-        if not fields or fields[0] != "cpu":
-            continue
-        try:
-            values = [int(v) for v in fields[1:9]]
-        except ValueError:
-            return None
-        if len(values) < 4:
-            return None
-        # Kernels older than 2.6.11 stop before steal; the missing columns are zero there.
-        values += [0] * (8 - len(values))
-        user, nice, system, idle, iowait, irq, softirq, steal = values
-        busy = user + nice + system + irq + softirq + steal
-        total = busy + idle + iowait
-        return CpuTimes(busy / clk_tck, total / clk_tck, steal / clk_tck)
-    return None
+    try:
+        t = psutil.cpu_times()
+    except Exception:  # noqa: BLE001 - no reading rather than no measurement
+        return None
+    field = lambda name: float(getattr(t, name, 0.0) or 0.0)  # noqa: E731
+    busy = sum(field(n) for n in ("user", "nice", "system", "irq", "softirq", "steal"))
+    return CpuTimes(busy, busy + field("idle") + field("iowait"), field("steal"))
 
 
 def parse_cpu_pressure(text: str) -> float | None:
@@ -110,7 +92,7 @@ def parse_cpu_pressure(text: str) -> float | None:
 class HostSnapshot:
     """One reading of the host's load; two of them bracket a measurement window.
 
-    Any reading the host does not offer (no PSI on older kernels, no /proc/stat outside Linux) is
+    Any reading the host does not offer (no PSI on older kernels, no CPU times where psutil cannot read them) is
     None rather than zero, so "quiet" and "unknown" stay apart.
     """
 
@@ -136,8 +118,7 @@ def snapshot() -> HostSnapshot:
         load = None
     pressure_text = _read_text(PROC_PRESSURE_CPU)
     pressure = parse_cpu_pressure(pressure_text) if pressure_text is not None else None
-    stat_text = _read_text(PROC_STAT)
-    times = parse_proc_stat(stat_text, _clock_ticks()) if stat_text is not None else None
+    times = cpu_times()
     return HostSnapshot(
         time_ns=time_ns,
         loadavg=load,

@@ -15,13 +15,9 @@ import pytest
 from bench.system import noise
 from bench.system.noise import HostSnapshot
 
-PROC_STAT = """\
-cpu  2416 10 1374 51456 1026 3 17 7 50 0
-cpu0 313 0 444 27343 35 0 4 2 0 0
-cpu1 2103 10 929 24112 991 3 13 5 50 0
-intr 123456 0 0
-ctxt 987654
-"""
+# psutil.cpu_times() of Linux (seconds): /proc/stat's aggregate cpu line, guest already inside user.
+LINUX_TIMES = dict(user=24.16, nice=0.10, system=13.74, idle=514.56, iowait=10.26, irq=0.03, softirq=0.17, steal=0.07,
+                   guest=0.50, guest_nice=0.0)
 
 PRESSURE = """\
 some avg10=1.25 avg60=0.23 avg300=0.32 total=2546126
@@ -47,20 +43,31 @@ def snap(
     )
 
 
-def test_parse_proc_stat() -> None:
-    times = noise.parse_proc_stat(PROC_STAT, clk_tck=100)
-    # busy = user+nice+system+irq+softirq+steal; guest (50) is already inside user.
-    busy = 2416 + 10 + 1374 + 3 + 17 + 7
-    assert times == noise.CpuTimes(busy / 100, (busy + 51456 + 1026) / 100, 7 / 100)
+def _fake_times(monkeypatch: pytest.MonkeyPatch, **fields: float) -> None:
+    import collections
+
+    times = collections.namedtuple("scputimes", list(fields))(**fields)
+    monkeypatch.setattr(noise.psutil, "cpu_times", lambda: times)
 
 
-def test_parse_proc_stat_short_and_bad_lines() -> None:
-    # Old kernels stop before irq/softirq/steal: missing columns count as zero.
-    assert noise.parse_proc_stat("cpu  100 0 50 850\n", clk_tck=100) == noise.CpuTimes(1.5, 10.0, 0.0)
-    assert noise.parse_proc_stat("cpu0 1 2 3 4\nintr 5\n") is None
-    assert noise.parse_proc_stat("cpu  1 x 3 4\n") is None
-    assert noise.parse_proc_stat("cpu  1 2\n") is None
-    assert noise.parse_proc_stat("") is None
+def test_cpu_times_from_psutil(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_times(monkeypatch, **LINUX_TIMES)
+    # busy = user+nice+system+irq+softirq+steal; guest (0.50) is already inside user.
+    busy = 24.16 + 0.10 + 13.74 + 0.03 + 0.17 + 0.07
+    times = noise.cpu_times()
+    assert times.busy_s == pytest.approx(busy) and times.total_s == pytest.approx(busy + 514.56 + 10.26)
+    assert times.steal_s == pytest.approx(0.07)
+
+
+def test_cpu_times_without_linuxs_fields_and_unreadable(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_times(monkeypatch, user=1.0, nice=0.0, system=0.5, idle=8.5)  # macOS: no iowait, irq, steal
+    assert noise.cpu_times() == noise.CpuTimes(1.5, 10.0, 0.0)
+
+    def broken() -> None:
+        raise OSError("no /proc")
+
+    monkeypatch.setattr(noise.psutil, "cpu_times", broken)
+    assert noise.cpu_times() is None
 
 
 def test_parse_cpu_pressure() -> None:
@@ -73,11 +80,9 @@ def test_parse_cpu_pressure() -> None:
 
 
 def test_snapshot_reads_tmp_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "stat").write_text(PROC_STAT)
     (tmp_path / "cpu").write_text(PRESSURE)
-    monkeypatch.setattr(noise, "PROC_STAT", str(tmp_path / "stat"))
+    _fake_times(monkeypatch, **LINUX_TIMES)
     monkeypatch.setattr(noise, "PROC_PRESSURE_CPU", str(tmp_path / "cpu"))
-    monkeypatch.setattr(noise, "_clock_ticks", lambda: 100)
     s = noise.snapshot()
     assert s.cpu_pressure_some_avg10 == 1.25
     assert s.cpu_busy_s == pytest.approx(38.27)
@@ -88,6 +93,7 @@ def test_snapshot_reads_tmp_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 def test_snapshot_unreadable_files_give_none(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(noise, "_read_text", lambda path: None)
+    monkeypatch.setattr(noise.psutil, "cpu_times", lambda: (_ for _ in ()).throw(OSError("no /proc")))
     s = noise.snapshot()
     assert s.cpu_pressure_some_avg10 is None
     assert s.cpu_busy_s is None and s.cpu_total_s is None and s.steal_s is None
