@@ -227,11 +227,15 @@ def _task(ctx: RunContext, cfg: Any) -> None:
         if typed.sweep.name == "batch":
             _sweep(ctx, typed, store, catalog, [i.workload for i in items])
             return
-        runner = Runner(typed, store, fingerprint(), ProgressDisplay(), ctx.run_id)
+        display = ProgressDisplay()
+        runner = Runner(typed, store, fingerprint(), display, ctx.run_id)
         try:
             done = runner.run(items, catalog)
         except StoreWriteError as exc:
+            display.close()
             _store_stopped(exc)
+        finally:
+            display.close()  # the terminal's cursor back, whatever ended the run
     finally:
         lock.release()
         store.close()
@@ -361,11 +365,15 @@ def _sweep(ctx: RunContext, typed: Config, store: Any, catalog: dict[str, Any], 
         if indexed:
             print(f"sweep {sweep_id}: {len(indexed)} point(s) found in their JSON files only, now indexed",
                   file=sys.stderr)
-    runner = Runner(typed, store, fingerprint(), ProgressDisplay(), ctx.run_id, sweep_id=sweep_id)
+    display = ProgressDisplay()
+    runner = Runner(typed, store, fingerprint(), display, ctx.run_id, sweep_id=sweep_id)
     print(f"sweep {sweep_id}" + (f": resuming, {len(previous)} point(s) already measured" if previous else ""),
           file=sys.stderr)
     try:
-        done, results = runner.run_sweep(workloads, catalog, previous)
+        try:
+            done, results = runner.run_sweep(workloads, catalog, previous)
+        finally:
+            display.close()  # the terminal's cursor back, whatever ended the sweep
     except KeyboardInterrupt as exc:
         by, code = _interrupted(exc)
         args = [a for a in sys.argv[1:] if not a.startswith("resume=")]

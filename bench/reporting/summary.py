@@ -109,10 +109,11 @@ def _scenario_note(r: RunRecord) -> str:
     return "; ".join(parts)
 
 
-# The summary's columns: on a narrow terminal the figures fold, mean ± σ and iterations leave first, then p50.
-SUMMARY_COLUMNS = [Column("#", justify="right"), Column("workload"), Column("backend", fold=True),
-                   Column("batch", justify="right"),
-                   Column("scenario"), Column("status", fold=True), Column("p50 ms [CI]", fold=True, drop=5),
+# The summary's columns: on a narrow terminal the backend, batch and scenario that every row shares go to the
+# title, mean ± σ and iterations leave, the figures fold, then p50 leaves.
+SUMMARY_COLUMNS = [Column("#", justify="right"), Column("workload"), Column("backend", fold=True, hoist=True),
+                   Column("batch", justify="right", hoist=True),
+                   Column("scenario", hoist=True), Column("status", fold=True), Column("p50 ms [CI]", fold=True, drop=5),
                    Column("p99 ms [CI]", fold=True), Column("mean ± σ ms", drop=8, optional=True),
                    Column("samples/s [CI]", fold=True), Column("iterations", justify="right", drop=9, optional=True)]
 

@@ -1,6 +1,7 @@
 """Text that fits where it is read: every table and line a report prints goes through an Out.
 
-On a terminal (rich draws it): a table fits the terminal's width. First its optional columns leave (a
+On a terminal (rich draws it): a table fits the terminal's width. A column that may, and whose cells are
+all the same (every row's scenario is latency), moves into the title. Then its optional columns leave (a
 record's id, its warnings), in the order the table gives, until it fits as it is; if it still does not,
 the columns whose cells may wrap (an interval, a list of notes) fold at spaces, the widest first; if even
 that is too wide, the other columns that may leave do (figures not ranked by), never the ones that name
@@ -34,12 +35,14 @@ def use_plain_output(stream: TextIO) -> bool:
 class Column:
     """A table's column. ``drop``: when the table is too wide, columns with the highest drop leave first;
     0 never leaves. ``optional``: it leaves before any column folds. ``fold``: its cells may wrap at
-    spaces (else a cell keeps its lines)."""
+    spaces (else a cell keeps its lines). ``hoist``: on a terminal, a column whose cells are all the same
+    moves into the title ("scenario latency"), leaving its width to the others."""
     heading: str
     justify: str = "left"
     drop: int = 0
     fold: bool = False
     optional: bool = False
+    hoist: bool = False
 
 
 _GAP = 2  # spaces between plain columns
@@ -108,7 +111,10 @@ class Out:
         if self.plain:
             self._plain_table(title, columns, rows)
             return []
-        kept = list(range(len(columns)))
+        hoisted = [i for i, c in enumerate(columns) if c.hoist and rows and len({r[i] for r in rows}) == 1]
+        if hoisted:
+            title += "; " + ", ".join(f"{columns[i].heading} {rows[0][i]}" for i in hoisted)
+        kept = [i for i in range(len(columns)) if i not in hoisted]
         mins = [max(_words_width(c.heading) if c.fold else len(c.heading),
                     max(((_words_width(r[i]) if c.fold else _lines_width(r[i])) for r in rows), default=0))
                 for i, c in enumerate(columns)]
@@ -138,7 +144,7 @@ class Out:
         for r in rows:
             table.add_row(*(Text(r[i]) for i in kept))
         self.console.print(table)
-        left = [columns[i].heading for i in range(len(columns)) if i not in kept]
+        left = [columns[i].heading for i in range(len(columns)) if i not in kept and i not in hoisted]
         if left:
             self.line(f"  (not shown at {self.width} columns: {', '.join(left)}; a wider terminal or {hint})")
         return left

@@ -113,3 +113,16 @@ def test_lines_wrap_at_spaces_on_a_terminal_and_keep_their_indent():
     lines = stream.getvalue().splitlines()
     assert len(lines) > 2 and all(len(line) <= 40 and line.startswith("  ") for line in lines)
     assert " ".join(x.strip() for x in lines).split() == ("note: " + "word " * 20).split()
+
+
+def test_columns_every_row_shares_move_into_the_title_on_a_terminal():
+    records = [make_record(workload=w, scenario="latency", batch_size=1, seed=i) for i, w in enumerate(NAMES[2:])]
+    stream = io.StringIO()
+    summary([(r, Path("x.json")) for r in records], "sqlite:///r/bench.db", stream, width=80, plain=False)
+    text = stream.getvalue()
+    assert "backend cpu fp32, batch 1, scenario latency" in re.sub(r"\s+", " ", text)
+    assert "-[ row" not in text and "p99 ms [CI]" in text  # a table, with its p99, at 80 columns
+    _check(text, 80, NAMES[2:])
+    piped = io.StringIO()
+    summary([(r, Path("x.json")) for r in records], "sqlite:///r/bench.db", piped, plain=True)
+    assert "scenario" in piped.getvalue().splitlines()[1]  # piped: every column, as it is
