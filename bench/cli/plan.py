@@ -152,7 +152,7 @@ def plan_command(args: list[str]) -> int:
     from bench.reporting import plan as pl
     from bench.reporting import plan_render as pr
     from bench.reporting.prices import load_prices
-    from bench.results.query import Selection, summaries
+    from bench.results.query import Selection, chunks
 
     parsed = parse_args(args, "plan", ("--format", "--output"), options=KEYS)
     fmt = one_flag(parsed, "--format", "terminal")
@@ -177,7 +177,9 @@ def plan_command(args: list[str]) -> int:
     selection = Selection.parse(parsed.terms)
     store = open_store(parsed.results)
     try:
-        records = summaries(store, selection, "bench plan")  # slim: the plan reads metrics and raw's small parts
+        # Read chunk by chunk and kept as the plan reads them (plan_view): memory grows with what the plan
+        # uses of each record, not with whole summaries.
+        records = [pl.plan_view(r) for chunk in chunks(store, selection, "bench plan") for r in chunk]
     finally:
         store.close()
     task = parsed.options.get("task")

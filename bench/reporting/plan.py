@@ -412,6 +412,30 @@ def _quality(record: RunRecord) -> str:
     return "; ".join(doubts)
 
 
+def plan_view(record: RunRecord) -> RunRecord:
+    """The record with what the plan reads only (metrics, workload, backend, scenario, status, parity,
+    warnings, the hardware label, the config's suite and backend names, raw's load search, continual
+    search and each repeat's metrics): a plan over tens of thousands of records holds these, not whole
+    summaries (their config, fingerprint, noise and sensors)."""
+    import dataclasses
+
+    raw = record.raw or {}
+    cfg = record.config or {}
+    kept_raw: dict[str, Any] = {}
+    info = (raw.get("load") or {}).get("info")
+    if info is not None:
+        kept_raw["load"] = {"info": info}
+    if (raw.get("continual") or {}).get("search"):
+        kept_raw["continual"] = {"search": raw["continual"]["search"]}
+    if raw.get("repeats"):
+        kept_raw["repeats"] = [{"metrics": item.get("metrics")} if isinstance(item, dict) else {}
+                               for item in raw["repeats"]]
+    return dataclasses.replace(
+        record, raw=kept_raw, noise={}, energy={}, setup={},
+        system={"hardware": record.system.get("hardware")},
+        config={part: {"name": (cfg.get(part) or {}).get("name")} for part in ("suite", "backend")})
+
+
 def _command(record: RunRecord, request: PlanRequest) -> str:
     """The `bench run` line that measures this option under load for the requirement asked."""
     cfg = record.config or {}

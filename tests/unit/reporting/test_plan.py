@@ -298,3 +298,23 @@ def test_equal_units_rank_the_larger_capacity_first_and_an_unbounded_latency_is_
     p = pl.build_plan([slow, fast], request(20, bound=200.0, headroom=0.2))
     assert [(o.hardware, o.rank_text, o.sizing.units) for o in p.planned] == [("F", "=1", (2, 2)), ("S", "=1", (2, 2))]
     assert [o.hardware for o in pl.pareto(p, "units", "latency")] == ["F"]
+
+
+def test_the_plan_over_plan_views_is_the_plan_over_the_records():
+    """bench plan keeps each record as plan_view trims it (what the plan reads): the same plan, every
+    format, as over the whole records (repeats, load searches, doubts, prices, energy, commands)."""
+    from bench.reporting import plan_render as pr
+
+    rec = server_record(qps=50.0, per_process=[{"max_qps_at_slo": 45.0}, {"max_qps_at_slo": 55.0}])
+    rec.metrics.update(max_qps_at_slo=50.0, slo_ms=50.0, latency_p99_ms=30.0, latency_p99_ci_high_ms=40.0)
+    records = [sweep_record(hardware="A", metrics={"energy_per_sample_mj": 10.0}), sweep_record(hardware="C", p99_high=80.0),
+               server_record(hardware="B"), rec, sweep_record(hardware="D", warnings=["foreign_cpu"]),
+               sweep_record(hardware="E", batch=16, tp=190.0, low=180.0, high=200.0)]
+    prices = {"A": Price("A", 1.0, "USD", "t"), "B": Price("B", 2.0, "USD", "t")}
+    whole = pl.build_plan(records, request(400), prices, source="s")
+    viewed = pl.build_plan([pl.plan_view(r) for r in records], request(400), prices, source="s")
+    for fmt in ("terminal", "markdown", "json"):
+        assert pr.render(viewed, fmt) == pr.render(whole, fmt)
+    assert whole.planned and any(o.refused for o in whole.options)
+    small = pl.plan_view(rec)
+    assert small.noise == {} and set(small.system) == {"hardware"} and len(small.raw["repeats"]) == 2
