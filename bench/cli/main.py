@@ -30,8 +30,9 @@ SYSINFO_USAGE = ("bench sysinfo [--json]            the system fingerprint store
 USAGE = f"""bench {__version__}: the same workloads and metrics, with their uncertainty, on every hardware.
 
 usage:
-  bench run [OVERRIDES...] [--json] measure (Hydra app: bench run --help, --cfg job, -m for sweeps; --json: the
-                                    summary as JSON on stdout)
+  bench run [OVERRIDES...] [--json]
+                                    measure (Hydra app: bench run --help, --cfg job, -m for sweeps; --json:
+                                    the summary as JSON on stdout)
   {LIST_USAGE}
   {SYSINFO_USAGE}
 {RESULTS_USAGE}
@@ -61,6 +62,47 @@ examples:
 
 
 REPORTS = ("leaderboard", "compare", "export", "report", "plan", "fleet")  # commands that only read the store
+
+
+def fit_help(text: str, width: Optional[int] = None) -> str:
+    """A usage text fitted to the terminal's width. It is made of blocks: a line that starts a command
+    (its description may begin on it, at column 30 or more) and the description lines under it. A block
+    that fits stays as written; one that does not is re-flowed: the command wrapped at spaces (its
+    continuation indented 4 more), then its description as one paragraph at its column (at 8 on a
+    terminal too narrow for that)."""
+    import re
+    import textwrap
+
+    from bench.fmt import terminal_width
+
+    width = max(60, width or terminal_width())
+    wrap = lambda text, first, rest: textwrap.wrap(  # noqa: E731
+        text, width=width, initial_indent=" " * first, subsequent_indent=" " * rest, break_long_words=False,
+        break_on_hyphens=False) or [""]
+    blocks: list[list[str]] = []
+    for line in text.splitlines():
+        lead = len(line) - len(line.lstrip(" "))
+        if blocks and line.strip() and lead >= 30 and blocks[-1][0].strip():
+            blocks[-1].append(line)
+        else:
+            blocks.append([line])
+    out: list[str] = []
+    for block in blocks:
+        if all(len(line) <= width for line in block):
+            out += block
+            continue
+        head, described = block[0], [line.strip() for line in block[1:]]
+        lead = len(head) - len(head.lstrip(" "))
+        column = len(block[1]) - len(block[1].lstrip(" ")) if len(block) > 1 else 0
+        inline = re.match(r"^(.*?\S)\s{2,}(\S.*)$", head)
+        if inline and len(inline.group(1)) < 30 <= inline.start(2):
+            head, column = inline.group(1), inline.start(2)
+            described.insert(0, inline.group(2))
+        out += wrap(head.strip(), lead, lead + 4)
+        if described:
+            at = column if width - column >= 40 else 8
+            out += wrap(" ".join(described), at, at)
+    return "\n".join(out)
 
 
 def _err(message: str) -> None:
@@ -114,7 +156,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 def _main(argv: Optional[list[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
-        print(USAGE)
+        print(fit_help(USAGE))
         return 0
     if argv[0] == "--version":
         print(f"bench {__version__}")
@@ -131,7 +173,7 @@ def _main(argv: Optional[list[str]] = None) -> int:
              "(bench --help)")
         return 2
     if command != "run" and any(arg in ("-h", "--help") for arg in rest):
-        print(_command_help(command))
+        print(fit_help(_command_help(command)))
         return 0
     if command in REPORTS:
         # A report reads up to hundreds of thousands of index rows and builds tables from them, none

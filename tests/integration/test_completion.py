@@ -75,3 +75,19 @@ def test_a_typo_gets_a_did_you_mean(args, hint, capsys, tmp_path, monkeypatch):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert hint in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_help_fits_the_terminal(width, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", str(width))
+    for args in (["--help"], ["leaderboard", "--help"], ["compare", "--help"], ["plan", "--help"]):
+        assert main(args) == 0
+        text = capsys.readouterr().out
+        words = [w for line in text.splitlines() for w in line.split()]
+        assert max(len(line) for line in text.splitlines()) <= max(width, max(map(len, words)) + 8), args
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["leaderboard", "--help"]) == 0
+    wide = capsys.readouterr().out
+    from bench.cli.main import _command_help
+
+    assert wide.rstrip("\n") == _command_help("leaderboard")  # a wide terminal keeps the text as written
