@@ -26,7 +26,7 @@ USAGE = """\
                                     costs per month and over the lifetime, with the energy, as intervals
                                     (optimistic..pessimistic) from the records' 95% intervals; a Pareto
                                     front and units and cost against demand x0.1..x10
-    DEMAND: demand.streams=N demand.fps=F | demand.rate_qps=R | demand.images_per_day=N [demand.peak_factor=3]
+    DEMAND: demand.streams=N demand.fps=F | demand.rate_qps=R | demand.images_per_day=N [demand.peak_factor=F (default 1)]
     slo.p50_ms|p90_ms|p95_ms|p99_ms=MS (or slo.ms=MS slo.percentile=0.99)   headroom=0.2 (sizes for demand x 1.2)
     objective=cost|energy|units|latency   pareto=cost,energy (the front's pair)   max_power_w=W   max_rack_units=U   precisions=[fp32,fp16]
     horizon_months=36   tdp_w=W (an estimate of one unit's power where no sensor measured it; labelled estimated)
