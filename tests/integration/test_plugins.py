@@ -32,6 +32,19 @@ device: cpu
 """
 
 
+
+def _group_line(help_text: str, group: str) -> str:
+    """The options of ``group`` in `bench run --help`, whose line wraps at the terminal's width."""
+    lines = help_text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith(f"{group}:"))
+    lead = len(lines[start]) - len(lines[start].lstrip())
+    tail = []
+    for line in lines[start + 1:]:
+        if not line.strip() or len(line) - len(line.lstrip()) <= lead:
+            break
+        tail.append(line.strip())
+    return " ".join([lines[start].strip(), *tail])
+
 def write_plugin(root: Path, entry_points: str = "[bench.backends]\ntinyaccel = tinyaccel_bench\n",
                  dist_info: bool = True) -> Path:
     """The tinyaccel_bench package under ``root`` (and its dist-info, which importlib.metadata finds on
@@ -73,7 +86,7 @@ def test_entry_point_plugin_is_listed_and_runs(tmp_path):
 
     helped = _bench(["run", "--help"], work, plugins)
     assert helped.returncode == 0, helped.stderr
-    backend_line = next(line for line in helped.stdout.splitlines() if line.strip().startswith("backend:"))
+    backend_line = _group_line(helped.stdout, "backend")
     assert "tinyaccel" in backend_line and "cpu" in backend_line
 
     ran = _bench(["run", "--config-dir", TEST_CONF, "suite=fake", "suite.only=[tiny]", "backend=tinyaccel", *FAST],
@@ -103,7 +116,7 @@ def test_config_folder_plugin_without_entry_point(tmp_path):
         assert backends["tinyaccel"]["available"] is True, folder
         helped = _bench(["run", *folder, "--help"], work, code)
         assert helped.returncode == 0, (folder, helped.stderr)
-        backend_line = next(line for line in helped.stdout.splitlines() if line.strip().startswith("backend:"))
+        backend_line = _group_line(helped.stdout, "backend")
         assert "tinyaccel" in backend_line, folder
     # Composed and checked as any other option (nothing runs: --cfg job).
     cfg = _bench(["run", "-cd", str(conf), "backend=tinyaccel", "--cfg", "job"], work, code)
@@ -131,5 +144,5 @@ def test_broken_plugins_are_one_warning_line_each(tmp_path):
     assert bare.startswith("bench: warning: plugin 'bare' ignored: package 'bare_bench' has no conf/ folder")
     assert "Traceback" not in helped.stderr
     # The working plugin's option and the built-in ones stay.
-    backend_line = next(line for line in helped.stdout.splitlines() if line.strip().startswith("backend:"))
+    backend_line = _group_line(helped.stdout, "backend")
     assert "tinyaccel" in backend_line and "cpu" in backend_line
