@@ -124,7 +124,8 @@ class Out:
         def need(widths: Sequence[int]) -> int:  # rich's SIMPLE_HEAD: an edge, padding and a rule per column
             return sum(widths[i] + 3 for i in kept) + 1
 
-        order = sorted((i for i, c in enumerate(columns) if c.drop), key=lambda i: (-columns[i].drop, -i))
+        order = sorted((i for i in kept if columns[i].drop or columns[i].optional),  # optional ones first
+                       key=lambda i: (not columns[i].optional, -columns[i].drop, -i))
         while need(naturals) > self.width and order and columns[order[0]].optional:
             kept.remove(order.pop(0))
         while need(mins) > self.width and order:
