@@ -104,13 +104,15 @@ def test_an_adapted_model_that_fails_parity_is_never_served(in_tmp):
 
 @pytest.mark.slow
 def test_find_peak_searches_the_rate_that_serves_while_adapting(in_tmp):
-    proc = _bench(["run", *TINY, *SHORT, "backend=cpu", "scenario.find_peak=true", "scenario.max_probes=3",
+    # Two probes: each is a whole timeline at up to 0.9x the model's capacity, which beside another test
+    # process on 2 cores took minutes (the search's arithmetic is tests/unit's).
+    proc = _bench(["run", *TINY, *SHORT, "backend=cpu", "scenario.find_peak=true", "scenario.max_probes=2",
                    "scenario.peak_tolerance=0.5"], in_tmp)
     assert proc.returncode == 0, proc.stderr
     (record,) = _records(in_tmp)
     out = record["raw"]["continual"]
     search, runs = out["search"], out["runs"]
-    assert 1 <= len(search["probes"]) == len(runs) <= 3
+    assert 1 <= len(search["probes"]) == len(runs) <= 2
     # Every probe is a whole timeline: the trainer reset to the served weights, adapted, swapped.
     assert all(run["adaptation"]["swapped"] and run["adaptation"]["trainer_reply"]["ok"] for run in runs)
     assert [run["rate_qps"] for run in runs] == [p["value"] for p in search["probes"]]
