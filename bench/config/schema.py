@@ -280,6 +280,9 @@ class ContinualScenarioConfig(LoadScenarioConfig):
     find_peak: bool = _f(False, help="search the highest rate at which serving meets the requirement while adapting "
                                      "(a whole timeline per probe; reported as max_qps_while_adapting)")
     peak_tolerance: float = _f(0.1, help="find_peak stops when the bracket is within this fraction of its top")
+    peak_start_qps: Optional[float] = _f(None, help="find_peak's first probe (requests/s); it doubles while probes "
+                                                    "pass and halves while they fail; null: 90% of the model's "
+                                                    "capacity alone (batch / service time)")
     drift: DriftConfig = field(default_factory=lambda: DriftConfig(), metadata={
         "help": "when and how the inputs drift (scenario.drift.*)"})
     detector: DetectorConfig = field(default_factory=lambda: DetectorConfig(), metadata={

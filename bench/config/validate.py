@@ -330,6 +330,9 @@ def _validate_continual(cfg: Config, suite: Any) -> None:
     if not 0.0 < sc.peak_tolerance < 1.0:
         raise ConfigError("scenario.peak_tolerance", sc.peak_tolerance, "give a fraction in (0, 1), e.g. 0.1",
                           "must be in (0, 1)")
+    if sc.peak_start_qps is not None and not (math.isfinite(sc.peak_start_qps) and sc.peak_start_qps > 0):
+        raise ConfigError("scenario.peak_start_qps", sc.peak_start_qps, "give a rate > 0 in requests/s, e.g. 50, or "
+                          "null for 90% of the model's capacity", "must be > 0")
     if cfg.sweep.name != "none":
         raise ConfigError("sweep", cfg.sweep.name, "use sweep=none and batch_size=N with scenario=continual",
                           "is not run with scenario=continual")

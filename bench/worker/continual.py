@@ -498,8 +498,9 @@ def run_continual_item(item: Any, emit: Callable[[Any], None]) -> dict[str, Any]
                     return load.ServeResult(rate, [], [], 0, [], [], 1, 1, "no_adaptation", 1, load_settings.slo_ns)
                 return adapting
 
-            search = find_peak(probe, capacity_qps, load_settings.percentile, float(sc.peak_tolerance),
-                               int(sc.max_probes))
+            # find_peak probes 90% of the capacity first: a given start is that 90%.
+            seed = capacity_qps if sc.peak_start_qps is None else float(sc.peak_start_qps) / 0.9
+            search = find_peak(probe, seed, load_settings.percentile, float(sc.peak_tolerance), int(sc.max_probes))
             return {"continual": {"runs": runs, "search": {**search.to_dict(), "capacity_estimate_qps": capacity_qps,
                                                            "service_ms": service / 1e6}}}
 

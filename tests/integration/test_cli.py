@@ -32,6 +32,7 @@ BAD_RUNS = [
     (["scenario=server", "scenario.rate_qps=0"], "scenario.rate_qps=0.0 must be > 0"),
     (["scenario=server", "scenario.rate_qps=-5"], "scenario.rate_qps=-5.0 must be > 0"),
     (["scenario=multistream", "scenario.fps=0"], "scenario.fps=0.0 must be > 0"),
+    (["scenario=continual", "scenario.peak_start_qps=-1"], "scenario.peak_start_qps=-1.0 must be > 0"),
     (["scenario=server", "scenario.percentile=1.5"], "scenario.percentile=1.5 must be in (0, 1)"),
     (["scenario=training", "backend=openvino"], "backend='openvino' cannot train"),
     (["scenario=training", "backend=onnxruntime"], "backend='onnxruntime' cannot train"),

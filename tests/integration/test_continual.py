@@ -104,10 +104,11 @@ def test_an_adapted_model_that_fails_parity_is_never_served(in_tmp):
 
 @pytest.mark.slow
 def test_find_peak_searches_the_rate_that_serves_while_adapting(in_tmp):
-    # Two probes: each is a whole timeline at up to 0.9x the model's capacity, which beside another test
-    # process on 2 cores took minutes (the search's arithmetic is tests/unit's).
+    # Two probes from 30 requests/s: each is a whole timeline, and one at 0.9x the model's capacity (the
+    # default start) took minutes beside another test process on 2 cores (the search's arithmetic is
+    # tests/unit's).
     proc = _bench(["run", *TINY, *SHORT, "backend=cpu", "scenario.find_peak=true", "scenario.max_probes=2",
-                   "scenario.peak_tolerance=0.5"], in_tmp)
+                   "scenario.peak_tolerance=0.5", "scenario.peak_start_qps=30"], in_tmp)
     assert proc.returncode == 0, proc.stderr
     (record,) = _records(in_tmp)
     out = record["raw"]["continual"]
@@ -116,6 +117,7 @@ def test_find_peak_searches_the_rate_that_serves_while_adapting(in_tmp):
     # Every probe is a whole timeline: the trainer reset to the served weights, adapted, swapped.
     assert all(run["adaptation"]["swapped"] and run["adaptation"]["trainer_reply"]["ok"] for run in runs)
     assert [run["rate_qps"] for run in runs] == [p["value"] for p in search["probes"]]
+    assert search["probes"][0]["value"] == pytest.approx(30.0)  # scenario.peak_start_qps
     m = record["metrics"]
     passed = [p["value"] for p in search["probes"] if p["meets"]]
     assert m["max_qps_while_adapting"] == (max(passed) if passed else None)
