@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from bench.results.store import ResultsStore, runs
 from tests.recordfactory import make_record

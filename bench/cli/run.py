@@ -295,12 +295,13 @@ def _cluster_job(ctx: RunContext, cfg: Any) -> Any:
             job_started(store.engine, ctx.run_id, num, overrides, ctx.launcher, socket.gethostname(),
                         machine_id(fingerprint()), os.getpid())
         except BenchError as exc:
+            reason = str(exc)  # ``exc`` is unbound after the except block
             store.close()
             store = None
         if store is None and typed_cfg.results.url:
             local = ResultsStore(typed_cfg.results.dir)
             kept_locally = (f"results.url={typed_cfg.results.url!r} cannot be reached from {socket.gethostname()} "
-                            f"({exc}): the records are kept in results.dir={os.path.abspath(local.directory)!r} "
+                            f"({reason}): the records are kept in results.dir={os.path.abspath(local.directory)!r} "
                             f"on {socket.gethostname()}; bring them into the shared store with `bench import "
                             f"{os.path.join(os.path.abspath(local.directory), 'records')} "
                             f"results.url={typed_cfg.results.url}`")

@@ -9,7 +9,6 @@ estimate for the one measuring). Each finished item's line is printed above it a
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from typing import Any, Optional, TextIO
