@@ -86,11 +86,7 @@ def run(overrides: Sequence[str] = (), *, config_dir: Optional[str] = None, quie
 def _selection(selection: Optional[Mapping[str, Any]], filters: Mapping[str, Any]) -> Any:
     from bench.results.query import Selection
 
-    terms = []
-    for key, value in {**(selection or {}), **filters}.items():
-        for v in value if isinstance(value, (list, tuple, set)) else [value]:
-            terms.append(f"{key}={v}")
-    return Selection.parse(terms)
+    return Selection.of({**(selection or {}), **filters})
 
 
 def _open(results_dir: str, results_url: Optional[str]) -> Any:
@@ -143,8 +139,7 @@ def compare(baseline: Mapping[str, Any], candidate: Mapping[str, Any], selection
     rules = cmp.parse_fail_on(fail_on) if fail_on else []
     common = _selection(selection, filters)
     base_sel, cand_sel = _selection(baseline, {}) + common, _selection(candidate, {}) + common
-    base_f, cand_f = base_sel.filters(), cand_sel.filters()
-    differing = [k for k in set(base_f) | set(cand_f) if sorted(base_f.get(k, [])) != sorted(cand_f.get(k, []))]
+    differing = base_sel.differing(cand_sel)
     store = _open(results_dir, results_url)
     try:
         result = cmp.compare_indexed(index(store, base_sel, "baseline"), index(store, cand_sel, "candidate"),

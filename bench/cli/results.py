@@ -257,8 +257,7 @@ def compare_command(args: list[str]) -> int:
     common = Selection.parse(parsed.terms)
     base_sel = Selection.parse_joined(parsed.positional[0]) + common
     cand_sel = Selection.parse_joined(parsed.positional[1]) + common
-    base_f, cand_f = base_sel.filters(), cand_sel.filters()
-    differing = [k for k in set(base_f) | set(cand_f) if sorted(base_f.get(k, [])) != sorted(cand_f.get(k, []))]
+    differing = base_sel.differing(cand_sel)
     store = open_store(parsed.results)
     try:
         baseline = index(store, base_sel, "baseline")

@@ -23,7 +23,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence, TextIO
 
 from bench.errors import ConfigError, did_you_mean
 from bench.results.records import RunRecord, SchemaError
@@ -78,8 +78,20 @@ class Selection:
             raise ConfigError("", "", "give a selection such as tag=before or run_id=abc123", "empty selection")
         return cls.parse(p.strip() for p in parts)
 
+    @classmethod
+    def of(cls, filters: "Mapping[str, Any]") -> "Selection":
+        """Keyword selections (``workload="padim", backend=["cpu", "openvino"]``: a list is any of its
+        values), checked as ``parse`` checks the command line's."""
+        return cls.parse(f"{key}={v}" for key, value in filters.items()
+                         for v in (value if isinstance(value, (list, tuple, set)) else [value]))
+
     def __add__(self, other: "Selection") -> "Selection":
         return Selection(self.terms + other.terms)
+
+    def differing(self, other: "Selection") -> list[str]:
+        """The keys on which two selections differ on purpose (`bench compare` leaves them out of the match)."""
+        a, b = self.filters(), other.filters()
+        return [k for k in set(a) | set(b) if sorted(a.get(k, [])) != sorted(b.get(k, []))]
 
     def filters(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
@@ -232,11 +244,7 @@ def load(results_dir: str | Path = "results", url: Optional[str] = None, **filte
     with a value or a list of values (any of them), e.g. ``load("results", workload="padim",
     backend=["cpu", "openvino"])``; an id or run_id shorter than 32 characters matches as a prefix.
     A key that is not a selection key is a ConfigError naming the keys there are."""
-    terms = []
-    for key, value in filters.items():
-        for v in value if isinstance(value, (list, tuple, set)) else [value]:
-            terms.append(f"{key}={v}")
-    selection = Selection.parse(terms)
+    selection = Selection.of(filters)
     store = ResultsStore(results_dir, url, create=False)
     try:
         try:
